@@ -1,0 +1,1 @@
+"""Cadastre domain: parcels, their land-use parts, history and look-ups."""

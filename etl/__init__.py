@@ -1,0 +1,1 @@
+"""ETL: load delivered cadastral, planning and price files into the platform database."""

@@ -1,0 +1,79 @@
+"""Map the field names of a delivered file to the platform's canonical names.
+
+The aliases live in ``etl/mappings/*.yaml`` so a land office's new spelling is a data
+change, not a code change.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
+DBF_NAME_LIMIT = 10
+
+
+def normalise_name(name: str) -> str:
+    """Fold case, Vietnamese diacritics (đ included), spaces, '_' and '-' away."""
+    text = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+    return re.sub(r"[\s_\-.]+", "", text).lower()
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    required: bool
+    restricted: bool
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """A mapping file: canonical field specs, looked up by normalised alias."""
+
+    specs: tuple[FieldSpec, ...]
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> FieldMapping:
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = MAPPINGS_DIR / f"{name_or_path}.yaml"
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        specs = tuple(
+            FieldSpec(name, bool(spec.get("required")), bool(spec.get("restricted")),
+                      tuple(str(a) for a in spec.get("aliases", [])) + (name,))
+            for name, spec in doc["fields"].items()
+        )
+        return cls(specs)
+
+    def resolve(self, columns: list[str]) -> tuple[dict[str, str], list[str]]:
+        """Return ({source column: canonical name}, [missing required canonical names]).
+
+        The first alias (in mapping order) present in the file wins for each field.
+        """
+        by_norm: dict[str, str] = {}
+        for col in columns:
+            by_norm.setdefault(normalise_name(col), col)
+        # DBF field names stop at 10 characters: SoHieuToBanDo arrives as SoHieuToBa.
+        truncated = {col.lower(): col for col in columns if len(col) == DBF_NAME_LIMIT}
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for spec in self.specs:
+            src = next((by_norm[n] for n in map(normalise_name, spec.aliases) if n in by_norm),
+                       None)
+            if src is None:
+                src = next((truncated[a[:DBF_NAME_LIMIT].lower()] for a in spec.aliases
+                            if a[:DBF_NAME_LIMIT].lower() in truncated), None)
+            if src is not None and src not in found:
+                found[src] = spec.name
+            elif spec.required:
+                missing.append(spec.name)
+        return found, missing
+
+    def aliases_of(self, canonical: str) -> tuple[str, ...]:
+        return next(s.aliases for s in self.specs if s.name == canonical)

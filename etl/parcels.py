@@ -1,0 +1,101 @@
+"""Load delivered cadastral parcel files: read, map, validate, reproject, stage, merge.
+
+One file is one load run and one transaction. Strict mode (the default) loads nothing if
+any feature is rejected; ``quarantine`` loads the good rows and records the bad ones.
+Re-loading the same file changes no data: rows are matched by their natural key
+(commune, sheet, parcel number) and only real differences are written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from etl import parcel_merge as m
+from etl.fieldmap import FieldMapping
+from etl.parcel_rules import Options, prepare_parcels, resolve_crs
+from etl.progress import Progress
+from etl.reference import Reference
+from etl.report import LoadError, LoadResult
+from etl.sources import file_sha256, open_source
+
+
+def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
+                 quarantine: bool = False, layer: str | None = None,
+                 encoding: str | None = None, mapping: str | Path = "parcels",
+                 progress: Progress | None = None) -> LoadResult:
+    """Load one file; never raises for bad data, the result says what happened."""
+    options = options or Options()
+    progress = progress or Progress("load", enabled=False)
+    mode = "quarantine" if quarantine else "strict"
+    result = LoadResult(file=path, mode=mode)
+    started = datetime.now(UTC)
+    run_options = {**asdict(options), "layer": layer, "encoding": encoding,
+                   "mapping": str(mapping)}
+    try:
+        progress.step(f"reading {path.name}")
+        source = open_source(path, layer=layer, encoding=encoding)
+        result.features_read = len(source.frame)
+        crs = resolve_crs(path.name, source.crs, options.crs)
+        result.source_srid = crs.to_2d().to_epsg(min_confidence=70)
+        progress.step(f"validating {result.features_read:,} features ({crs.name})")
+        with engine.connect() as conn:
+            ref = Reference.load(conn)
+        rows, issues = prepare_parcels(source.frame, path.name, crs, ref,
+                                       FieldMapping.load(mapping), options)
+    except LoadError as exc:
+        result.status, result.message = "failed", exc.reason
+        _record_failure(engine, result, started, run_options, path)
+        return result
+
+    result.rejects = [i for i in issues if i.severity == "reject"]
+    result.repairs = [i for i in issues if i.severity == "repair"]
+    result.districts = sorted(rows["district_code"].dropna().unique().tolist())
+    if result.rejects and not quarantine:
+        result.status = "rejected"
+        with engine.begin() as conn:
+            run_id = m.start_run(conn, file_name=str(path), sha256=source.sha256,
+                                 layer=source.layer, source_srid=result.source_srid,
+                                 mode=mode, status="rejected", started_at=started,
+                                 features_read=result.features_read, options=run_options)
+            m.finish_run(conn, run_id, counts={}, rejected=result.rejected,
+                         districts=result.districts)
+            m.record_issues(conn, run_id, issues)
+        result.run_id = run_id
+        return result
+
+    progress.step(f"staging {len(rows):,} rows")
+    with engine.begin() as conn:
+        m.lock_districts(conn, result.districts)
+        run_id = m.start_run(conn, file_name=str(path), sha256=source.sha256,
+                             layer=source.layer, source_srid=result.source_srid, mode=mode,
+                             status="loaded", started_at=started,
+                             features_read=result.features_read, options=run_options)
+        m.stage(conn, rows, lambda d, t: progress.update("staging", d, t))
+        progress.step("merging in one transaction")
+        counts = m.merge(conn, run_id)
+        m.finish_run(conn, run_id, counts=counts, rejected=result.rejected,
+                     districts=result.districts)
+        m.record_issues(conn, run_id, issues)
+    result.run_id = run_id
+    result.inserted, result.updated = counts["inserted"], counts["updated"]
+    result.unchanged = counts["unchanged"]
+    return result
+
+
+def _record_failure(engine: Engine, result: LoadResult, started: datetime,
+                    options: dict, path: Path) -> None:
+    """Keep a record of a failed run (its own small transaction; no data touched)."""
+    sha = file_sha256(path) if path.exists() else "-"
+    try:
+        with engine.begin() as conn:
+            result.run_id = m.start_run(conn, file_name=str(path), sha256=sha, layer=None,
+                                        source_srid=result.source_srid, mode=result.mode,
+                                        status="failed", started_at=started,
+                                        features_read=result.features_read, options=options,
+                                        message=result.message)
+    except Exception:  # noqa: BLE001 - the failure report matters more than its record
+        result.run_id = None

@@ -1,0 +1,65 @@
+"""The FastAPI application: pygeoapi's OGC APIs at the root, plus what OGC does not cover.
+
+Routes of our own (``/health``, the cadastral look-up) are declared before pygeoapi is
+mounted at ``/``, so they win; everything else is pygeoapi.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException, Path
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from landplatform import __version__
+from landplatform.migrate import head_revision
+from landplatform.publish.engine import get_public_engine
+from landplatform.publish.ogc_app import build_ogc_app
+from landplatform.publish.resources import build_config
+from landplatform.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = get_public_engine()
+    config = build_config(engine, settings)
+    app = FastAPI(title="Land information platform", version=__version__,
+                  docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
+    head = head_revision()
+
+    @app.get("/health", tags=["platform"])
+    def health() -> JSONResponse:
+        """Liveness and readiness: the database answers and the schema is current."""
+        try:
+            with engine.connect() as conn:
+                revision = conn.execute(text(
+                    "SELECT version_num FROM public.alembic_version")).scalar_one_or_none()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]},
+                                status_code=503, headers={"Retry-After": "5"})
+        ok = revision == head
+        return JSONResponse({"status": "ok" if ok else "degraded", "database": "ok",
+                             "schema": revision, "expected_schema": head,
+                             "version": __version__}, status_code=200 if ok else 503)
+
+    @app.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}", tags=["cadastre"])
+    def parcel_by_number(commune_code: str = Path(pattern=r"^\d{5}$"),
+                         sheet_no: int = Path(gt=0), parcel_no: int = Path(gt=0)) -> dict:
+        """A parcel by commune code + map sheet number + parcel number, as GeoJSON."""
+        from cadastre.lookup import find_parcel
+
+        feature = find_parcel(commune_code, sheet_no, parcel_no)
+        if feature is None:
+            raise HTTPException(404, f"no current parcel {sheet_no}/{parcel_no} in commune "
+                                     f"{commune_code}")
+        base = settings.base_url
+        feature["links"] = [
+            {"rel": "self", "type": "application/geo+json",
+             "href": f"{base}/collections/parcels/items/{feature['id']}"},
+            {"rel": "collection", "type": "application/json",
+             "href": f"{base}/collections/parcels-{feature['properties']['district_code']}"},
+        ]
+        return feature
+
+    app.state.pygeoapi_config = config
+    app.mount("/", build_ogc_app(config, settings.var_dir / "pygeoapi"))
+    return app

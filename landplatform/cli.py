@@ -1,0 +1,310 @@
+"""``lis``: the platform's command line (the composition root: the only place that
+imports the ETL next to the platform).
+
+    lis up                       embedded PostGIS (unless DATABASE_URL), migrate, samples, serve
+    lis load parcels FILE ...    validate and load delivered parcel files
+    lis load samples             load data/samples (files already loaded are skipped)
+    lis samples generate         (re)write data/samples with the deterministic generator
+    lis parcel COMMUNE SHEET NO  look a parcel up
+    lis runs                     recent load runs
+    lis migrate | serve | db start|stop|status|url
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from landplatform.settings import get_settings
+
+
+def _engine():  # noqa: ANN202
+    from landplatform.db import get_engine
+
+    return get_engine()
+
+
+def _ensure_database(quiet: bool = False) -> None:
+    """Start the embedded cluster when no DATABASE_URL is set."""
+    from landplatform.db import embedded_cluster
+    from landplatform.pgcluster import ClusterError
+
+    settings = get_settings()
+    if settings.database_url:
+        return
+    cluster = embedded_cluster(settings)
+    try:
+        was_running = cluster.is_running()
+        cluster.ensure_running()
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not quiet:
+        state = "running" if was_running else "started"
+        click.echo(f"PostGIS: embedded cluster {state} at {cluster.root} "
+                   f"(127.0.0.1:{cluster.port})")
+
+
+@click.group()
+@click.version_option(package_name="landplatform")
+def main() -> None:
+    """Land-information platform: load land data into PostGIS, publish it as OGC APIs."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the schema migrations."""
+    _ensure_database()
+    _migrate()
+
+
+def _migrate() -> None:
+    from landplatform.migrate import current_revision, head_revision, upgrade
+
+    engine = _engine()
+    before = current_revision(engine)
+    upgrade(engine)
+    head = head_revision()
+    click.echo(f"Schema: {'up to date' if before == head else 'migrated'} at revision {head}")
+
+
+@main.group()
+def load() -> None:
+    """Load delivered files."""
+
+
+@load.command("parcels")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--crs", help="Source CRS when the file has none, e.g. EPSG:5897.")
+@click.option("--layer", help="Layer to read (GeoPackage with several layers).")
+@click.option("--encoding", help="Text encoding of a DBF without .cpg, e.g. cp1258.")
+@click.option("--quarantine", is_flag=True,
+              help="Load the valid features, record the rejected ones (default: all or none).")
+@click.option("--area-tolerance", type=float, default=0.01, show_default=True,
+              help="Allowed relative difference between DienTich and the geometry's area.")
+@click.option("--report", type=click.Path(path_type=Path),
+              help="Write every rejected or repaired feature to this CSV.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None,
+                     encoding: str | None, quarantine: bool, area_tolerance: float,
+                     report: Path | None, quiet: bool) -> None:
+    """Validate, reproject and load cadastral parcel FILES (one transaction each).
+
+    Exits 1 when a file is rejected or fails; nothing of that file is loaded.
+    """
+    from etl.parcel_rules import Options
+    from etl.parcels import load_parcels
+    from etl.progress import Progress
+
+    _ensure_database(quiet=True)
+    failed = 0
+    for path in files:
+        result = load_parcels(_engine(), path,
+                              options=Options(crs=crs, area_tolerance=area_tolerance),
+                              quarantine=quarantine, layer=layer, encoding=encoding,
+                              progress=Progress("load", enabled=not quiet))
+        for line in result.detail_lines():
+            click.echo(line, err=True)
+        click.echo(result.summary(), err=result.status != "loaded")
+        if report:
+            target = report if len(files) == 1 else report.with_stem(f"{report.stem}-{path.stem}")
+            result.write_csv(target)
+        failed += result.status != "loaded"
+    if failed:
+        sys.exit(1)
+
+
+@load.command("samples")
+@click.option("--dir", "samples_dir", type=click.Path(path_type=Path),
+              help="Folder with manifest.json (default: data/samples).")
+def load_samples_cmd(samples_dir: Path | None) -> None:
+    """Load the sample files; a file already loaded unchanged is skipped."""
+    _ensure_database(quiet=True)
+    if not _load_samples(samples_dir or get_settings().samples_dir):
+        sys.exit(1)
+
+
+def _load_samples(samples_dir: Path) -> bool:
+    from sqlalchemy import text
+
+    from etl.parcels import load_parcels
+    from etl.progress import Progress
+    from etl.sources import file_sha256
+
+    manifest_path = samples_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise click.ClickException(f"{manifest_path} not found: run `lis samples generate`")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    entries = manifest["files"] if isinstance(manifest, dict) else manifest
+    engine = _engine()
+    ok = True
+    for entry in entries:
+        path = samples_dir / entry["file"]
+        with engine.connect() as conn:
+            run = conn.execute(text(
+                "SELECT run_id FROM etl.load_run WHERE file_sha256 = :sha AND status = 'loaded' "
+                "ORDER BY run_id DESC LIMIT 1"), {"sha": file_sha256(path)}).scalar()
+        if run is not None:
+            click.echo(f"Samples: {path.name} already loaded (run {run}), skipped")
+            continue
+        result = load_parcels(engine, path, progress=Progress("samples"))
+        for line in result.detail_lines():
+            click.echo(line, err=True)
+        click.echo(f"Samples: {result.summary()}")
+        ok &= result.status == "loaded"
+    return ok
+
+
+@main.group()
+def samples() -> None:
+    """Sample data."""
+
+
+@samples.command("generate")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--seed", type=int, default=2025, show_default=True)
+@click.option("--scale", type=int, help="Write one GeoPackage of N parcels (benchmarks).")
+def samples_generate(out: Path | None, seed: int, scale: int | None) -> None:
+    """Write the deterministic sample files (or a large file with --scale)."""
+    from etl import samplegen
+
+    argv = ["--out", str(out or get_settings().samples_dir), "--seed", str(seed)]
+    if scale:
+        argv += ["--scale", str(scale)]
+    sys.exit(samplegen.main(argv))
+
+
+@main.command()
+@click.argument("commune_code")
+@click.argument("sheet_no", type=int)
+@click.argument("parcel_no", type=int)
+def parcel(commune_code: str, sheet_no: int, parcel_no: int) -> None:
+    """Print a parcel (GeoJSON) by commune code, map sheet number and parcel number."""
+    from cadastre.lookup import find_parcel
+
+    _ensure_database(quiet=True)
+    feature = find_parcel(commune_code.zfill(5), sheet_no, parcel_no)
+    if feature is None:
+        raise click.ClickException(f"no current parcel {sheet_no}/{parcel_no} in commune "
+                                   f"{commune_code}")
+    click.echo(json.dumps(feature, ensure_ascii=False))
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+def runs(limit: int) -> None:
+    """List recent load runs."""
+    from sqlalchemy import text
+
+    _ensure_database(quiet=True)
+    with _engine().connect() as conn:
+        rows = conn.execute(text("""
+            SELECT run_id, status, mode, features_read, inserted, updated, unchanged,
+                   rejected, finished_at, file_name
+              FROM etl.load_run ORDER BY run_id DESC LIMIT :n"""), {"n": limit}).all()
+    for r in rows:
+        click.echo(f"{r.run_id:>5} {r.status:<8} {r.mode:<10} read {r.features_read:>7} "
+                   f"+{r.inserted} ~{r.updated} ={r.unchanged} x{r.rejected} "
+                   f"{r.finished_at:%Y-%m-%d %H:%M} {Path(r.file_name).name}")
+
+
+@main.command()
+def serve() -> None:
+    """Serve the API (the database must be up and migrated)."""
+    _ensure_database(quiet=True)
+    _serve()
+
+
+def _serve() -> None:
+    import socket
+
+    import uvicorn
+
+    from landplatform.app import create_app
+
+    settings = get_settings()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((settings.host, settings.port))
+        except OSError:
+            raise click.ClickException(
+                f"port {settings.port} on {settings.host} is in use: stop what runs there "
+                f"or choose another with PORT=...") from None
+    app = create_app(settings)
+    base = settings.base_url
+    districts = [k for k in app.state.pygeoapi_config["resources"] if k.startswith("parcels-")]
+    click.echo(f"\nServing on {base}")
+    click.echo(f"  landing page   {base}/")
+    click.echo(f"  collections    {base}/collections")
+    for key in districts[:10]:
+        click.echo(f"  district       {base}/collections/{key}/items")
+    if len(districts) > 10:
+        click.echo(f"  ... and {len(districts) - 10} more districts")
+    click.echo(f"  health         {base}/health")
+    click.echo(f"  API docs       {base}/openapi?f=html")
+    if districts:
+        click.echo(f"  QGIS / GDAL    ogrinfo -so OAPIF:{base} {districts[0]}")
+    click.echo("")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False)
+
+
+@main.command()
+@click.option("--samples/--no-samples", default=True, show_default=True,
+              help="Load data/samples.")
+@click.option("--serve/--no-serve", "do_serve", default=True, show_default=True)
+def up(samples: bool, do_serve: bool) -> None:
+    """Bring the platform up: database, schema, sample data, API."""
+    _ensure_database()
+    _migrate()
+    if samples and not _load_samples(get_settings().samples_dir):
+        raise click.ClickException("sample data did not load (see above)")
+    if do_serve:
+        _serve()
+
+
+@main.group()
+def db() -> None:
+    """The embedded PostGIS cluster (ignored when DATABASE_URL is set)."""
+
+
+@db.command("start")
+def db_start() -> None:
+    _ensure_database()
+
+
+@db.command("stop")
+def db_stop() -> None:
+    from landplatform.db import embedded_cluster
+
+    cluster = embedded_cluster()
+    cluster.stop()
+    click.echo(f"PostGIS: embedded cluster at {cluster.root} stopped")
+
+
+@db.command("status")
+def db_status() -> None:
+    from landplatform.db import embedded_cluster
+
+    settings = get_settings()
+    if settings.database_url:
+        click.echo("DATABASE_URL is set: the embedded cluster is not used")
+        return
+    cluster = embedded_cluster(settings)
+    state = "running" if cluster.is_running() else "stopped"
+    click.echo(f"PostGIS: embedded cluster at {cluster.root} is {state} "
+               f"(127.0.0.1:{cluster.port})")
+
+
+@db.command("url")
+def db_url() -> None:
+    from landplatform.db import database_url
+
+    click.echo(database_url().render_as_string(hide_password=False))
+
+
+if __name__ == "__main__":
+    main()

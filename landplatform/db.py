@@ -1,0 +1,72 @@
+"""Database URL resolution and engines.
+
+One place decides which database the process talks to: DATABASE_URL when set, otherwise
+the embedded cluster under ``var_dir/pg`` (started on demand by ``lis up``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+
+from landplatform.settings import Settings, get_settings
+
+PUBLIC_ROLE = "lis_public"
+
+
+def normalise_url(url: str) -> URL:
+    """Accept postgres://, postgresql:// and postgresql+psycopg:// alike (psycopg 3 driver)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def embedded_cluster(settings: Settings | None = None):
+    """The embedded cluster object for these settings (not started)."""
+    from landplatform.pgcluster import EmbeddedCluster
+
+    settings = settings or get_settings()
+    return EmbeddedCluster(settings.var_dir / "pg", settings.embedded_pg_port)
+
+
+def database_url(settings: Settings | None = None) -> URL:
+    """The URL in force: DATABASE_URL, else the embedded cluster's (which must be running)."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    return normalise_url(embedded_cluster(settings).url)
+
+
+def make_engine(url: URL | str, *, public: bool = False, pool_size: int = 5,
+                pool_timeout: float = 30.0, application_name: str = "lis") -> Engine:
+    """An engine; ``public=True`` makes every connection run as the read-only role.
+
+    ``pool_pre_ping`` lets the app survive a PostgreSQL restart without restarting itself.
+    """
+    engine = create_engine(
+        url if isinstance(url, URL) else normalise_url(url),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"application_name": application_name},
+    )
+    if public:
+        @event.listens_for(engine, "connect")
+        def _set_role(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET ROLE {PUBLIC_ROLE}")
+            dbapi_conn.commit()
+
+    return engine
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """The process-wide read/write engine (ETL, CLI, migrations)."""
+    return make_engine(database_url(), application_name="lis-cli")

@@ -1,0 +1,1 @@
+"""Publishing: the layers, the PostGIS feature provider, the generated pygeoapi config."""

@@ -1,0 +1,115 @@
+"""Generate the pygeoapi configuration from the database.
+
+Collections are not hand-written: ``parcels`` (national, filterable by ``district_code``)
+plus ``parcels-<district_code>`` for every district that has parcels, read from one small
+summary view, and the code lists. Adding a district is loading its file and restarting.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from landplatform import __version__
+from landplatform.publish.layers import ADMIN_UNITS, LAND_USE_TYPES, PARCELS, Layer
+from landplatform.settings import Settings
+
+PROVIDER = "landplatform.publish.provider.PostGISProvider"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
+VIETNAM_BBOX = [102.1, 6.0, 117.9, 23.5]
+# Output CRSs every feature collection offers (OGC API Features Part 2).
+COMMON_CRS = [CRS84, EPSG.format(4326), EPSG.format(3857), EPSG.format(4756)]
+
+
+def _districts(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(
+            "SELECT * FROM publish.districts ORDER BY district_code"))]
+
+
+def _collection(layer: Layer, *, title: str, description: str, bbox: list[float],
+                crs: list[str], fixed: dict | None = None) -> dict:
+    return {
+        "type": "collection",
+        "title": title,
+        "description": description,
+        "keywords": list(layer.keywords),
+        "links": [],
+        "extents": {"spatial": {"bbox": bbox, "crs": CRS84}},
+        "providers": [{
+            "type": "feature",
+            "name": PROVIDER,
+            "data": {"layer": layer.key, "filter": fixed or {}},
+            "id_field": layer.id_field,
+            "title_field": layer.title_field,
+            "storage_crs": CRS84,
+            "crs": crs,
+        }],
+    }
+
+
+def build_resources(engine: Engine) -> dict[str, dict]:
+    districts = _districts(engine)
+    tm3 = sorted({d["tm3_epsg"] for d in districts if d["tm3_epsg"]})
+    resources = {
+        PARCELS.key: _collection(
+            PARCELS, title="Cadastral parcels (national)",
+            description=PARCELS.description + " Filter with ?district_code=...",
+            bbox=VIETNAM_BBOX, crs=COMMON_CRS + [EPSG.format(e) for e in tm3]),
+    }
+    for d in districts:
+        key = f"{PARCELS.key}-{d['district_code']}"
+        resources[key] = _collection(
+            PARCELS,
+            title=f"Cadastral parcels, {d['district_name']}, {d['province_name']}",
+            description=f"{PARCELS.description} District {d['district_code']} "
+                        f"({d['district_name']}), {d['parcel_count']} parcels.",
+            bbox=[d["min_lon"], d["min_lat"], d["max_lon"], d["max_lat"]],
+            crs=COMMON_CRS + ([EPSG.format(d["tm3_epsg"])] if d["tm3_epsg"] else []),
+            fixed={"district_code": d["district_code"]},
+        )
+    for layer in (LAND_USE_TYPES, ADMIN_UNITS):
+        resources[layer.key] = _collection(layer, title=layer.title,
+                                           description=layer.description,
+                                           bbox=VIETNAM_BBOX, crs=COMMON_CRS)
+    return resources
+
+
+def build_config(engine: Engine, settings: Settings) -> dict:
+    """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi)."""
+    return {
+        "server": {
+            "bind": {"host": settings.host, "port": settings.port},
+            "url": settings.base_url,
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "gzip": False,
+            "languages": ["en-US", "vi-VN"],
+            "cors": True,
+            "pretty_print": False,
+            "limits": {"default_items": settings.page_limit_default,
+                       "max_items": settings.page_limit_max, "on_exceed": "throttle"},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "attribution": "&copy; OpenStreetMap contributors"},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": "Land information platform",
+                "description": "Cadastral parcels, administrative units and land-use codes "
+                               "of Vietnam, per district and national, through OGC APIs.",
+                "keywords": ["cadastre", "land", "Vietnam", "OGC API"],
+                "keywords_type": "theme",
+                "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
+                "url": settings.base_url,
+            },
+            "license": {"name": "CC-BY 4.0",
+                        "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "provider": {"name": "Land information platform", "url": settings.base_url},
+            "contact": {"name": "Land registration office", "position": "Data steward",
+                        "email": "lis@example.org", "role": "pointOfContact",
+                        "instructions": f"landplatform {__version__}"},
+        },
+        "resources": build_resources(engine),
+    }

@@ -1,0 +1,54 @@
+"""Runtime configuration, read once from the environment (12-factor, like tipg/titiler).
+
+Everything a deployment changes is an environment variable; nothing edits generated files.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Platform settings. Unprefixed names are the conventional ones (DATABASE_URL, PORT)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL/PostGIS URL. Unset: the embedded cluster under var_dir is used.",
+    )
+    var_dir: Path = Field(
+        default=PROJECT_DIR / "var",
+        validation_alias="LIS_VAR_DIR",
+        description="Where the embedded cluster, generated config and logs live.",
+    )
+    embedded_pg_port: int = Field(default=54329, validation_alias="LIS_PG_PORT")
+    host: str = Field(default="127.0.0.1", validation_alias="HOST")
+    port: int = Field(default=8000, validation_alias="PORT")
+    public_url: str | None = Field(
+        default=None,
+        validation_alias="LIS_PUBLIC_URL",
+        description="Base URL clients see (behind a proxy). Default http://HOST:PORT.",
+    )
+    samples_dir: Path = Field(default=PROJECT_DIR / "data" / "samples",
+                              validation_alias="LIS_SAMPLES_DIR")
+    pool_size: int = Field(default=8, validation_alias="LIS_POOL_SIZE")
+    pool_timeout: float = Field(default=5.0, validation_alias="LIS_POOL_TIMEOUT")
+    page_limit_default: int = Field(default=100, validation_alias="LIS_PAGE_LIMIT_DEFAULT")
+    page_limit_max: int = Field(default=10000, validation_alias="LIS_PAGE_LIMIT_MAX")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """One settings object per process; tests clear the cache after changing the env."""
+    return Settings()

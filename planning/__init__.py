@@ -1,0 +1,1 @@
+"""Planning domain: land-use plans and zones, overlays on parcels (see issue #3)."""

@@ -1,0 +1,49 @@
+"""Helpers shared by the test modules (kept out of conftest so modules can import them)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Engine
+
+from landplatform.db import make_engine
+from landplatform.migrate import upgrade
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLES = PROJECT / "data" / "samples"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_database(server: URL, name: str) -> URL:
+    """A fresh, migrated database ``name`` (dropped first if a previous run left it)."""
+    conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def data_snapshot(engine: Engine) -> dict[str, object]:
+    """Row counts and a content hash of every data table: equal snapshots = unchanged."""
+    tables = ["cadastre.parcel", "cadastre.parcel_history", "cadastre.parcel_land_use",
+              "cadastre.parcel_event", "cadastre.map_sheet", "cadastre.district_summary",
+              "restricted.party", "restricted.certificate", "restricted.land_right"]
+    snap: dict[str, object] = {}
+    with engine.connect() as conn:
+        for table in tables:
+            snap[table] = tuple(conn.execute(text(
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+                f" FROM {table} t")).one())
+    return snap
