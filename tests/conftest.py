@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from sqlalchemy.engine import URL, Engine
-from support import SAMPLES, create_database, free_port
 
 from landplatform.db import make_engine, normalise_url
 from landplatform.pgcluster import EmbeddedCluster
+from support import SAMPLES, create_database, free_port
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,11 @@ import pytest
 import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
-from support import SAMPLES, create_database, data_snapshot
 
 from etl.parcel_rules import Options
 from etl.parcels import load_parcels
 from landplatform.db import make_engine
+from support import SAMPLES, create_database, data_snapshot
 
 GEOJSON = SAMPLES / "parcels_491_thanh_khe.geojson"
 SHAPEFILE = SAMPLES / "parcels_001_ba_dinh.shp"

@@ -71,7 +71,7 @@ PARCELS = Layer(
         Field("commune_code", "string", "Commune code (MaXa)"),
         Field("sheet_no", "integer", "Map sheet number (SoHieuToBanDo)"),
         Field("parcel_no", "integer", "Parcel number (SoThuTuThua)"),
-        Field("parcel_ref", "string", "commune-sheet-parcel"),
+        Field("parcel_ref", "string", "commune.sheet.parcel"),
         Field("area_m2", "number", "Stated area, m² (DienTich)"),
         Field("legal_area_m2", "number", "Legal area, m²"),
         Field("land_use", "string", "Land-use codes, '+'-joined"),

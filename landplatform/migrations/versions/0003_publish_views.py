@@ -24,7 +24,8 @@ def upgrade() -> None:
         SELECT p.uid AS id,
                p.province_code, p.district_code, p.commune_code,
                p.sheet_no, p.parcel_no,
-               p.commune_code || '-' || p.sheet_no || '-' || p.parcel_no AS parcel_ref,
+               -- dotted, not dashed: GDAL/QGIS would read '00001-1-5' as a date
+               p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no AS parcel_ref,
                p.area_m2, p.legal_area_m2, p.land_use,
                split_part(p.land_use, '+', 1) AS primary_land_use,
                p.address, p.status,
