@@ -11,7 +11,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+_SOURCE_TREE = Path(__file__).resolve().parent.parent
+# A checkout (editable install) keeps var/ and data/ beside the code; an installed package
+# (e.g. in the container image) uses the working directory instead of site-packages.
+PROJECT_DIR = _SOURCE_TREE if (_SOURCE_TREE / "pyproject.toml").exists() else Path.cwd()
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,47 @@
+"""`lis up` on the embedded default (no DATABASE_URL): a private PostGIS cluster under the
+var folder, migrated, samples loaded; a second run reuses everything and loads nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from landplatform.pgcluster import EmbeddedCluster
+from support import free_port
+
+
+def lis(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "landplatform.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.skipif(bool(os.environ.get("LIS_TEST_DATABASE_URL")),
+                    reason="uses the embedded cluster")
+def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[dict]) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(LIS_VAR_DIR=str(tmp_path / "var"), LIS_PG_PORT=str(free_port()))
+    try:
+        first = lis("up", "--no-serve", env=env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "embedded cluster started" in first.stdout
+        assert "Schema: migrated" in first.stdout
+        assert first.stdout.count(": loaded as run") == len(manifest)
+
+        second = lis("up", "--no-serve", env=env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "embedded cluster running" in second.stdout
+        assert "Schema: up to date" in second.stdout
+        assert second.stdout.count("already loaded") == len(manifest)
+        assert "loaded as run" not in second.stdout
+
+        status = lis("db", "status", env=env)
+        assert "is running" in status.stdout
+        lis("db", "stop", env=env)
+        assert "is stopped" in lis("db", "status", env=env).stdout
+    finally:
+        # the cluster may have been relocated out of pytest's private tmp: remove it all
+        EmbeddedCluster(Path(env["LIS_VAR_DIR"]) / "pg", int(env["LIS_PG_PORT"])).destroy()
