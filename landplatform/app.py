@@ -14,14 +14,19 @@ from landplatform import __version__
 from landplatform.migrate import head_revision
 from landplatform.publish.engine import get_public_engine
 from landplatform.publish.ogc_app import build_ogc_app
-from landplatform.publish.resources import build_config
+from landplatform.publish.resources import Publisher, build_config
 from landplatform.settings import Settings, get_settings
+
+
+def domain_publishers() -> list[Publisher]:
+    """Collections and processes the domains add (the app is a composition root)."""
+    return []
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = get_public_engine()
-    config = build_config(engine, settings)
+    config = build_config(engine, settings, domain_publishers())
     app = FastAPI(title="Land information platform", version=__version__,
                   docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
     head = head_revision()

@@ -1,8 +1,10 @@
 """The published layers: which view each reads and the fields it exposes.
 
-Declared here once, so neither pygeoapi nor the provider reflects a table per collection
-(about 700 districts x several layers would otherwise cost a reflection each at start).
-Only ``publish.*`` views are listed: restricted data has no way in.
+Declared once (here for the platform's own layers, in each domain's ``publish`` module
+for theirs) and carried to the provider through the generated pygeoapi config, so neither
+pygeoapi nor the provider reflects a table per collection (about 700 districts x several
+layers would otherwise cost a reflection each at start). Only ``publish.*`` views are
+declared: restricted data has no way in.
 """
 
 from __future__ import annotations
@@ -42,6 +44,19 @@ class Layer:
     id_type: str = "integer"
     geom_field: str | None = "geom"
     title_field: str | None = None
+
+    def to_config(self) -> dict:
+        """The layer as provider ``data`` in the pygeoapi config (plain, YAML-safe)."""
+        return {"layer": self.key, "view": self.view, "id_field": self.id_field,
+                "id_type": self.id_type, "geom_field": self.geom_field,
+                "fields": [[f.name, f.type, f.title] for f in self.fields]}
+
+    @classmethod
+    def from_config(cls, data: dict) -> Layer:
+        return cls(key=data["layer"], view=data["view"], title=data["layer"],
+                   description="", keywords=(), id_field=data["id_field"],
+                   id_type=data["id_type"], geom_field=data["geom_field"],
+                   fields=tuple(Field(*f) for f in data["fields"]))
 
     def field_schemas(self) -> dict[str, dict]:
         return {f.name: f.schema for f in self.fields}

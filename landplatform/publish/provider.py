@@ -1,7 +1,8 @@
 """A pygeoapi feature provider that has PostGIS build the GeoJSON.
 
 pygeoapi's stock PostgreSQL provider reflects the table for every collection and builds
-features in Python. This one knows its fields from ``layers.py``, compiles the request
+features in Python. This one gets its view and fields from the layer declaration in the
+generated config (``layers.py``), compiles the request
 (bbox, property filters, CQL2 via pygeofilter, sortby, properties, Part 2 ``crs``) into
 one parameterised statement, and lets ``json_agg``/``ST_AsGeoJSON`` assemble the page.
 A collection may carry a fixed filter (``district_code``) so one view serves every
@@ -10,6 +11,7 @@ per-district collection.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from functools import lru_cache
@@ -29,15 +31,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import get_public_engine
-from landplatform.publish.layers import LAYERS, Layer
+from landplatform.publish.layers import Layer
 
 LOGGER = logging.getLogger(__name__)
 EPSG_URI = re.compile(r"/EPSG/\d+/(\d+)$")
 
 
-@lru_cache
-def _table(key: str) -> sa.Table:
-    return LAYERS[key].table()
+@lru_cache(maxsize=256)
+def _layer(frozen: str) -> tuple[Layer, sa.Table]:
+    """Layer and table from the config's layer declaration (built once per declaration)."""
+    layer = Layer.from_config(json.loads(frozen))
+    return layer, layer.table()
 
 
 @lru_cache
@@ -59,9 +63,9 @@ class PostGISProvider(BaseProvider):
     def __init__(self, provider_def: dict) -> None:
         super().__init__(provider_def)
         data = provider_def["data"]
-        self.layer: Layer = LAYERS[data["layer"]]
+        declaration = {k: v for k, v in data.items() if k != "filter"}
+        self.layer, self.table = _layer(json.dumps(declaration, sort_keys=True))
         self.fixed: dict[str, str] = dict(data.get("filter") or {})
-        self.table = _table(self.layer.key)
         self.id_field = self.layer.id_field
         self.geom_field = self.layer.geom_field
         self._fields = self.layer.field_schemas()

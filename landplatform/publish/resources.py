@@ -7,6 +7,8 @@ summary view, and the code lists. Adding a district is loading its file and rest
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -40,7 +42,7 @@ def _collection(layer: Layer, *, title: str, description: str, bbox: list[float]
         "providers": [{
             "type": "feature",
             "name": PROVIDER,
-            "data": {"layer": layer.key, "filter": fixed or {}},
+            "data": {**layer.to_config(), "filter": fixed or {}},
             "id_field": layer.id_field,
             "title_field": layer.title_field,
             "storage_crs": CRS84,
@@ -49,7 +51,22 @@ def _collection(layer: Layer, *, title: str, description: str, bbox: list[float]
     }
 
 
-def build_resources(engine: Engine) -> dict[str, dict]:
+# A domain publisher adds its collections/processes: f(engine, districts) -> resources.
+Publisher = Callable[[Engine, list[dict]], dict[str, dict]]
+
+
+def collection(layer: Layer, *, title: str, description: str, bbox: list[float],
+               crs: list[str], fixed: dict | None = None) -> dict:
+    """A feature collection served by the PostGIS provider (for domain publishers too)."""
+    return _collection(layer, title=title, description=description, bbox=bbox, crs=crs,
+                       fixed=fixed)
+
+
+def district_crs(district: dict) -> list[str]:
+    return COMMON_CRS + ([EPSG.format(district["tm3_epsg"])] if district["tm3_epsg"] else [])
+
+
+def build_resources(engine: Engine, publishers: Sequence[Publisher] = ()) -> dict[str, dict]:
     districts = _districts(engine)
     tm3 = sorted({d["tm3_epsg"] for d in districts if d["tm3_epsg"]})
     resources = {
@@ -66,17 +83,20 @@ def build_resources(engine: Engine) -> dict[str, dict]:
             description=f"{PARCELS.description} District {d['district_code']} "
                         f"({d['district_name']}), {d['parcel_count']} parcels.",
             bbox=[d["min_lon"], d["min_lat"], d["max_lon"], d["max_lat"]],
-            crs=COMMON_CRS + ([EPSG.format(d["tm3_epsg"])] if d["tm3_epsg"] else []),
+            crs=district_crs(d),
             fixed={"district_code": d["district_code"]},
         )
     for layer in (LAND_USE_TYPES, ADMIN_UNITS):
         resources[layer.key] = _collection(layer, title=layer.title,
                                            description=layer.description,
                                            bbox=VIETNAM_BBOX, crs=COMMON_CRS)
+    for publisher in publishers:
+        resources.update(publisher(engine, districts))
     return resources
 
 
-def build_config(engine: Engine, settings: Settings) -> dict:
+def build_config(engine: Engine, settings: Settings,
+                 publishers: Sequence[Publisher] = ()) -> dict:
     """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi)."""
     return {
         "server": {
@@ -111,5 +131,5 @@ def build_config(engine: Engine, settings: Settings) -> dict:
                         "email": "lis@example.org", "role": "pointOfContact",
                         "instructions": f"landplatform {__version__}"},
         },
-        "resources": build_resources(engine),
+        "resources": build_resources(engine, publishers),
     }
