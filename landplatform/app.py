@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from landplatform import __version__
-from landplatform.migrate import head_revision
+from landplatform.migrate import expected_heads
 from landplatform.publish.engine import get_public_engine
 from landplatform.publish.ogc_app import build_ogc_app
 from landplatform.publish.resources import Publisher, build_config
@@ -29,21 +29,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     config = build_config(engine, settings, domain_publishers())
     app = FastAPI(title="Land information platform", version=__version__,
                   docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
-    head = head_revision()
+    heads = expected_heads()
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:
         """Liveness and readiness: the database answers and the schema is current."""
         try:
             with engine.connect() as conn:
-                revision = conn.execute(text(
-                    "SELECT version_num FROM public.alembic_version")).scalar_one_or_none()
+                current = set(conn.execute(text(
+                    "SELECT version_num FROM public.alembic_version")).scalars())
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return JSONResponse({"status": "unavailable", "database": str(exc)[:200]},
                                 status_code=503, headers={"Retry-After": "5"})
-        ok = revision == head
+        ok = current == heads
         return JSONResponse({"status": "ok" if ok else "degraded", "database": "ok",
-                             "schema": revision, "expected_schema": head,
+                             "schema": sorted(current), "expected_schema": sorted(heads),
                              "version": __version__}, status_code=200 if ok else 503)
 
     @app.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}", tags=["cadastre"])

@@ -61,13 +61,14 @@ def migrate() -> None:
 
 
 def _migrate() -> None:
-    from landplatform.migrate import current_revision, head_revision, upgrade
+    from landplatform.migrate import current_heads, expected_heads, upgrade
 
     engine = _engine()
-    before = current_revision(engine)
+    before = current_heads(engine)
     upgrade(engine)
-    head = head_revision()
-    click.echo(f"Schema: {'up to date' if before == head else 'migrated'} at revision {head}")
+    heads = expected_heads()
+    click.echo(f"Schema: {'up to date' if before == heads else 'migrated'} at "
+               f"{', '.join(sorted(heads))}")
 
 
 @main.group()

@@ -2,6 +2,9 @@
 
 Run from code rather than the alembic CLI so every entry point (``lis migrate``, ``lis up``,
 the tests) migrates the same database the settings name, with no ini file to edit.
+
+Each domain owns a branch of the history (cadastre core 0001-0003, then planning and
+valuation branch off it), so migrations always go to ``heads``, all branch tips.
 """
 
 from __future__ import annotations
@@ -21,20 +24,18 @@ def _config() -> Config:
     return Config(str(_INI))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; a no-op when it is already there."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (default: every branch tip); no-op when there."""
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_heads(engine: Engine) -> set[str]:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return set(MigrationContext.configure(conn).get_current_heads())
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
-    return head
+def expected_heads() -> set[str]:
+    return set(ScriptDirectory.from_config(_config()).get_heads())
