@@ -1,7 +1,8 @@
 """The FastAPI application: pygeoapi's OGC APIs at the root, plus what OGC does not cover.
 
-Routes of our own (``/health``, the cadastral look-up) are declared before pygeoapi is
-mounted at ``/``, so they win; everything else is pygeoapi.
+Routes of our own (``/health``, the cadastral look-up, the map, the JSON features path,
+vector tiles, ``/conformance``) are declared before pygeoapi is mounted at ``/``, so they
+win; everything else is pygeoapi.
 """
 
 from __future__ import annotations
@@ -12,9 +13,16 @@ from sqlalchemy import text
 
 from landplatform import __version__
 from landplatform.migrate import expected_heads
+from landplatform.publish.conformance import conformance_router
 from landplatform.publish.engine import get_public_engine
+from landplatform.publish.features_api import (
+    FeaturesService,
+    collections_from_config,
+    features_router,
+)
 from landplatform.publish.ogc_app import build_ogc_app
 from landplatform.publish.resources import Publisher, build_config
+from landplatform.publish.tiles import tiles_router
 from landplatform.settings import Settings, get_settings
 
 
@@ -66,5 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return feature
 
     app.state.pygeoapi_config = config
-    app.mount("/", build_ogc_app(config, settings.var_dir / "pygeoapi"))
+    ogc = build_ogc_app(config, settings.var_dir / "pygeoapi")
+    from pygeoapi.starlette_app import collection_items as pygeoapi_items
+
+    # The JSON features path, vector tiles and /conformance are ours; pygeoapi serves
+    # everything else (and the HTML/JSON-LD items pages, handed over by the router).
+    service = FeaturesService(engine, collections_from_config(config), settings.base_url,
+                              settings.page_limit_default, settings.page_limit_max)
+    app.include_router(features_router(service, pygeoapi_items))
+    app.include_router(tiles_router(service))
+    app.include_router(conformance_router(config))
+    app.mount("/", ogc)
     return app

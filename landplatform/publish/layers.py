@@ -58,6 +58,9 @@ class Layer:
                    id_type=data["id_type"], geom_field=data["geom_field"],
                    fields=tuple(Field(*f) for f in data["fields"]))
 
+    def field_types(self) -> dict[str, str]:
+        return {f.name: f.type for f in self.fields}
+
     def field_schemas(self) -> dict[str, dict]:
         return {f.name: f.schema for f in self.fields}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -24,17 +23,14 @@ from pygeoapi.provider.base import (
     ProviderItemNotFoundError,
     ProviderQueryError,
 )
-from pygeofilter.backends.sqlalchemy import to_filter
-from pyproj import CRS
-from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import get_public_engine
 from landplatform.publish.layers import Layer
+from landplatform.publish.query import FeatureQuery, QueryError
 
 LOGGER = logging.getLogger(__name__)
-EPSG_URI = re.compile(r"/EPSG/\d+/(\d+)$")
 
 
 @lru_cache(maxsize=256)
@@ -42,19 +38,6 @@ def _layer(frozen: str) -> tuple[Layer, sa.Table]:
     """Layer and table from the config's layer declaration (built once per declaration)."""
     layer = Layer.from_config(json.loads(frozen))
     return layer, layer.table()
-
-
-@lru_cache
-def _target_crs(uri: str) -> tuple[int, bool, int]:
-    """(srid, northing-first axis order, decimals) for an OGC CRS URI."""
-    if uri.endswith("/OGC/1.3/CRS84"):
-        return 4326, False, 8
-    match = EPSG_URI.search(uri)
-    if not match:
-        raise ProviderInvalidQueryError(user_msg=f"unsupported CRS {uri}")
-    crs = CRS.from_epsg(int(match.group(1)))
-    north_first = crs.axis_info[0].direction in ("north", "south")
-    return int(match.group(1)), north_first, 8 if crs.is_geographic else 3
 
 
 class PostGISProvider(BaseProvider):
@@ -73,71 +56,27 @@ class PostGISProvider(BaseProvider):
     def get_fields(self) -> dict:
         return self._fields
 
-    # -- building blocks ----------------------------------------------------------------
-    def _conditions(self, bbox: list | None = None, properties: list | None = None,
-                    filterq=None) -> list:  # noqa: ANN001 - pygeofilter AST
-        t = self.table
-        conds = [t.c[k] == v for k, v in self.fixed.items()]
-        for name, value in properties or []:
-            conds.append(t.c[name] == self._typed(name, value))
-        if bbox and self.geom_field:
+    def _query(self, *, bbox: list | None = None, properties: list | None = None,
+               filterq=None, sortby: list | None = None,  # noqa: ANN001
+               select_properties: list | None = None, skip_geometry: bool = False,
+               crs_transform_spec=None) -> FeatureQuery:  # noqa: ANN001
+        corners = None
+        if bbox:
             # 6 values: (minx, miny, minz, maxx, maxy, maxz); heights do not apply here.
-            corners = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
-            minx, miny, maxx, maxy = (float(v) for v in corners)
-            envelope = sa.func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
-            conds.append(sa.func.ST_Intersects(t.c[self.geom_field], envelope))
-        if filterq is not None:
-            mapping = {c.name: c for c in t.columns}
-            try:
-                conds.append(to_filter(filterq, mapping))
-            except Exception as exc:
-                raise ProviderInvalidQueryError(user_msg=f"filter not supported: {exc}") \
-                    from exc
-        return conds
+            corners = [float(v) for v in ((bbox[0], bbox[1], bbox[3], bbox[4])
+                                          if len(bbox) == 6 else bbox)]
+        return FeatureQuery(
+            self.layer, self.table, fixed=self.fixed, bbox=corners,
+            properties=list(properties or []), filter_ast=filterq,
+            sortby=[(s["property"], s["order"] == "-") for s in sortby or []],
+            select=list(select_properties or []) or None, skip_geometry=skip_geometry,
+            crs_uri=crs_transform_spec.target_crs_uri if crs_transform_spec else None)
 
-    def _typed(self, name: str, value: str):  # noqa: ANN202
-        kind = self._fields.get(name, {}).get("type")
-        try:
-            if kind == "integer":
-                return int(value)
-            if kind == "number":
-                return float(value)
-        except ValueError:
-            raise ProviderInvalidQueryError(
-                user_msg=f"{name} must be a {kind}, got {value!r}") from None
-        if kind == "boolean":
-            return str(value).lower() in ("true", "1", "yes")
-        return value
-
-    def _feature(self, src, select_properties: list | None, skip_geometry: bool,
-                 crs_transform_spec) -> sa.ColumnElement:  # noqa: ANN001
-        names = [f for f in self._fields if not select_properties or f in select_properties]
-        props = sa.func.json_build_object(*[x for n in names for x in (sa.literal(n), src.c[n])])
-        geometry: sa.ColumnElement = sa.null()
-        if self.geom_field and not skip_geometry:
-            geom = src.c[self.geom_field]
-            decimals = 8
-            if crs_transform_spec is not None:
-                srid, north_first, decimals = _target_crs(crs_transform_spec.target_crs_uri)
-                if srid != 4326 or north_first:
-                    geom = sa.func.ST_Transform(geom, srid)
-                if north_first:
-                    geom = sa.func.ST_FlipCoordinates(geom)
-            geometry = sa.cast(sa.func.ST_AsGeoJSON(geom, decimals), JSON)
-        return sa.func.json_build_object(
-            sa.literal("type"), sa.literal("Feature"), sa.literal("id"), src.c[self.id_field],
-            sa.literal("geometry"), geometry, sa.literal("properties"), props)
-
-    def _order(self, sortby: list | None) -> list:
-        t = self.table
-        order = [t.c[s["property"]].desc() if s["order"] == "-" else t.c[s["property"]].asc()
-                 for s in sortby or []]
-        return order + [t.c[self.id_field]]
-
-    def _run(self, stmt):  # noqa: ANN001, ANN202
+    def _run(self, stmt, row: bool = False):  # noqa: ANN001, ANN202
         try:
             with get_public_engine().connect() as conn:
-                return conn.execute(stmt).scalar_one_or_none()
+                result = conn.execute(stmt)
+                return result.one() if row else result.scalar_one_or_none()
         except PoolTimeout as exc:
             raise ProviderConnectionError(user_msg="database busy, retry shortly") from exc
         except OperationalError as exc:
@@ -154,33 +93,34 @@ class PostGISProvider(BaseProvider):
               select_properties: list | None = None, skip_geometry: bool = False,
               q: str | None = None, filterq=None, crs_transform_spec=None,  # noqa: ANN001
               **kwargs) -> dict:
-        t = self.table
-        conds = self._conditions(bbox, properties, filterq)
-        matched = self._run(sa.select(sa.func.count()).select_from(t).where(*conds))
-        result = {"type": "FeatureCollection", "features": [], "numberMatched": matched,
-                  "numberReturned": 0}
+        try:
+            fq = self._query(bbox=bbox, properties=properties, filterq=filterq, sortby=sortby,
+                             select_properties=select_properties, skip_geometry=skip_geometry,
+                             crs_transform_spec=crs_transform_spec)
+            count_stmt = fq.count_stmt()
+            page_stmt = fq.page_stmt(limit, offset=offset)
+        except QueryError as exc:
+            raise ProviderInvalidQueryError(user_msg=str(exc)) from exc
+        result = {"type": "FeatureCollection", "features": [],
+                  "numberMatched": self._run(count_stmt), "numberReturned": 0}
         if resulttype == "hits":
             return result
-        page = (sa.select(t).where(*conds).order_by(*self._order(sortby))
-                .limit(limit).offset(offset).subquery("page"))
-        feature = self._feature(page, select_properties, skip_geometry, crs_transform_spec)
-        features = self._run(sa.select(sa.func.json_agg(feature)).select_from(page)) or []
-        result["features"] = features
-        result["numberReturned"] = len(features)
+        features, returned, _last = self._run(page_stmt, row=True)
+        result["features"] = json.loads(features)
+        result["numberReturned"] = returned
         return result
 
     def get(self, identifier, crs_transform_spec=None, **kwargs) -> dict:  # noqa: ANN001
-        t = self.table
         try:
             key = int(identifier) if self.layer.id_type == "integer" else str(identifier)
         except ValueError:
             raise ProviderItemNotFoundError(user_msg="identifier not found") from None
-        conds = self._conditions() + [t.c[self.id_field] == key]
-        row = sa.select(t).where(*conds).subquery("one")
-        feature = self._run(sa.select(self._feature(row, None, False, crs_transform_spec)))
-        if feature is None:
+        fq = self._query(crs_transform_spec=crs_transform_spec)
+        fq.fixed = {**fq.fixed, self.layer.id_field: key}
+        features, returned, _last = self._run(fq.page_stmt(1), row=True)
+        if not returned:
             raise ProviderItemNotFoundError(user_msg="identifier not found")
-        return feature
+        return json.loads(features)[0]
 
     def __repr__(self) -> str:
         return f"<PostGISProvider> {self.layer.view} {self.fixed}"

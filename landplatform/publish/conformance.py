@@ -1,0 +1,78 @@
+"""``/conformance`` that lists exactly the classes this server passes.
+
+pygeoapi derives its list from provider types and would claim, for instance, Features
+Part 4 (create/replace/delete) for any feature provider; our features path does not offer
+writes, so we answer this one ourselves. Each class here is exercised by the test suite.
+"""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+COMMON = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+]
+FEATURES = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+]
+TILES = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+]
+
+
+def conformance_classes(config: dict) -> list[str]:
+    """The classes for this configuration: processes/coverages only when configured."""
+    from pygeoapi.api import coverages, processes
+
+    classes = COMMON + FEATURES + TILES
+    kinds = {r["type"] for r in config["resources"].values()}
+    provider_types = {p["type"] for r in config["resources"].values()
+                      for p in r.get("providers", [])}
+    if "process" in kinds:
+        classes += processes.CONFORMANCE_CLASSES
+    if "coverage" in provider_types:
+        classes += coverages.CONFORMANCE_CLASSES
+    return sorted(set(classes))
+
+
+def conformance_router(config: dict) -> APIRouter:
+    classes = conformance_classes(config)
+    router = APIRouter()
+
+    @router.get("/conformance", include_in_schema=False)
+    def conformance(request: Request) -> Response:
+        fmt = request.query_params.get("f")
+        wants_html = fmt == "html" or (fmt is None and "text/html" in
+                                       request.headers.get("accept", ""))
+        if wants_html:
+            items = "".join(f"<li><a href='{html.escape(c)}'>{html.escape(c)}</a></li>"
+                            for c in classes)
+            return HTMLResponse(f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+                                f"<title>Conformance</title></head><body><h1>Conformance"
+                                f"</h1><ul>{items}</ul></body></html>")
+        return JSONResponse({"conformsTo": classes})
+
+    return router

@@ -1,0 +1,326 @@
+"""The features path for JSON clients (GDAL/QGIS, OWSLib, apps): our own route in front of
+pygeoapi's, for the collections our provider serves.
+
+Why: pygeoapi decodes the provider's features into Python objects, re-encodes them, counts
+every match on every page and pages by offset. Here PostGIS builds the page as JSON text
+and we send those bytes as they are; ``next`` links page by key (``cursor``) so the last
+page of a district costs what the first does; ``numberMatched`` is exact where that is
+cheap (the per-district counts the loader keeps, a short page, or a count that finishes
+within a small budget) and omitted otherwise, as OGC API Features allows.
+
+HTML, JSON-LD and anything this route does not handle are passed to pygeoapi.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pyproj import CRS, Transformer
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from landplatform.publish.layers import Layer
+from landplatform.publish.query import CRS84_URI, FeatureQuery, QueryError, target_crs
+
+GEOJSON = "application/geo+json"
+COUNT_BUDGET_MS = 150  # a count that takes longer is omitted rather than waited for
+SUMMARY_TTL_S = 10.0
+KNOWN = {"f", "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "properties",
+         "skipGeometry", "sortby", "filter", "filter-lang", "filter-crs", "datetime",
+         "resulttype", "lang"}
+
+
+class Unavailable(Exception):
+    """The database cannot take the request now (pool exhausted or server down)."""
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: str
+    layer: Layer
+    table: sa.Table
+    fixed: dict[str, str]
+    crs: tuple[str, ...]
+    title: str
+
+
+def collections_from_config(config: dict) -> dict[str, Collection]:
+    """The feature collections our provider serves, from the generated pygeoapi config."""
+    from landplatform.publish.provider import _layer
+
+    found = {}
+    for cid, res in config["resources"].items():
+        for prov in res.get("providers", []):
+            if prov["type"] == "feature" and prov["name"].endswith("PostGISProvider"):
+                data = prov["data"]
+                declaration = {k: v for k, v in data.items() if k != "filter"}
+                layer, table = _layer(json.dumps(declaration, sort_keys=True))
+                found[cid] = Collection(cid, layer, table, dict(data.get("filter") or {}),
+                                        tuple(prov.get("crs") or [CRS84_URI]), res["title"])
+    return found
+
+
+def _exception(status: int, code: str, description: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"code": code, "description": description}, status_code=status,
+                        headers=headers or None)
+
+
+def _wants_pygeoapi(request: Request) -> bool:
+    fmt = request.query_params.get("f")
+    if fmt is not None:
+        return fmt.lower() not in ("json", "geojson")
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "json" not in accept
+
+
+class FeaturesService:
+    """Answers items requests for the collections in ``collections``."""
+
+    def __init__(self, engine: Engine, collections: dict[str, Collection], base_url: str,
+                 default_limit: int, max_limit: int) -> None:
+        self.engine = engine
+        self.collections = collections
+        self.base_url = base_url
+        self.default_limit = default_limit
+        self.max_limit = max_limit
+        self._counts: dict[str, int] = {}
+        self._counts_at = 0.0
+
+    # -- parsing ----------------------------------------------------------------------
+    def parse(self, col: Collection, params: dict[str, str]) -> tuple[FeatureQuery, dict]:
+        layer = col.layer
+        types = layer.field_types()
+        unknown = [k for k in params if k not in KNOWN and k not in types]
+        if unknown:
+            raise QueryError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        opts: dict = {"limit": self.default_limit, "offset": 0, "after": None,
+                      "hits": params.get("resulttype") == "hits"}
+        if "limit" in params:
+            opts["limit"] = min(_positive_int(params["limit"], "limit"), self.max_limit)
+        if "offset" in params:
+            opts["offset"] = _positive_int(params["offset"], "offset", zero=True)
+        if "cursor" in params:
+            opts["after"] = (_positive_int(params["cursor"], "cursor", zero=True)
+                             if layer.id_type == "integer" else params["cursor"])
+        crs_uri = params.get("crs")
+        if crs_uri is not None and crs_uri not in col.crs:
+            raise QueryError(f"crs {crs_uri} is not offered by this collection; "
+                             f"choose one of {', '.join(col.crs)}")
+        fq = FeatureQuery(layer, col.table, fixed=col.fixed, crs_uri=crs_uri)
+        if "bbox" in params:
+            fq.bbox = _bbox(params["bbox"], params.get("bbox-crs"), col.crs)
+        if "properties" in params:
+            names = [n for n in params["properties"].split(",") if n]
+            bad = [n for n in names if n not in types]
+            if bad:
+                raise QueryError(f"unknown properties: {', '.join(bad)}")
+            fq.select = names
+        if "skipGeometry" in params:
+            fq.skip_geometry = params["skipGeometry"].lower() in ("true", "1")
+        if "sortby" in params:
+            for item in filter(None, params["sortby"].split(",")):
+                desc, name = item.startswith("-"), item.lstrip("+-")
+                if name not in types:
+                    raise QueryError(f"cannot sort by unknown property {name!r}")
+                fq.sortby.append((name, desc))
+            if opts["after"] is not None:
+                raise QueryError("cursor pages in id order; use offset with sortby")
+        if "filter" in params:
+            fq.filter_ast = _cql2(params["filter"], params.get("filter-lang"),
+                                  params.get("filter-crs"))
+        fq.properties = [(k, v) for k, v in params.items() if k in types]
+        for name, value in fq.properties:
+            fq.typed(name, value)  # reject badly typed values now, as a 400
+        return fq, opts
+
+    # -- execution --------------------------------------------------------------------
+    def _execute(self, fn):  # noqa: ANN001, ANN202
+        try:
+            with self.engine.connect() as conn:
+                return fn(conn)
+        except PoolTimeout as exc:
+            raise Unavailable("all database connections are busy") from exc
+        except OperationalError as exc:
+            raise Unavailable("the database is not reachable") from exc
+
+    def _summary_count(self, col: Collection, fq: FeatureQuery) -> int | None:
+        """Exact counts of whole parcel collections, from publish.districts (loader-kept)."""
+        if col.layer.key != "parcels" or fq.bbox or fq.properties or fq.filter_ast:
+            return None
+        if time.monotonic() - self._counts_at > SUMMARY_TTL_S:
+            rows = self._execute(lambda c: c.execute(sa.text(
+                "SELECT district_code, parcel_count FROM publish.districts")).all())
+            self._counts = {r[0]: int(r[1]) for r in rows}
+            self._counts_at = time.monotonic()
+        district = col.fixed.get("district_code")
+        if district is not None:
+            return self._counts.get(district, 0)
+        return sum(self._counts.values()) if not col.fixed else None
+
+    def _budgeted_count(self, fq: FeatureQuery) -> int | None:
+        def run(conn: sa.Connection) -> int | None:
+            conn.execute(sa.text(f"SET LOCAL statement_timeout = {COUNT_BUDGET_MS}"))
+            try:
+                return conn.execute(fq.count_stmt()).scalar_one()
+            except DBAPIError as exc:
+                if "statement timeout" in str(exc.orig):
+                    return None
+                raise
+        return self._execute(run)
+
+    def items(self, col: Collection, params: dict[str, str]) -> Response:
+        try:
+            fq, opts = self.parse(col, params)
+            matched = self._summary_count(col, fq)
+            first_page = opts["after"] is None and opts["offset"] == 0
+            if opts["hits"]:
+                if matched is None:
+                    matched = self._execute(lambda c: c.execute(fq.count_stmt()).scalar_one())
+                return Response(json.dumps({"type": "FeatureCollection", "features": [],
+                                            "numberMatched": matched, "numberReturned": 0}),
+                                media_type=GEOJSON)
+            stmt = fq.page_stmt(opts["limit"], offset=opts["offset"], after=opts["after"])
+            features, returned, last = self._execute(lambda c: c.execute(stmt).one())
+            if matched is None and first_page:
+                matched = returned if returned < opts["limit"] else self._budgeted_count(fq)
+        except QueryError as exc:
+            return _exception(400, "InvalidParameterValue", str(exc))
+        except Unavailable as exc:
+            return _exception(503, "ServiceUnavailable", str(exc), **{"Retry-After": "2"})
+        links = self._links(col, params, returned == opts["limit"], last, opts)
+        head = '{"type":"FeatureCollection","features":'
+        tail = {"numberReturned": returned, "links": links}
+        if matched is not None:
+            tail["numberMatched"] = matched
+        body = head + features + "," + json.dumps(tail)[1:]
+        headers = {"Content-Crs": f"<{fq.crs_uri or CRS84_URI}>"}
+        return Response(body, media_type=GEOJSON, headers=headers)
+
+    def item(self, col: Collection, fid: str, params: dict[str, str]) -> Response:
+        try:
+            unknown = [k for k in params if k not in ("f", "crs", "lang")]
+            if unknown:
+                raise QueryError(f"unknown query parameter(s): {', '.join(unknown)}")
+            crs_uri = params.get("crs")
+            if crs_uri is not None and crs_uri not in col.crs:
+                raise QueryError(f"crs {crs_uri} is not offered by this collection")
+            if col.layer.id_type == "integer":
+                if not fid.isdigit() or len(fid) > 18:
+                    return _exception(404, "NotFound", "identifier not found")
+                key: object = int(fid)
+            else:
+                key = fid
+            fq = FeatureQuery(col.layer, col.table, fixed={**col.fixed,
+                                                           col.layer.id_field: key},
+                              crs_uri=crs_uri)
+            features, returned, _ = self._execute(lambda c: c.execute(fq.page_stmt(1)).one())
+        except QueryError as exc:
+            return _exception(400, "InvalidParameterValue", str(exc))
+        except Unavailable as exc:
+            return _exception(503, "ServiceUnavailable", str(exc), **{"Retry-After": "2"})
+        if not returned:
+            return _exception(404, "NotFound", "identifier not found")
+        feature = features[1:-1]  # the one element of the JSON array
+        base = f"{self.base_url}/collections/{col.id}"
+        links = [{"rel": "self", "type": GEOJSON, "href": f"{base}/items/{fid}?f=json"},
+                 {"rel": "alternate", "type": "text/html", "href": f"{base}/items/{fid}?f=html"},
+                 {"rel": "collection", "type": "application/json", "href": base}]
+        body = feature[:-1] + ',"links":' + json.dumps(links) + "}"
+        return Response(body, media_type=GEOJSON,
+                        headers={"Content-Crs": f"<{crs_uri or CRS84_URI}>"})
+
+    def _links(self, col: Collection, params: dict[str, str], full: bool, last: object,
+               opts: dict) -> list[dict]:
+        base = f"{self.base_url}/collections/{col.id}/items"
+        query = {k: v for k, v in params.items() if k not in ("f", "cursor", "offset")}
+        links = [
+            {"rel": "self", "type": GEOJSON, "href": f"{base}?{urlencode({**params})}"},
+            {"rel": "alternate", "type": "text/html",
+             "href": f"{base}?{urlencode({**query, 'f': 'html'})}"},
+            {"rel": "collection", "type": "application/json",
+             "href": f"{self.base_url}/collections/{col.id}"},
+        ]
+        if full:
+            # sorted pages continue by offset; id-ordered pages by key
+            nxt = ({**query, "offset": opts["offset"] + opts["limit"]} if "sortby" in params
+                   else {**query, "cursor": last})
+            links.append({"rel": "next", "type": GEOJSON,
+                          "href": f"{base}?{urlencode({**nxt, 'f': 'json'})}"})
+        return links
+
+
+def _positive_int(value: str, name: str, zero: bool = False) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise QueryError(f"{name} must be an integer, got {value!r}") from None
+    if number < (0 if zero else 1):
+        raise QueryError(f"{name} must be {'>= 0' if zero else '>= 1'}")
+    return number
+
+
+def _bbox(text: str, bbox_crs: str | None, offered: tuple[str, ...]) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise QueryError("bbox must be 4 or 6 comma-separated numbers") from None
+    if len(values) not in (4, 6):
+        raise QueryError("bbox must be 4 or 6 comma-separated numbers")
+    minx, miny, maxx, maxy = (values[0], values[1], values[3], values[4]) \
+        if len(values) == 6 else values
+    if minx > maxx or miny > maxy:
+        raise QueryError("bbox lower corner must be below and left of the upper corner")
+    if bbox_crs and bbox_crs != CRS84_URI:
+        if bbox_crs not in offered:
+            raise QueryError(f"bbox-crs {bbox_crs} is not offered by this collection")
+        srid, north_first, _ = target_crs(bbox_crs)
+        if north_first:
+            minx, miny, maxx, maxy = miny, minx, maxy, maxx
+        tr = Transformer.from_crs(CRS.from_epsg(srid), CRS.from_epsg(4326), always_xy=True)
+        minx, miny, maxx, maxy = tr.transform_bounds(minx, miny, maxx, maxy)
+    return [minx, miny, maxx, maxy]
+
+
+def _cql2(text: str, lang: str | None, filter_crs: str | None):  # noqa: ANN202
+    if lang not in (None, "cql2-text"):
+        raise QueryError("filter-lang must be cql2-text on GET (cql2-json: POST)")
+    if filter_crs not in (None, CRS84_URI):
+        raise QueryError("filter-crs must be CRS84")
+    from pygeofilter.parsers.cql2_text import parse
+
+    try:
+        return parse(text)
+    except Exception as exc:  # the parser raises lark errors of many kinds
+        raise QueryError(f"filter is not valid CQL2 text: {str(exc).splitlines()[0]}") \
+            from None
+
+
+def features_router(service: FeaturesService, delegate) -> APIRouter:  # noqa: ANN001
+    """Routes for items and item; ``delegate(request)`` hands a request to pygeoapi."""
+    router = APIRouter()
+
+    @router.get("/collections/{collection_id}/items", include_in_schema=False)
+    async def items(request: Request, collection_id: str) -> Response:
+        col = service.collections.get(collection_id)
+        if col is None or _wants_pygeoapi(request):
+            return await delegate(request)
+        params = dict(request.query_params)
+        return await run_in_threadpool(service.items, col, params)
+
+    @router.get("/collections/{collection_id}/items/{item_id}", include_in_schema=False)
+    async def item(request: Request, collection_id: str, item_id: str) -> Response:
+        col = service.collections.get(collection_id)
+        if col is None or _wants_pygeoapi(request):
+            return await delegate(request)
+        params = dict(request.query_params)
+        return await run_in_threadpool(service.item, col, item_id, params)
+
+    return router

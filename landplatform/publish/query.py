@@ -1,0 +1,163 @@
+"""Compile a features request into one parameterised SQL statement that PostGIS answers
+with JSON. Shared by the pygeoapi provider (HTML pages, OpenAPI) and the fast JSON route.
+
+Nothing here formats SQL text from request values: every value becomes a bound parameter
+through SQLAlchemy Core, and names are checked against the layer's declared fields.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sqlalchemy as sa
+from pyproj import CRS
+from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
+
+from landplatform.publish.layers import Layer
+
+EPSG_URI = re.compile(r"/EPSG/\d+/(\d+)$")
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+class QueryError(ValueError):
+    """The request cannot be answered as asked (a 400, with this message)."""
+
+
+@lru_cache
+def target_crs(uri: str) -> tuple[int, bool, int]:
+    """(srid, northing-first axis order, decimals) for an OGC CRS URI."""
+    if uri.endswith("/OGC/1.3/CRS84"):
+        return 4326, False, 8
+    match = EPSG_URI.search(uri)
+    if not match:
+        raise QueryError(f"unsupported CRS {uri}")
+    crs = CRS.from_epsg(int(match.group(1)))
+    north_first = crs.axis_info[0].direction in ("north", "south")
+    return int(match.group(1)), north_first, 8 if crs.is_geographic else 3
+
+
+def _attributes(node: object) -> set[str]:
+    """Every property name a pygeofilter AST refers to (bounded by the AST's size)."""
+    from pygeofilter import ast
+
+    if isinstance(node, ast.Attribute):
+        return {node.name}
+    subs = node.get_sub_nodes() if isinstance(node, ast.Node) else []
+    found: set[str] = set()
+    for sub in subs or []:
+        for item in sub if isinstance(sub, list) else [sub]:
+            found |= _attributes(item)
+    return found
+
+
+@dataclass
+class FeatureQuery:
+    """What a client asked of one collection, already parsed and checked."""
+
+    layer: Layer
+    table: sa.Table
+    fixed: dict[str, str] = field(default_factory=dict)
+    bbox: list[float] | None = None
+    properties: list[tuple[str, str]] = field(default_factory=list)
+    filter_ast: object | None = None
+    sortby: list[tuple[str, bool]] = field(default_factory=list)  # (name, descending)
+    select: list[str] | None = None
+    skip_geometry: bool = False
+    crs_uri: str | None = None
+
+    # -- WHERE ------------------------------------------------------------------------
+    def typed(self, name: str, value: str) -> object:
+        kind = self.layer.field_types().get(name)
+        if kind is None:
+            raise QueryError(f"unknown property {name!r}")
+        try:
+            if kind == "integer":
+                return int(value)
+            if kind == "number":
+                return float(value)
+        except ValueError:
+            raise QueryError(f"{name} must be a {kind}, got {value!r}") from None
+        if kind == "boolean":
+            return str(value).lower() in ("true", "1", "yes")
+        return value
+
+    def conditions(self) -> list[sa.ColumnElement]:
+        t = self.table
+        conds: list[sa.ColumnElement] = [t.c[k] == v for k, v in self.fixed.items()]
+        conds += [t.c[name] == self.typed(name, value) for name, value in self.properties]
+        if self.bbox and self.layer.geom_field:
+            minx, miny, maxx, maxy = self.bbox
+            envelope = sa.func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
+            conds.append(sa.func.ST_Intersects(t.c[self.layer.geom_field], envelope))
+        if self.filter_ast is not None:
+            from pygeofilter.backends.sqlalchemy import to_filter
+
+            mapping = {c.name: c for c in t.columns}
+            if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
+                mapping.setdefault("geometry", t.c[self.layer.geom_field])
+            unknown = sorted(_attributes(self.filter_ast) - set(mapping))
+            if unknown:
+                raise QueryError(f"filter names unknown properties: {', '.join(unknown)}")
+            try:
+                conds.append(to_filter(self.filter_ast, mapping))
+            except Exception as exc:  # pygeofilter raises plain exceptions for misuse
+                raise QueryError(f"filter not supported: {exc}") from exc
+        return conds
+
+    def order(self, src: sa.FromClause | None = None) -> list[sa.ColumnElement]:
+        c = (src if src is not None else self.table).c
+        keys = [c[name].desc() if desc else c[name].asc() for name, desc in self.sortby]
+        return keys + [c[self.layer.id_field]]
+
+    # -- SELECT -----------------------------------------------------------------------
+    def feature(self, src: sa.FromClause) -> sa.ColumnElement:
+        """json_build_object of one GeoJSON Feature over ``src``'s row."""
+        names = [f.name for f in self.layer.fields if not self.select or f.name in self.select]
+        props = sa.func.json_build_object(*[x for n in names
+                                            for x in (sa.literal(n), src.c[n])])
+        geometry: sa.ColumnElement = sa.null()
+        if self.layer.geom_field and not self.skip_geometry:
+            geom = src.c[self.layer.geom_field]
+            decimals = 8
+            if self.crs_uri:
+                srid, north_first, decimals = target_crs(self.crs_uri)
+                if srid != 4326:
+                    geom = sa.func.ST_Transform(geom, srid)
+                if north_first:
+                    geom = sa.func.ST_FlipCoordinates(geom)
+            geometry = sa.cast(sa.func.ST_AsGeoJSON(geom, decimals), JSON)
+        return sa.func.json_build_object(
+            sa.literal("type"), sa.literal("Feature"), sa.literal("id"),
+            src.c[self.layer.id_field], sa.literal("geometry"), geometry,
+            sa.literal("properties"), props)
+
+    def count_stmt(self) -> sa.Select:
+        return sa.select(sa.func.count()).select_from(self.table).where(*self.conditions())
+
+    def page_stmt(self, limit: int, *, offset: int = 0, after: object | None = None
+                  ) -> sa.Select:
+        """One row: (features JSON text, returned count, last id) for one page.
+
+        ``after`` pages by key (the id of the previous page's last feature; id order only),
+        which costs the same on page 1,000 as on page 1; ``offset`` serves clients that
+        send it and sorted requests.
+        """
+        t = self.table
+        conds = self.conditions()
+        if after is not None:
+            conds.append(t.c[self.layer.id_field] > after)
+        page = (sa.select(t).where(*conds).order_by(*self.order()).limit(limit)
+                .offset(offset or None).subquery("page"))
+        feat = sa.select(
+            self.feature(page).label("f"),
+            page.c[self.layer.id_field].label("fid"),
+            sa.func.row_number().over(order_by=self.order(page)).label("n"),
+        ).subquery("feat")
+        return sa.select(
+            sa.func.coalesce(sa.cast(sa.func.json_agg(aggregate_order_by(feat.c.f, feat.c.n)),
+                                     sa.Text), "[]"),
+            sa.func.count(),
+            sa.func.max(feat.c.fid),
+        )

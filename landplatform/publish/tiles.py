@@ -1,0 +1,166 @@
+"""OGC API Tiles: Mapbox vector tiles (WebMercatorQuad) for every feature collection our
+provider serves, built by PostGIS (ST_AsMVT) from the same views as the features path.
+
+Per zoom: geometry is simplified to about a pixel before encoding and each tile carries at
+most ``MAX_FEATURES`` features (the rest are dropped in id order and the response says so
+in ``X-Tile-Truncated``); below ``MIN_ZOOM`` a parcel layer has nothing to draw at a
+readable size, so those tiles are empty. Tiles are cached in memory for ``TTL_S`` seconds
+and carry an ETag (hash of the bytes) and Cache-Control, so a panning map re-requesting
+tiles gets 304s or memory hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from landplatform.publish.features_api import Collection, FeaturesService, Unavailable
+
+MVT = "application/vnd.mapbox-vector-tile"
+TMS = "WebMercatorQuad"
+MIN_ZOOM = 12
+MAX_ZOOM = 22
+MAX_FEATURES = 20000
+TTL_S = 60.0
+CACHE_TILES = 2048
+WORLD_M = 40075016.685578488  # Web Mercator world width, metres
+
+
+class TileCache:
+    """A small LRU of encoded tiles with a time-to-live (bounded in count)."""
+
+    def __init__(self, size: int = CACHE_TILES, ttl: float = TTL_S) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: OrderedDict[tuple, tuple[float, bytes, bool]] = OrderedDict()
+
+    def get(self, key: tuple) -> tuple[bytes, bool] | None:
+        hit = self._items.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl:
+            return None
+        self._items.move_to_end(key)
+        return hit[1], hit[2]
+
+    def put(self, key: tuple, tile: bytes, truncated: bool) -> None:
+        self._items[key] = (time.monotonic(), tile, truncated)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def tile_statement(col: Collection, z: int, x: int, y: int) -> sa.TextClause:
+    """ST_AsMVT over the collection's view; names come from the layer declaration."""
+    layer = col.layer
+    props = ", ".join(f'v."{f.name}"' for f in layer.fields)
+    where = " AND ".join([f'v."{k}" = :fixed_{i}' for i, k in enumerate(col.fixed)]
+                         + [f'v."{layer.geom_field}" && ST_Transform(b.env, 4326)'])
+    pixel = WORLD_M / (2 ** z) / 4096
+    sql = f"""
+        WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
+        rows AS (
+            SELECT v."{layer.id_field}" AS id, {props},
+                   ST_AsMVTGeom(ST_Simplify(ST_Transform(v."{layer.geom_field}", 3857), :tol),
+                                b.env, 4096, 64, true) AS geom
+              FROM {layer.view} v, b
+             WHERE {where}
+             ORDER BY v."{layer.id_field}"
+             LIMIT :limit + 1
+        )
+        SELECT (SELECT ST_AsMVT(t, :name, 4096, 'geom', 'id')
+                  FROM (SELECT * FROM rows WHERE geom IS NOT NULL ORDER BY id LIMIT :limit) t),
+               (SELECT count(*) FROM rows)
+    """
+    params = {"z": z, "x": x, "y": y, "limit": MAX_FEATURES, "name": col.id, "tol": pixel,
+              **{f"fixed_{i}": v for i, v in enumerate(col.fixed.values())}}
+    return sa.text(sql).bindparams(**params)
+
+
+def tiles_router(service: FeaturesService) -> APIRouter:
+    router = APIRouter()
+    cache = TileCache()
+
+    def tileset(col: Collection) -> dict:
+        base = f"{service.base_url}/collections/{col.id}/tiles/{TMS}"
+        return {
+            "title": f"{col.title} (vector tiles)",
+            "dataType": "vector",
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+            "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/"
+                                "WebMercatorQuad",
+            "tileMatrixSetLimits": [],
+            "minZoom": MIN_ZOOM if col.layer.key == "parcels" else 0,
+            "maxZoom": MAX_ZOOM,
+            "layers": [{"id": col.id, "dataType": "vector",
+                        "propertiesSchema": {"type": "object",
+                                             "properties": col.layer.field_schemas()}}],
+            "links": [
+                {"rel": "self", "type": "application/json", "href": base},
+                {"rel": "item", "type": MVT, "templated": True,
+                 "href": f"{base}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f=mvt"},
+                {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                 "type": "application/json",
+                 "href": f"{service.base_url}/TileMatrixSets/{TMS}"},
+            ],
+        }
+
+    def collection_or_404(cid: str) -> Collection | JSONResponse:
+        col = service.collections.get(cid)
+        if col is None or not col.layer.geom_field:
+            return JSONResponse({"code": "NotFound", "description": "no tiles for this "
+                                 "collection"}, status_code=404)
+        return col
+
+    @router.get("/collections/{collection_id}/tiles", include_in_schema=False)
+    def tilesets(collection_id: str) -> Response:
+        col = collection_or_404(collection_id)
+        if isinstance(col, Response):
+            return col
+        return JSONResponse({"tilesets": [tileset(col)], "links": []})
+
+    @router.get(f"/collections/{{collection_id}}/tiles/{TMS}", include_in_schema=False)
+    def tileset_metadata(collection_id: str) -> Response:
+        col = collection_or_404(collection_id)
+        return col if isinstance(col, Response) else JSONResponse(tileset(col))
+
+    @router.get(f"/collections/{{collection_id}}/tiles/{TMS}/{{z}}/{{y}}/{{x}}",
+                include_in_schema=False)
+    async def tile(request: Request, collection_id: str, z: int, y: int, x: int) -> Response:
+        col = collection_or_404(collection_id)
+        if isinstance(col, Response):
+            return col
+        if not (0 <= z <= MAX_ZOOM and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
+            return JSONResponse({"code": "InvalidParameterValue",
+                                 "description": "tile outside WebMercatorQuad"},
+                                status_code=400)
+        key = (col.id, z, x, y)
+        hit = cache.get(key)
+        if hit is None:
+            if col.layer.key == "parcels" and z < MIN_ZOOM:
+                data, count = b"", 0
+            else:
+                try:
+                    data, count = await run_in_threadpool(
+                        service._execute,
+                        lambda c: c.execute(tile_statement(col, z, x, y)).one())
+                except Unavailable as exc:
+                    return JSONResponse({"code": "ServiceUnavailable",
+                                         "description": str(exc)}, status_code=503,
+                                        headers={"Retry-After": "2"})
+            hit = (bytes(data or b""), count > MAX_FEATURES)
+            cache.put(key, *hit)
+        data, truncated = hit
+        etag = '"' + hashlib.sha1(data).hexdigest() + '"'
+        headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(TTL_S)}",
+                   "X-Tile-Truncated": "true" if truncated else "false"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        if not data:
+            return Response(status_code=204, headers=headers)
+        return Response(data, media_type=MVT, headers=headers)
+
+    return router

@@ -1,0 +1,178 @@
+"""The JSON features path and vector tiles: key paging, honest counts, errors, caching,
+conformance, and 503 instead of hanging when the pool is exhausted."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from landplatform.db import make_engine
+from landplatform.publish.features_api import FeaturesService, collections_from_config
+from landplatform.publish.layers import PARCELS
+from landplatform.publish.resources import collection
+
+
+def get(url: str, **params) -> httpx.Response:  # noqa: ANN003
+    return httpx.get(url, params=params, timeout=60)
+
+
+def test_paging_by_key_walks_a_district_once(api: str, manifest: list[dict]) -> None:
+    entry = manifest[1]
+    url = f"{api}/collections/parcels-{entry['district_code']}/items?limit=300"
+    ids: list[int] = []
+    for _ in range(50):  # bounded: 2,000 parcels / 300 per page
+        page = httpx.get(url, timeout=60).json()
+        ids += [f["id"] for f in page["features"]]
+        nxt = [link["href"] for link in page["links"] if link["rel"] == "next"]
+        if not nxt:
+            break
+        assert "cursor=" in nxt[0] and "offset=" not in nxt[0]
+        url = nxt[0]
+    assert len(ids) == len(set(ids)) == entry["feature_count"]
+    assert ids == sorted(ids)
+
+
+def test_number_matched_is_exact_or_absent(api: str, manifest: list[dict]) -> None:
+    d = manifest[0]["district_code"]
+    whole = get(f"{api}/collections/parcels-{d}/items", limit=10).json()
+    assert whole["numberMatched"] == manifest[0]["feature_count"]
+    national = get(f"{api}/collections/parcels/items", limit=10).json()
+    assert national["numberMatched"] == sum(e["feature_count"] for e in manifest)
+    short = get(f"{api}/collections/parcels-{d}/items", limit=10000, land_use="TMD").json()
+    assert short["numberMatched"] == short["numberReturned"] > 0
+    later = get(f"{api}/collections/parcels-{d}/items", limit=10, cursor=5).json()
+    assert later["numberMatched"] == manifest[0]["feature_count"]  # kept by the loader
+    filtered = get(f"{api}/collections/parcels-{d}/items", limit=10, cursor=5,
+                   land_use="ODT").json()
+    assert "numberMatched" not in filtered  # a filtered count is not redone on every page
+    hits = get(f"{api}/collections/parcels-{d}/items", land_use="TMD", resulttype="hits")
+    assert hits.json()["numberMatched"] == short["numberMatched"]
+
+
+def test_sorted_pages_continue_by_offset(api: str) -> None:
+    page = get(f"{api}/collections/parcels-001/items", limit=5, sortby="-area_m2").json()
+    nxt = next(link["href"] for link in page["links"] if link["rel"] == "next")
+    assert "offset=5" in nxt and "cursor" not in nxt
+    second = httpx.get(nxt, timeout=60).json()
+    areas = [f["properties"]["area_m2"] for f in page["features"] + second["features"]]
+    assert areas == sorted(areas, reverse=True)
+
+
+def test_spatial_cql2_and_property_selection(api: str) -> None:
+    poly = "POLYGON((105.82 21.03,105.83 21.03,105.83 21.04,105.82 21.04,105.82 21.03))"
+    spatial = get(f"{api}/collections/parcels-001/items", limit=1000,
+                  filter=f"S_INTERSECTS(geom,{poly})").json()
+    by_bbox = get(f"{api}/collections/parcels-001/items", limit=1000,
+                  bbox="105.82,21.03,105.83,21.04").json()
+    assert {f["id"] for f in spatial["features"]} == {f["id"] for f in by_bbox["features"]}
+    slim = get(f"{api}/collections/parcels-001/items", limit=3, properties="parcel_ref",
+               skipGeometry="true").json()
+    assert all(f["geometry"] is None and list(f["properties"]) == ["parcel_ref"]
+               for f in slim["features"])
+
+
+@pytest.mark.parametrize("params", [
+    {"limit": "0"}, {"limit": "x"}, {"cursor": "-1"}, {"bbox": "1,2,3"},
+    {"bbox": "5,5,1,1"}, {"crs": "http://www.opengis.net/def/crs/EPSG/0/9999"},
+    {"filter": "area_m2 >"}, {"filter-lang": "cql2-json", "filter": "{}"},
+    {"sortby": "nope"}, {"properties": "owner_name"}, {"surprise": "1"},
+    {"sheet_no": "one"}, {"filter": "owner_name = 'x'"},
+], ids=lambda p: ",".join(p))
+def test_bad_parameters_get_400_without_sql(api: str, params: dict) -> None:
+    r = get(f"{api}/collections/parcels-001/items", **params)
+    assert r.status_code == 400, r.text[:300]
+    body = r.json()
+    assert body["code"] == "InvalidParameterValue"
+    assert "SELECT" not in body["description"] and "publish." not in body["description"]
+
+
+def test_limit_is_clamped(api: str) -> None:
+    page = get(f"{api}/collections/parcels/items", limit=10**9, skipGeometry="true").json()
+    assert page["numberReturned"] == 7966  # all sample parcels: under the 10,000 cap
+    assert get(f"{api}/collections/land-use-types/items", limit=10**9).status_code == 200
+
+
+def test_html_is_still_pygeoapi(api: str) -> None:
+    r = get(f"{api}/collections/parcels-001/items", f="html", limit=5)
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+
+
+def test_conformance_claims_no_writes(api: str) -> None:
+    classes = get(f"{api}/conformance", f="json").json()["conformsTo"]
+    assert not [c for c in classes if "features-4" in c]
+    assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in classes
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in classes
+    assert get(f"{api}/conformance", f="html").headers["content-type"].startswith("text/html")
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_vector_tiles_decode_in_gdal(api: str, tmp_path: Path) -> None:
+    z = 16
+    x, y = _tile_of(105.83, 21.035, z)
+    url = f"{api}/collections/parcels-001/tiles/WebMercatorQuad/{z}/{y}/{x}"
+    r = httpx.get(url, timeout=60)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert "max-age" in r.headers["cache-control"]
+    tile = tmp_path / "t.mvt"
+    tile.write_bytes(r.content)
+    out = subprocess.run(["ogrinfo", "-so", "-oo", f"Z={z}", "-oo", f"X={x}", "-oo", f"Y={y}",
+                          str(tile), "parcels-001"], capture_output=True, text=True,
+                         check=True).stdout
+    count = int(out.split("Feature Count: ")[1].split()[0])
+    in_bbox = _parcels_in_tile(api, z, x, y)
+    assert count == in_bbox > 0
+    again = httpx.get(url, headers={"If-None-Match": r.headers["etag"]}, timeout=60)
+    assert again.status_code == 304
+
+
+def _parcels_in_tile(api: str, z: int, x: int, y: int) -> int:
+    n = 2 ** z
+    lon0, lon1 = x / n * 360 - 180, (x + 1) / n * 360 - 180
+    lat1 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
+    lat0 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
+    page = get(f"{api}/collections/parcels-001/items", limit=10000, skipGeometry="true",
+               bbox=f"{lon0},{lat0},{lon1},{lat1}").json()
+    return page["numberReturned"]
+
+
+def test_tiles_below_min_zoom_and_outside_are_handled(api: str) -> None:
+    x, y = _tile_of(105.83, 21.035, 10)
+    low = httpx.get(f"{api}/collections/parcels-001/tiles/WebMercatorQuad/10/{y}/{x}",
+                    timeout=60)
+    assert low.status_code == 204
+    bad = httpx.get(f"{api}/collections/parcels-001/tiles/WebMercatorQuad/3/99/99", timeout=60)
+    assert bad.status_code == 400
+    meta = get(f"{api}/collections/parcels-001/tiles/WebMercatorQuad").json()
+    assert any(link["rel"] == "item" for link in meta["links"])
+
+
+def test_exhausted_pool_answers_503_with_retry_after(api_db_url: URL) -> None:
+    """One connection, held by someone else: the next request gets 503 at once."""
+    engine = make_engine(api_db_url, public=True, pool_size=1, pool_timeout=0.5)
+    col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[],
+                     fixed={"district_code": "001"})
+    service = FeaturesService(engine, collections_from_config(
+        {"resources": {"parcels-001": col}}), "http://x", 10, 100)
+    try:
+        with engine.connect() as held:
+            held.execute(sa.text("SELECT 1"))
+            response = service.items(service.collections["parcels-001"], {"limit": "5"})
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "2"
+        assert service.items(service.collections["parcels-001"],
+                             {"limit": "5"}).status_code == 200
+    finally:
+        engine.dispose()
