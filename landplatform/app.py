@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from landplatform import __version__
+from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
 from landplatform.publish.conformance import conformance_router
 from landplatform.publish.engine import get_public_engine
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     config = build_config(engine, settings, domain_publishers())
     app = FastAPI(title="Land information platform", version=__version__,
                   docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     heads = expected_heads()
 
     @app.get("/health", tags=["platform"])

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=5.0, validation_alias="LIS_POOL_TIMEOUT")
     page_limit_default: int = Field(default=100, validation_alias="LIS_PAGE_LIMIT_DEFAULT")
     page_limit_max: int = Field(default=10000, validation_alias="LIS_PAGE_LIMIT_MAX")
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, validation_alias="LIS_MAX_BODY_BYTES",
+                                description="Largest request body accepted (413 above).")
 
     @property
     def base_url(self) -> str:

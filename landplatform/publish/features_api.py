@@ -31,6 +31,7 @@ from landplatform.publish.layers import Layer
 from landplatform.publish.query import CRS84_URI, FeatureQuery, QueryError, target_crs
 
 GEOJSON = "application/geo+json"
+MAX_PARAM_CHARS = 8192  # a filter longer than this is not a land officer's query
 COUNT_BUDGET_MS = 150  # a count that takes longer is omitted rather than waited for
 SUMMARY_TTL_S = 10.0
 KNOWN = {"f", "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "properties",
@@ -101,6 +102,15 @@ class FeaturesService:
         unknown = [k for k in params if k not in KNOWN and k not in types]
         if unknown:
             raise QueryError(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        for name, value in params.items():
+            if "\x00" in value:
+                raise QueryError(f"{name} contains a NUL character")
+            if len(value) > MAX_PARAM_CHARS:
+                raise QueryError(f"{name} is longer than {MAX_PARAM_CHARS} characters")
+        if "bbox-crs" in params and "bbox" not in params:
+            raise QueryError("bbox-crs given without bbox")
+        if ("filter-lang" in params or "filter-crs" in params) and "filter" not in params:
+            raise QueryError("filter-lang/filter-crs given without filter")
         opts: dict = {"limit": self.default_limit, "offset": 0, "after": None,
                       "hits": params.get("resulttype") == "hits"}
         if "limit" in params:

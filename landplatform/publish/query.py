@@ -38,18 +38,30 @@ def target_crs(uri: str) -> tuple[int, bool, int]:
     return int(match.group(1)), north_first, 8 if crs.is_geographic else 3
 
 
-def _attributes(node: object) -> set[str]:
-    """Every property name a pygeofilter AST refers to (bounded by the AST's size)."""
+def _walk(node: object):  # noqa: ANN202 - a generator of AST nodes
+    """Every node of a pygeofilter AST (bounded by the AST's size)."""
     from pygeofilter import ast
 
-    if isinstance(node, ast.Attribute):
-        return {node.name}
+    yield node
     subs = node.get_sub_nodes() if isinstance(node, ast.Node) else []
-    found: set[str] = set()
     for sub in subs or []:
         for item in sub if isinstance(sub, list) else [sub]:
-            found |= _attributes(item)
-    return found
+            yield from _walk(item)
+
+
+def check_filter(node: object, names: set[str]) -> None:
+    """Only declared properties, and no function calls: pygeofilter would turn a CQL2
+    function call into an SQL call of the same name (``pg_sleep(5) = 1``)."""
+    from pygeofilter import ast
+
+    unknown: set[str] = set()
+    for n in _walk(node):
+        if isinstance(n, ast.Function):
+            raise QueryError(f"function {n.name!r} is not supported in filters")
+        if isinstance(n, ast.Attribute) and n.name not in names:
+            unknown.add(n.name)
+    if unknown:
+        raise QueryError(f"filter names unknown properties: {', '.join(sorted(unknown))}")
 
 
 @dataclass
@@ -97,9 +109,7 @@ class FeatureQuery:
             mapping = {c.name: c for c in t.columns}
             if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
                 mapping.setdefault("geometry", t.c[self.layer.geom_field])
-            unknown = sorted(_attributes(self.filter_ast) - set(mapping))
-            if unknown:
-                raise QueryError(f"filter names unknown properties: {', '.join(unknown)}")
+            check_filter(self.filter_ast, set(mapping))
             try:
                 conds.append(to_filter(self.filter_ast, mapping))
             except Exception as exc:  # pygeofilter raises plain exceptions for misuse
