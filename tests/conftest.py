@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Engine
 
 from landplatform.db import make_engine, normalise_url
 from landplatform.pgcluster import EmbeddedCluster
-from support import SAMPLES, create_database, free_port
+from support import SAMPLES, TEST_AUTH_SECRET, create_database, free_port
 
 
 @pytest.fixture(scope="session")
@@ -30,17 +30,25 @@ def manifest() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    """URL of a PostgreSQL server (maintenance database) the tests may create DBs on."""
-    given = os.environ.get("LIS_TEST_DATABASE_URL")
-    if given:
-        yield normalise_url(given)
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster | None]:
+    """The session's throwaway cluster (None when LIS_TEST_DATABASE_URL names a server)."""
+    if os.environ.get("LIS_TEST_DATABASE_URL"):
+        yield None
         return
     cluster = EmbeddedCluster(tmp_path_factory.mktemp("pg"), free_port())
     try:
-        yield normalise_url(cluster.ensure_running())
+        cluster.ensure_running()
+        yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def server_url(pg_cluster: EmbeddedCluster | None) -> URL:
+    """URL of a PostgreSQL server (maintenance database) the tests may create DBs on."""
+    if pg_cluster is None:
+        return normalise_url(os.environ["LIS_TEST_DATABASE_URL"])
+    return normalise_url(pg_cluster.url)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +74,8 @@ def api(api_db_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     port = free_port()
     env = {**os.environ, "DATABASE_URL": api_db_url.render_as_string(hide_password=False),
            "PORT": str(port), "HOST": "127.0.0.1",
-           "LIS_VAR_DIR": str(tmp_path_factory.mktemp("var"))}
+           "LIS_VAR_DIR": str(tmp_path_factory.mktemp("var")),
+           "LIS_AUTH_SECRET": TEST_AUTH_SECRET}  # tests mint tokens with it
     log = tmp_path_factory.mktemp("log") / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "landplatform.cli", "serve"], env=env,
