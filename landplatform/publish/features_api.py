@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pyproj import CRS, Transformer
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.layers import Layer
@@ -160,6 +160,8 @@ class FeaturesService:
             raise Unavailable("all database connections are busy") from exc
         except OperationalError as exc:
             raise Unavailable("the database is not reachable") from exc
+        except DataError as exc:  # a value PostgreSQL cannot take (range, encoding)
+            raise QueryError("a parameter value is out of range or malformed") from exc
 
     def _summary_count(self, col: Collection, fq: FeatureQuery) -> int | None:
         """Exact counts of whole parcel collections, from publish.districts (loader-kept)."""

@@ -16,7 +16,8 @@ from geoalchemy2 import Geometry
 
 # JSON-schema type -> SQLAlchemy column type, for the filter compiler.
 SQL_TYPES = {"string": sa.Text, "integer": sa.BigInteger, "number": sa.Numeric,
-             "boolean": sa.Boolean, "date": sa.Date, "date-time": sa.DateTime}
+             "boolean": sa.Boolean, "date": sa.Date,
+             "date-time": sa.DateTime(timezone=True)}
 
 
 @dataclass(frozen=True)

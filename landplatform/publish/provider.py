@@ -23,7 +23,7 @@ from pygeoapi.provider.base import (
     ProviderItemNotFoundError,
     ProviderQueryError,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import get_public_engine
@@ -82,6 +82,9 @@ class PostGISProvider(BaseProvider):
         except OperationalError as exc:
             LOGGER.error("database unavailable: %s", exc)
             raise ProviderConnectionError(user_msg="database unavailable") from exc
+        except DataError as exc:  # a value PostgreSQL cannot take (range, encoding)
+            raise ProviderInvalidQueryError(
+                user_msg="a parameter value is out of range or malformed") from exc
         except DBAPIError as exc:
             LOGGER.error("query failed: %s", exc)
             raise ProviderQueryError(user_msg="query failed") from exc

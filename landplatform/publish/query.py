@@ -7,8 +7,10 @@ through SQLAlchemy Core, and names are checked against the layer's declared fiel
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -86,9 +88,19 @@ class FeatureQuery:
             raise QueryError(f"unknown property {name!r}")
         try:
             if kind == "integer":
-                return int(value)
+                number = int(value)
+                if abs(number) >= 2 ** 63:
+                    raise ValueError
+                return number
             if kind == "number":
-                return float(value)
+                number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError
+                return number
+            if kind == "date":
+                return date.fromisoformat(value)
+            if kind == "date-time":
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise QueryError(f"{name} must be a {kind}, got {value!r}") from None
         if kind == "boolean":
@@ -101,6 +113,10 @@ class FeatureQuery:
         conds += [t.c[name] == self.typed(name, value) for name, value in self.properties]
         if self.bbox and self.layer.geom_field:
             minx, miny, maxx, maxy = self.bbox
+            if not (all(math.isfinite(v) for v in self.bbox) and -180 <= minx <= maxx <= 180
+                    and -90 <= miny <= maxy <= 90):
+                raise QueryError("bbox must be longitude/latitude within -180..180, -90..90 "
+                                 "with the lower corner first")
             envelope = sa.func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
             conds.append(sa.func.ST_Intersects(t.c[self.layer.geom_field], envelope))
         if self.filter_ast is not None:
