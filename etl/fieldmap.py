@@ -11,7 +11,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import yaml
+
+from etl.report import LoadError
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
 DBF_NAME_LIMIT = 10
@@ -74,6 +77,18 @@ class FieldMapping:
             elif spec.required:
                 missing.append(spec.name)
         return found, missing
+
+    def select(self, frame: pd.DataFrame, file: str) -> pd.DataFrame:
+        """The frame's attribute columns under canonical names; LoadError when a required
+        field is missing (a whole-file problem: nothing can be loaded)."""
+        columns = [c for c in frame.columns if c != "geometry"]
+        renames, missing = self.resolve(columns)
+        if missing:
+            wanted = "; ".join(f"{m} (one of: {', '.join(self.aliases_of(m)[:4])})"
+                               for m in missing)
+            raise LoadError(file, f"required field(s) missing: {wanted}. "
+                                  f"The file has: {', '.join(columns) or 'no fields'}")
+        return frame[list(renames)].rename(columns=renames)
 
     def aliases_of(self, canonical: str) -> tuple[str, ...]:
         return next(s.aliases for s in self.specs if s.name == canonical)

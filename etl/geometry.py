@@ -11,8 +11,10 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
+from etl.reference import VIETNAM_BOUNDS
 from etl.report import Issue
 
+WGS84 = CRS.from_epsg(4326)
 POLYGONAL = {"Polygon", "MultiPolygon"}
 # make_valid may only move area by this share and still count as an unambiguous repair.
 REPAIR_AREA_TOLERANCE = 1e-6
@@ -79,3 +81,55 @@ def bounds_within(geoms: np.ndarray, box: tuple[float, float, float, float],
     b = shapely.bounds(geoms)
     return ((b[:, 0] >= box[0] - margin) & (b[:, 1] >= box[1] - margin)
             & (b[:, 2] <= box[2] + margin) & (b[:, 3] <= box[3] + margin))
+
+
+def inside_vietnam(wgs: np.ndarray, ok: np.ndarray, feature_nos: np.ndarray,
+                   source_crs: CRS) -> tuple[np.ndarray, list[Issue]]:
+    """Mask of the ``ok`` features (WGS84) inside Vietnam, and an issue for each outside.
+
+    When most features fall outside, the CRS is the likely culprit: say so once.
+    """
+    n = len(wgs)
+    inside = np.zeros(n, dtype=bool)
+    issues: list[Issue] = []
+    if not ok.any():
+        return inside, issues
+    inside[ok] = bounds_within(wgs[ok], VIETNAM_BOUNDS)
+    outside = np.flatnonzero(ok & ~inside)
+    for i in outside:
+        x, y = shapely.get_coordinates(wgs[i])[0]
+        issues.append(Issue(int(feature_nos[i]), "geometry",
+                            f"coordinates outside Vietnam after reprojecting from "
+                            f"{source_crs.name} (first point {x:.5f}, {y:.5f}); is the "
+                            f"CRS right?"))
+    if len(outside) > n // 2:
+        issues.append(Issue(0, "geometry",
+                            f"{len(outside)} of {n} features fall outside Vietnam: the "
+                            f"declared CRS ({source_crs.name}) is probably wrong"))
+    return inside, issues
+
+
+def metric_areas(geoms: np.ndarray, wgs: np.ndarray, source_crs: CRS,
+                 epsg: int | None) -> np.ndarray:
+    """Areas (m²) in the province's TM-3 CRS ``epsg`` (the source CRS when unknown).
+
+    A file already in that CRS is measured as delivered; otherwise the WGS84 geometry is
+    projected, so every loader measures the same way the database will.
+    """
+    metric = CRS.from_epsg(epsg) if epsg else source_crs
+    src = geoms if metric == source_crs else transform(wgs, WGS84, metric)
+    return shapely.area(src)
+
+
+def area_issues(computed: np.ndarray, stated: np.ndarray, mask: np.ndarray,
+                feature_nos: np.ndarray, tolerance: float, field: str = "area_m2"
+                ) -> list[Issue]:
+    """Stated area vs the geometry's, relative difference over ``tolerance``."""
+    checkable = mask & ~np.isnan(stated) & ~np.isnan(computed)
+    rel = np.zeros(len(computed))
+    rel[checkable] = np.abs(computed[checkable] - stated[checkable]) / stated[checkable]
+    return [Issue(int(feature_nos[i]), field,
+                  f"stated area {stated[i]:,.1f} m² differs from the geometry's "
+                  f"{computed[i]:,.1f} m² by {100 * rel[i]:.2f}% (tolerance "
+                  f"{100 * tolerance:g}%)", str(stated[i]))
+            for i in np.flatnonzero(checkable & (rel > tolerance))]

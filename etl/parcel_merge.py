@@ -7,6 +7,7 @@ A crash or kill anywhere before COMMIT leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Callable
 
@@ -43,31 +44,42 @@ PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no,
                "load_run_id, geom")
 
 
-def stage(conn: Connection, rows: pd.DataFrame,
-          progress: Callable[[int, int], None] | None = None) -> None:
-    """COPY the rows into a temp table (geometry as hex EWKB, parsed by PostGIS)."""
-    conn.execute(text(STAGE_DDL))
+def copy_rows(conn: Connection, table: str, columns: str, rows: pd.DataFrame,
+              progress: Callable[[int, int], None] | None = None) -> None:
+    """COPY ``rows`` into ``table`` (geometry as hex EWKB in column ``wkb``, parsed by
+    PostGIS into ``geom``). Shared by every loader's staging step."""
     raw = conn.connection.driver_connection
     total = len(rows)
-    order = [c.strip() for c in COPY_COLUMNS.split(",")]
+    order = [c.strip() for c in columns.split(",")]
     frame = rows.rename(columns={"wkb": "geom"})[order].astype(object)
     frame = frame.where(pd.notna(frame), None)
-    with raw.cursor() as cur, cur.copy(
-            f"COPY stage_parcel ({COPY_COLUMNS}) FROM STDIN") as copy:
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for done, row in enumerate(frame.itertuples(index=False, name=None), start=1):
             copy.write_row(row)
             if progress and (done % 5000 == 0 or done == total):
                 progress(done, total)
+
+
+def stage(conn: Connection, rows: pd.DataFrame,
+          progress: Callable[[int, int], None] | None = None) -> None:
+    """COPY the rows into a temp table (geometry as hex EWKB, parsed by PostGIS)."""
+    conn.execute(text(STAGE_DDL))
+    copy_rows(conn, "stage_parcel", COPY_COLUMNS, rows, progress)
     conn.execute(text("CREATE INDEX ON stage_parcel (district_code, commune_code, sheet_no, "
                       "parcel_no)"))
     conn.execute(text("ANALYZE stage_parcel"))
 
 
+def advisory_lock(conn: Connection, namespace: str, keys: list[str]) -> None:
+    """Serialise concurrent loads of the same keys (sorted: no deadlock) until COMMIT."""
+    for key in sorted(keys):
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:ns || '.' || :k))"),
+                     {"ns": f"lis.{namespace}", "k": key})
+
+
 def lock_districts(conn: Connection, districts: list[str]) -> None:
-    """Serialise concurrent loads of the same district (sorted: no deadlock)."""
-    for code in sorted(districts):
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('lis.parcels.' || :d))"),
-                     {"d": code})
+    """Serialise concurrent loads of the same district's parcels."""
+    advisory_lock(conn, "parcels", districts)
 
 
 def merge(conn: Connection, run_id: int) -> dict[str, int]:
@@ -155,17 +167,20 @@ def merge(conn: Connection, run_id: int) -> dict[str, int]:
             "unchanged": counts.get("unchanged", 0), **owners}
 
 
-def refresh_district_summary(conn: Connection) -> None:
-    """Recount the districts this load touched (one indexed scan per district)."""
-    conn.execute(text("""
+def refresh_district_summary(conn: Connection, districts: list[str] | None = None) -> None:
+    """Recount the districts this load touched (one indexed scan per district): those in
+    stage_parcel, or ``districts`` when a write changed status without staging (a retire)."""
+    touched = ("SELECT DISTINCT district_code FROM stage_parcel" if districts is None
+               else "SELECT unnest(CAST(:districts AS text[]))")
+    conn.execute(text(f"""
         INSERT INTO cadastre.district_summary AS d
                (district_code, parcel_count, min_lon, min_lat, max_lon, max_lat, updated_at)
-        SELECT p.district_code, count(*), ST_XMin(ST_Extent(p.geom)), ST_YMin(ST_Extent(p.geom)),
+        SELECT t.code, count(p.uid), ST_XMin(ST_Extent(p.geom)), ST_YMin(ST_Extent(p.geom)),
                ST_XMax(ST_Extent(p.geom)), ST_YMax(ST_Extent(p.geom)), now()
-          FROM cadastre.parcel p
-         WHERE p.status = 'current'
-           AND p.district_code IN (SELECT DISTINCT district_code FROM stage_parcel)
-         GROUP BY p.district_code
+          FROM ({touched}) AS t(code)
+          LEFT JOIN cadastre.parcel p  -- a district with no current parcel left counts 0
+            ON p.district_code = t.code AND p.status = 'current'
+         GROUP BY t.code
         ON CONFLICT (district_code) DO UPDATE
            SET parcel_count = EXCLUDED.parcel_count, min_lon = EXCLUDED.min_lon,
                min_lat = EXCLUDED.min_lat, max_lon = EXCLUDED.max_lon,
@@ -173,7 +188,7 @@ def refresh_district_summary(conn: Connection) -> None:
          WHERE (d.parcel_count, d.min_lon, d.min_lat, d.max_lon, d.max_lat)
                IS DISTINCT FROM (EXCLUDED.parcel_count, EXCLUDED.min_lon, EXCLUDED.min_lat,
                                  EXCLUDED.max_lon, EXCLUDED.max_lat)
-    """))
+    """), {} if districts is None else {"districts": districts})
 
 
 def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
@@ -234,17 +249,28 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
 
 def start_run(conn: Connection, *, file_name: str, sha256: str, layer: str | None,
               source_srid: int | None, mode: str, status: str, started_at, features_read: int,
-              options: dict, message: str | None = None, kind: str = "parcels") -> int:
+              options: dict, message: str | None = None, kind: str = "parcels",
+              run_by: str | None = None) -> int:
+    """A load_run row. ``run_by`` is the actor (an API token's subject), else the OS user
+    running the loader, else the database role: who did it, not only which login."""
     return conn.execute(text("""
         INSERT INTO etl.load_run (kind, file_name, file_sha256, layer, source_srid, mode,
                                   status, started_at, features_read, options, message, run_by)
         VALUES (:kind, :file_name, :sha, :layer, :srid, :mode, :status, :started,
-                :read, CAST(:options AS jsonb), :message, current_user)
+                :read, CAST(:options AS jsonb), :message, coalesce(:run_by, current_user))
         RETURNING run_id
     """), {"kind": kind, "file_name": file_name, "sha": sha256, "layer": layer,
            "srid": source_srid, "mode": mode, "status": status, "started": started_at,
-           "read": features_read, "options": json.dumps(options), "message": message}
+           "read": features_read, "options": json.dumps(options), "message": message,
+           "run_by": run_by or _os_user()}
     ).scalar_one()
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return None
 
 
 def finish_run(conn: Connection, run_id: int, *, counts: dict[str, int], rejected: int,

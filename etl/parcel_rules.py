@@ -17,8 +17,15 @@ import shapely
 from pyproj import CRS
 
 from etl.fieldmap import FieldMapping
-from etl.geometry import bounds_within, check_polygons, transform
-from etl.reference import VIETNAM_BOUNDS, Reference
+from etl.geometry import (
+    area_issues,
+    bounds_within,
+    check_polygons,
+    inside_vietnam,
+    metric_areas,
+    transform,
+)
+from etl.reference import Reference
 from etl.report import Issue, LoadError
 from etl.values import is_blank, parse_code, parse_date, parse_number, parse_positive_int
 
@@ -72,7 +79,7 @@ def _srid(crs: CRS) -> int:
     return crs.to_2d().to_epsg(min_confidence=70) or 0
 
 
-class _RowChecker:
+class RowChecker:
     """Attribute rules, row by row (cheap next to geometry, and clearer as plain code)."""
 
     def __init__(self, ref: Reference) -> None:
@@ -142,17 +149,10 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
                     mapping: FieldMapping, options: Options
                     ) -> tuple[pd.DataFrame, list[Issue]]:
     """Validate a file's features; return (rows to stage, issues)."""
-    columns = [c for c in frame.columns if c != "geometry"]
-    renames, missing = mapping.resolve(columns)
-    if missing:
-        wanted = "; ".join(f"{m} (one of: {', '.join(mapping.aliases_of(m)[:4])})"
-                           for m in missing)
-        raise LoadError(file, f"required field(s) missing: {wanted}. "
-                              f"The file has: {', '.join(columns) or 'no fields'}")
-    attrs = frame[list(renames)].rename(columns=renames)
+    attrs = mapping.select(frame, file)
     n = len(frame)
     feature_nos = np.arange(1, n + 1)
-    rows = _RowChecker(ref)
+    rows = RowChecker(ref)
     records: list[dict] = []
     for i, rec in enumerate(attrs.to_dict("records")):
         no = i + 1
@@ -210,20 +210,9 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     wgs[geom_ok] = transform(geoms[geom_ok], source_crs, WGS84)
     located = geom_ok.copy()
     if geom_ok.any():
-        inside_vn = np.zeros(n, dtype=bool)
-        inside_vn[geom_ok] = bounds_within(wgs[geom_ok], VIETNAM_BOUNDS)
-        outside = np.flatnonzero(geom_ok & ~inside_vn)
-        for i in outside:
-            x, y = shapely.get_coordinates(wgs[i])[0]
-            issues.append(Issue(int(feature_nos[i]), "geometry",
-                                f"coordinates outside Vietnam after reprojecting from "
-                                f"{source_crs.name} (first point {x:.5f}, {y:.5f}); is the "
-                                f"CRS right?"))
+        inside_vn, vn_issues = inside_vietnam(wgs, geom_ok, feature_nos, source_crs)
+        issues += vn_issues
         located &= inside_vn
-        if len(outside) > n // 2:
-            issues.append(Issue(0, "geometry",
-                                f"{len(outside)} of {n} features fall outside Vietnam: the "
-                                f"declared CRS ({source_crs.name}) is probably wrong"))
         district = out["district_code"].to_numpy()
         for code in pd.unique(district[located & pd.notna(district)]):
             box = ref.district_extents.get(code)
@@ -241,19 +230,10 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     province = out["province_code"].to_numpy()
     for code in pd.unique(province[located & pd.notna(province)]):
         sel = np.flatnonzero(located & (province == code))
-        epsg = ref.province_epsg.get(code)
-        metric = CRS.from_epsg(epsg) if epsg else source_crs
-        src = geoms[sel] if metric == source_crs else transform(wgs[sel], WGS84, metric)
-        computed[sel] = shapely.area(src)
+        computed[sel] = metric_areas(geoms[sel], wgs[sel], source_crs,
+                                     ref.province_epsg.get(code))
     stated = out["area_m2"].to_numpy(dtype=float, na_value=np.nan)
-    checkable = located & ~np.isnan(stated) & ~np.isnan(computed)
-    rel = np.zeros(n)
-    rel[checkable] = np.abs(computed[checkable] - stated[checkable]) / stated[checkable]
-    for i in np.flatnonzero(checkable & (rel > options.area_tolerance)):
-        issues.append(Issue(int(feature_nos[i]), "area_m2",
-                            f"stated area {stated[i]:,.1f} m² differs from the geometry's "
-                            f"{computed[i]:,.1f} m² by {100 * rel[i]:.2f}% (tolerance "
-                            f"{100 * options.area_tolerance:g}%)", str(stated[i])))
+    issues += area_issues(computed, stated, located, feature_nos, options.area_tolerance)
 
     # Duplicate natural keys within the file: all copies are rejected (which is right?).
     keys: dict[tuple, list[int]] = defaultdict(list)

@@ -48,7 +48,7 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
                                        FieldMapping.load(mapping), options)
     except LoadError as exc:
         result.status, result.message = "failed", exc.reason
-        _record_failure(engine, result, started, run_options, path)
+        record_failure(engine, result, started, run_options, path)
         return result
 
     result.rejects = [i for i in issues if i.severity == "reject"]
@@ -86,16 +86,17 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
     return result
 
 
-def _record_failure(engine: Engine, result: LoadResult, started: datetime,
-                    options: dict, path: Path) -> None:
+def record_failure(engine: Engine, result: LoadResult, started: datetime,
+                   options: dict, path: Path, *, kind: str = "parcels",
+                   sha256: str | None = None) -> None:
     """Keep a record of a failed run (its own small transaction; no data touched)."""
-    sha = file_sha256(path) if path.exists() else "-"
+    sha = sha256 or (file_sha256(path) if path.exists() else "-")
     try:
         with engine.begin() as conn:
             result.run_id = m.start_run(conn, file_name=str(path), sha256=sha, layer=None,
                                         source_srid=result.source_srid, mode=result.mode,
                                         status="failed", started_at=started,
                                         features_read=result.features_read, options=options,
-                                        message=result.message)
+                                        message=result.message, kind=kind)
     except Exception:  # noqa: BLE001 - the failure report matters more than its record
         result.run_id = None

@@ -7,6 +7,7 @@ hash of all of them, so a changed .prj or .dbf is a different delivery.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,11 @@ def dataset_files(path: Path) -> list[Path]:
     return parts
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, extra: Sequence[Path] = ()) -> str:
+    """Hash of the dataset's files, plus ``extra`` files that belong to the delivery (a
+    plan's ``.plan.yaml`` sidecar: changed metadata is a different delivery)."""
     digest = hashlib.sha256()
-    for part in dataset_files(path):
+    for part in [*dataset_files(path), *extra]:
         digest.update(part.suffix.lower().encode())
         with part.open("rb") as fh:
             while chunk := fh.read(1 << 20):

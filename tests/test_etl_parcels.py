@@ -368,3 +368,19 @@ def test_stored_geometry_is_valid_multipolygon(db: Engine, loaded: dict) -> None
                            ).scalars().all()
     assert bad == 0
     assert np.all(shapely.is_valid(shapely.from_wkb([bytes(w) for w in wkb])))
+
+
+def test_district_with_no_current_parcel_counts_zero(db: Engine, loaded: dict) -> None:
+    """Retiring a district's last parcel takes it out of publication (rolled back after)."""
+    from etl.parcel_merge import refresh_district_summary
+
+    with db.connect() as conn:
+        conn.execute(text("UPDATE cadastre.parcel SET status = 'historic' "
+                          "WHERE district_code = '491'"))
+        refresh_district_summary(conn, ["491"])
+        count = conn.execute(text("SELECT parcel_count FROM cadastre.district_summary "
+                                  "WHERE district_code = '491'")).scalar()
+        published = conn.execute(text("SELECT count(*) FROM publish.districts "
+                                      "WHERE district_code = '491'")).scalar()
+        conn.rollback()
+    assert count == 0 and published == 0
