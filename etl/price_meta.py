@@ -1,0 +1,313 @@
+"""A price table's identity, sheet roles, adjustment rules and coefficients: the sidecar.
+
+A workbook does not say which table it is in a form a machine can trust, so every delivery
+comes with ``<file stem>.prices.yaml`` naming the table (table_code, province, instrument,
+effective dates), the role of each sheet, and optionally the adjustment rules and the
+coefficients K. Anything wrong here is a whole-delivery ``LoadError``: nothing is loaded.
+
+Rules are data. When a table has none yet and the sidecar states none, ``DEFAULT_RULES``
+are stored with it (the typical rules of domain.md: depth layers 20 m at 100%, each further
+20 m at 60% of the previous; two frontages +20%; height difference >= 1.5 m -30%), so the
+valuation engine only ever reads rules from the database.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from etl.report import LoadError
+from etl.values import is_blank, parse_code, parse_date, parse_number
+
+ROLES = ("segments", "area_matrix", "area_classes")
+SIDECAR_KEYS = {"table_code", "province_code", "province", "instrument", "title",
+                "effective_from", "effective_to", "sheets", "rules", "coefficients"}
+SHEET_KEYS = {"sheet", "role", "land_type", "positions"}
+TABLE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+MAX_POSITIONS = 5
+
+# Position of a parcel from its distance (m, in the province's TM-3) to a priced road
+# segment. The cadastre records no alley widths, which is what tables use for positions
+# 2-4 (domain.md: "position is set by frontage vs alley width"); distance bands stand in.
+# Beyond the last segment band a parcel takes its commune's area-class price, its position
+# from the distance to the nearest priced road (bands under "area"; null = no limit).
+DEFAULT_RULES: dict[str, dict] = {
+    "position_band": {
+        "segment": [{"position": 1, "max_m": 5}, {"position": 2, "max_m": 150},
+                    {"position": 3, "max_m": 300}, {"position": 4, "max_m": 450}],
+        "area": [{"position": 1, "max_m": 600}, {"position": 2, "max_m": 1200},
+                 {"position": 3, "max_m": 1800}, {"position": 4, "max_m": None}],
+    },
+    "depth_layer": {
+        "positions": [1],
+        "layers": [{"from_m": 0, "to_m": 20, "pct": 100}, {"from_m": 20, "to_m": 40, "pct": 60},
+                   {"from_m": 40, "to_m": 60, "pct": 36},
+                   {"from_m": 60, "to_m": 80, "pct": 21.6},
+                   {"from_m": 80, "to_m": None, "pct": 12.96}],
+    },
+    "two_frontages": {"pct": 120, "min_roads": 2},
+    "height_difference": {"min_m": 1.5, "pct": 70},
+}
+
+
+@dataclass(frozen=True)
+class SheetSpec:
+    """One sheet of the delivery: its name (None for a CSV), role, land type, positions."""
+
+    sheet: str | None
+    role: str
+    land_type: str | None = None
+    positions: int | None = None
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    table_code: str
+    province_code: str
+    instrument: str
+    title: str | None
+    effective_from: date
+    effective_to: date | None
+    sheets: tuple[SheetSpec, ...]
+    rules: dict[str, dict] | None = None
+    coefficients: list[dict] | None = field(default=None)
+
+    def as_json(self) -> dict:
+        return {"table_code": self.table_code, "province_code": self.province_code,
+                "instrument": self.instrument, "title": self.title,
+                "effective_from": self.effective_from.isoformat(),
+                "effective_to": self.effective_to.isoformat() if self.effective_to else None,
+                "sheets": [s.__dict__ for s in self.sheets]}
+
+
+def find_sidecar(path: Path) -> Path | None:
+    """``<stem>.prices.yaml`` or ``<file name>.prices.yaml`` beside the workbook/CSV."""
+    for candidate in (path.with_suffix(".prices.yaml"),
+                      path.with_name(path.name + ".prices.yaml")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_sidecar(path: Path | None, file: str) -> dict:
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LoadError(file, f"{path.name} cannot be read: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise LoadError(file, f"{path.name} must be a mapping of table fields")
+    unknown = sorted(set(doc) - SIDECAR_KEYS)
+    if unknown:
+        raise LoadError(file, f"{path.name}: unknown key(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(SIDECAR_KEYS))}")
+    return doc
+
+
+def table_meta(file: str, sidecar: dict, overrides: dict, provinces: set[str],
+               land_types: set[str], is_csv: bool) -> TableMeta:
+    """Validate the sidecar merged with command-line values (the command line wins)."""
+    given = {**sidecar, **{k: v for k, v in overrides.items() if not is_blank(v)}}
+    problems: list[str] = []
+    code = str(given.get("table_code") or "").strip()
+    if not TABLE_CODE.match(code):
+        problems.append("table_code is required (--table-code or the sidecar): letters, "
+                        "digits, '.', '_' or '-', at most 50")
+    province = None
+    raw_province = given.get("province_code", given.get("province"))
+    try:
+        province = parse_code(raw_province, 2)
+        if province not in provinces:
+            problems.append(f"province_code {province} is not a known province")
+    except (ValueError, TypeError):
+        problems.append(f"province_code {raw_province!r} is not a 2-digit GSO code")
+    instrument = str(given.get("instrument") or "").strip()
+    if not instrument:
+        problems.append("instrument (the issuing decision, e.g. 'Quyết định 30/2024/QĐ-UBND') "
+                        "is required")
+    eff_from = eff_to = None
+    try:
+        eff_from = parse_date(given.get("effective_from"))
+    except (ValueError, TypeError):
+        problems.append(f"effective_from {given.get('effective_from')!r} is not a date")
+    if not is_blank(given.get("effective_to")):
+        try:
+            eff_to = parse_date(given["effective_to"])
+        except ValueError:
+            problems.append(f"effective_to {given['effective_to']!r} is not a date")
+    if eff_from and eff_to and eff_to < eff_from:
+        problems.append("effective_to is before effective_from")
+    sheets = _sheets(given.get("sheets"), land_types, is_csv, problems)
+    rules = None
+    if given.get("rules") is not None:
+        rules = validate_rules(given["rules"], problems)
+    coefficients = None
+    if given.get("coefficients") is not None:
+        coefficients = _coefficients(given["coefficients"], land_types, problems)
+    if problems:
+        raise LoadError(file, "price table metadata: " + "; ".join(problems))
+    return TableMeta(code, province, instrument, _text(given.get("title")), eff_from, eff_to,
+                     sheets, rules, coefficients)
+
+
+def _text(value: object) -> str | None:
+    return None if is_blank(value) else str(value).strip()
+
+
+def _sheets(value: object, land_types: set[str], is_csv: bool,
+            problems: list[str]) -> tuple[SheetSpec, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append("sheets: list each sheet with its role (" + ", ".join(ROLES) + ")")
+        return ()
+    if is_csv and len(value) != 1:
+        problems.append("sheets: a CSV file is one sheet; list exactly one")
+    out = []
+    for i, spec in enumerate(value, start=1):
+        if not isinstance(spec, dict) or set(spec) - SHEET_KEYS:
+            problems.append(f"sheets[{i}]: a mapping of {', '.join(sorted(SHEET_KEYS))}")
+            continue
+        role = spec.get("role")
+        if role not in ROLES:
+            problems.append(f"sheets[{i}]: role {role!r} is not one of {', '.join(ROLES)}")
+        name = None if is_blank(spec.get("sheet")) else str(spec["sheet"])
+        if name is None and not is_csv:
+            problems.append(f"sheets[{i}]: sheet (its name in the workbook) is required")
+        land = None if is_blank(spec.get("land_type")) else str(spec["land_type"]).upper()
+        if land is not None and land not in land_types:
+            problems.append(f"sheets[{i}] ({name or 'CSV'}): land type {land!r} is not a "
+                            f"valuation land type ({', '.join(sorted(land_types))})")
+        if role == "segments" and land is None:
+            problems.append(f"sheets[{i}] ({name or 'CSV'}): a segments sheet needs its "
+                            "land_type")
+        positions = spec.get("positions")
+        if positions is not None and (not isinstance(positions, int)
+                                      or not 1 <= positions <= MAX_POSITIONS):
+            problems.append(f"sheets[{i}]: positions must be 1-{MAX_POSITIONS}")
+            positions = None
+        out.append(SheetSpec(name, role, land, positions))
+    names = [s.sheet for s in out if s.sheet]
+    if len(names) != len(set(names)):
+        problems.append("sheets: a sheet is listed twice")
+    return tuple(out)
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    return parse_number(value)
+
+
+def _bands(bands: object, where: str, open_end: bool, problems: list[str]) -> None:
+    if not isinstance(bands, list) or not bands:
+        problems.append(f"{where}: a list of {{position, max_m}}")
+        return
+    last = 0.0
+    for i, band in enumerate(bands, start=1):
+        try:
+            position = int(band["position"])
+            limit = _number(band.get("max_m"))
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{where}[{i}]: needs position and max_m")
+            return
+        if position != i:
+            problems.append(f"{where}[{i}]: positions run 1, 2, 3, ... (got {position})")
+        if limit is None:
+            if not (open_end and i == len(bands)):
+                problems.append(f"{where}[{i}]: max_m is required")
+        elif limit <= last:
+            problems.append(f"{where}[{i}]: max_m must grow ({limit} after {last})")
+        else:
+            last = limit
+
+
+def validate_rules(rules: object, problems: list[str]) -> dict[str, dict]:
+    """Check each rule's parameters; returns the rules as given (plain, JSON-safe)."""
+    if not isinstance(rules, dict):
+        problems.append("rules: a mapping of rule kind -> parameters")
+        return {}
+    known = set(DEFAULT_RULES)
+    for kind in sorted(set(rules) - known):
+        problems.append(f"rules: unknown kind {kind!r} ({', '.join(sorted(known))})")
+    out = copy.deepcopy({k: v for k, v in rules.items() if k in known})
+    band = out.get("position_band")
+    if band is not None:
+        if not isinstance(band, dict):
+            problems.append("rules.position_band: a mapping with 'segment' and 'area'")
+        else:
+            _bands(band.get("segment"), "rules.position_band.segment", False, problems)
+            _bands(band.get("area"), "rules.position_band.area", True, problems)
+    depth = out.get("depth_layer")
+    if depth is not None:
+        layers = depth.get("layers") if isinstance(depth, dict) else None
+        if not isinstance(layers, list) or not layers:
+            problems.append("rules.depth_layer.layers: a list of {from_m, to_m, pct}")
+        else:
+            expect = 0.0
+            for i, layer in enumerate(layers, start=1):
+                try:
+                    start, end = _number(layer["from_m"]), _number(layer.get("to_m"))
+                    pct = _number(layer["pct"])
+                except (KeyError, TypeError, ValueError):
+                    problems.append(f"rules.depth_layer.layers[{i}]: needs from_m, to_m, pct")
+                    break
+                if start != expect:
+                    problems.append(f"rules.depth_layer.layers[{i}]: from_m must be {expect:g}")
+                if end is None and i != len(layers):
+                    problems.append(f"rules.depth_layer.layers[{i}]: only the last layer may "
+                                    "be open (to_m null)")
+                if end is not None and end <= (start or 0):
+                    problems.append(f"rules.depth_layer.layers[{i}]: to_m must exceed from_m")
+                if pct is None or not 0 < pct <= 100:
+                    problems.append(f"rules.depth_layer.layers[{i}]: pct must be in (0, 100]")
+                expect = end if end is not None else expect
+        positions = depth.get("positions", [1]) if isinstance(depth, dict) else []
+        if not isinstance(positions, list) or not all(
+                isinstance(p, int) and 1 <= p <= MAX_POSITIONS for p in positions):
+            problems.append("rules.depth_layer.positions: a list of positions 1-5")
+    for kind, keys in (("two_frontages", ("pct",)), ("height_difference", ("min_m", "pct"))):
+        params = out.get(kind)
+        if params is None:
+            continue
+        try:
+            if not isinstance(params, dict) or any(_number(params[k]) <= 0 for k in keys):
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"rules.{kind}: {' and '.join(keys)} must be positive numbers")
+    if isinstance(out.get("two_frontages"), dict):
+        out["two_frontages"].setdefault("min_roads", 2)
+    return out
+
+
+def _coefficients(value: object, land_types: set[str], problems: list[str]) -> list[dict]:
+    if not isinstance(value, list):
+        problems.append("coefficients: a list of {year, land_type, k, district_code?}")
+        return []
+    out = []
+    for i, item in enumerate(value, start=1):
+        try:
+            year = int(item["year"])
+            land = str(item["land_type"]).upper()
+            k = parse_number(item["k"])
+            district = None if is_blank(item.get("district_code")) else parse_code(
+                item["district_code"], 3)
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"coefficients[{i}]: needs year, land_type, k (and optionally "
+                            "a 3-digit district_code)")
+            continue
+        if land not in land_types:
+            problems.append(f"coefficients[{i}]: land type {land!r} is not a valuation "
+                            "land type")
+        if not 0 < k < 100 or not 1990 <= year <= 2100:
+            problems.append(f"coefficients[{i}]: k must be positive and the year plausible")
+        out.append({"year": year, "land_type": land, "district_code": district,
+                    "k": round(k, 4), "instrument": _text(item.get("instrument"))})
+    keys = [(c["year"], c["land_type"], c["district_code"]) for c in out]
+    if len(keys) != len(set(keys)):
+        problems.append("coefficients: the same year, land type and district twice")
+    return out
