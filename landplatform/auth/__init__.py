@@ -1,0 +1,1 @@
+"""Who may do what: bearer-token verification, principals and their rights."""
