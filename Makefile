@@ -8,7 +8,7 @@ up:
 	@$(VENV)/bin/lis up
 
 test:
-	@bash scripts/bootstrap.sh
+	@bash scripts/bootstrap.sh --tests
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/python -m pytest
 

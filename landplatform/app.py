@@ -12,9 +12,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from landplatform import __version__
+from landplatform.auth.tokens import TokenVerifier
+from landplatform.db import get_engine
 from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
 from landplatform.publish.conformance import conformance_router
+from landplatform.publish.coverage_guard import coverage_ids, coverage_router
 from landplatform.publish.engine import get_public_engine
 from landplatform.publish.features_api import (
     FeaturesService,
@@ -24,12 +27,17 @@ from landplatform.publish.features_api import (
 from landplatform.publish.ogc_app import build_ogc_app
 from landplatform.publish.resources import Publisher, build_config
 from landplatform.publish.tiles import tiles_router
+from landplatform.publish.writes import WriteService, writes_router
 from landplatform.settings import Settings, get_settings
+from landplatform.web import map_router
 
 
 def domain_publishers() -> list[Publisher]:
     """Collections and processes the domains add (the app is a composition root)."""
-    return []
+    from planning.publish import publisher as planning_publisher
+    from valuation.publish import publisher as valuation_publisher
+
+    return [planning_publisher, valuation_publisher]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,8 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         return feature
 
+    app.include_router(map_router)  # the planner's map: /map, /map/static/...
+    from valuation.routes import router as valuation_router
+
+    app.include_router(valuation_router)  # price-surface PNG previews for the map
     app.state.pygeoapi_config = config
     ogc = build_ogc_app(config, settings.var_dir / "pygeoapi")
+    from pygeoapi.starlette_app import collection_coverage as pygeoapi_coverage
     from pygeoapi.starlette_app import collection_items as pygeoapi_items
 
     # The JSON features path, vector tiles and /conformance are ours; pygeoapi serves
@@ -86,5 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(features_router(service, pygeoapi_items))
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
+    app.include_router(coverage_router(coverage_ids(config), pygeoapi_coverage))
+    # Writes (Features Part 4) and restricted reads: read/write engine, bearer tokens.
+    app.include_router(writes_router(WriteService(get_engine(), settings.base_url),
+                                     TokenVerifier(settings)))
     app.mount("/", ogc)
     return app

@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     page_limit_max: int = Field(default=10000, validation_alias="LIS_PAGE_LIMIT_MAX")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, validation_alias="LIS_MAX_BODY_BYTES",
                                 description="Largest request body accepted (413 above).")
+    # Authentication (docs/SECURITY.md): an external OIDC provider's JWKS, or else the
+    # embedded local issuer's HS256 secret (generated into var_dir/auth/secret when unset).
+    auth_jwks_url: str | None = Field(default=None, validation_alias="LIS_AUTH_JWKS_URL",
+                                      description="JWKS URL of the OIDC provider (RS256/ES256).")
+    auth_issuer: str | None = Field(default=None, validation_alias="LIS_AUTH_ISSUER",
+                                    description="Required `iss` of tokens (external provider).")
+    auth_audience: str | None = Field(default=None, validation_alias="LIS_AUTH_AUDIENCE",
+                                      description="Required `aud` of tokens, when set.")
+    auth_secret: str | None = Field(default=None, validation_alias="LIS_AUTH_SECRET",
+                                    description="HS256 secret of the local token issuer.")
 
     @property
     def base_url(self) -> str:

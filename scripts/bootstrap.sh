@@ -4,8 +4,9 @@
 #   1. find Python >= 3.12 ($PYTHON, python3.13/3.12 on PATH, pyenv versions, python3)
 #   2. create .venv with it (recreated if the existing one is older than 3.12)
 #   3. pip install -e '.[test]' when pyproject.toml changed since the last successful install
-#   4. check PostgreSQL server binaries (initdb), PostGIS for that major version and GDAL
-#      (ogrinfo/ogr2ogr); install them with apt-get when root, else print the command
+#   4. check PostgreSQL server binaries (initdb), PostGIS for that major version, GDAL
+#      (ogrinfo/ogr2ogr), and with --tests Chromium (the planner's map browser test);
+#      install them with apt-get when root, else print the command
 #   5. print one line naming the versions in use
 #
 # Idempotent: a second run only prints the closing line. Works from any directory.
@@ -72,7 +73,9 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# ---------------------------------------------------------------- 4. PostgreSQL, PostGIS, GDAL
+# ---------------------------------------------------------------- 4. system packages
+FOR_TESTS=0
+[ "${1:-}" = "--tests" ] && FOR_TESTS=1
 has_initdb() { [ -n "$1" ] && [ -x "$1/initdb" ]; }
 
 find_bindir() {  # same order as landplatform.pgcluster.find_pg_bindir
@@ -118,6 +121,11 @@ check_system() {
   if ! command -v ogrinfo >/dev/null 2>&1 || ! command -v ogr2ogr >/dev/null 2>&1; then
     MISSING+=("gdal-bin")
   fi
+  # headless browser for tests/test_map_browser.py (Playwright drives the system Chromium);
+  # only `make test` asks for it (bootstrap.sh --tests), running the platform does not
+  if [ "$FOR_TESTS" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+    MISSING+=("chromium" "fonts-dejavu-core")
+  fi
 }
 
 check_system
@@ -133,8 +141,8 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
     die "missing system packages. Run: sudo apt-get install -y --no-install-recommends \
 ${MISSING[*]}"
   else
-    die "missing PostgreSQL server/PostGIS/GDAL (Debian names: ${MISSING[*]}). Install them \
-with your package manager, or set PG_BINDIR to the directory holding initdb"
+    die "missing PostgreSQL server/PostGIS/GDAL/Chromium (Debian names: ${MISSING[*]}). \
+Install them with your package manager, or set PG_BINDIR to the directory holding initdb"
   fi
 fi
 

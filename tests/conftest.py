@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -52,12 +53,23 @@ def server_url(pg_cluster: EmbeddedCluster | None) -> URL:
 
 
 @pytest.fixture(scope="session")
-def api_db_url(server_url: URL) -> URL:
-    """The database the API tests serve: migrated, with every sample file loaded."""
+def api_var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LIS_VAR_DIR of the session's server and of the steps that prepare its database
+    (valuation writes the price surfaces the server publishes there)."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def api_db_url(server_url: URL, api_var_dir: Path) -> URL:
+    """The database the API tests serve: migrated, with every sample file loaded and every
+    sample district valued (as ``lis up`` leaves it)."""
     url = create_database(server_url, "lis_api")
-    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False),
+           "LIS_VAR_DIR": str(api_var_dir)}
     subprocess.run([sys.executable, "-m", "landplatform.cli", "load", "samples"], env=env,
                    check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "landplatform.cli", "valuate", "--all", "--quiet"],
+                   env=env, check=True, capture_output=True, text=True, timeout=300)
     return url
 
 
@@ -69,12 +81,13 @@ def api_db(api_db_url: URL) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def api(api_db_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api(api_db_url: URL, api_var_dir: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real platform server (``lis serve``) on 127.0.0.1."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": api_db_url.render_as_string(hide_password=False),
            "PORT": str(port), "HOST": "127.0.0.1",
-           "LIS_VAR_DIR": str(tmp_path_factory.mktemp("var")),
+           "LIS_VAR_DIR": str(api_var_dir),
            "LIS_AUTH_SECRET": TEST_AUTH_SECRET}  # tests mint tokens with it
     log = tmp_path_factory.mktemp("log") / "serve.log"
     with log.open("w") as out:

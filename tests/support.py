@@ -14,6 +14,33 @@ from landplatform.migrate import upgrade
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "data" / "samples"
+# The local token issuer's secret of the session `api` server (tests mint tokens with it).
+TEST_AUTH_SECRET = "test-only-secret-" + "x" * 32
+
+
+# The national field names of the restricted attributes in a parcel delivery.
+RESTRICTED_FIELDS = ("TenChu", "SoCCCD", "SoGCN")
+
+
+def restricted_values(manifest: list[dict]) -> set[str]:
+    """Every owner name, ID number and certificate serial in the sample deliveries.
+
+    A name that is also one of the sample price tables' public street names (Đường Nguyễn
+    Văn Linh in Đà Nẵng is named after a person, and the synthetic owners can share that
+    name) is left out: it rightly appears in land-prices responses as a road.
+    """
+    import pyogrio
+
+    from etl.samplegen_prices import ROADS
+
+    streets = " ".join(road.name for roads in ROADS.values() for road in roads)
+    values: set[str] = set()
+    for entry in manifest:
+        frame = pyogrio.read_dataframe(SAMPLES / entry["file"], read_geometry=False)
+        for national in RESTRICTED_FIELDS:
+            column = entry["fields"][national]
+            values |= {str(v) for v in frame[column].dropna() if str(v).strip()}
+    return {v for v in values if v not in streets}
 
 
 def free_port() -> int:

@@ -20,8 +20,12 @@ def test_health(api: str) -> None:
 
 def test_collections_are_generated_per_district(api: str, manifest: list[dict]) -> None:
     ids = {c["id"] for c in get(f"{api}/collections", f="json").json()["collections"]}
-    expected = {f"parcels-{e['district_code']}" for e in manifest}
-    assert expected | {"parcels", "land-use-types", "admin-units"} == ids
+    # every sample district has parcels, a plan, a price table and a valuation
+    per_district = ("parcels", "planning-zones", "land-prices", "parcel-values", "price-surface")
+    expected = {f"{kind}-{e['district_code']}" for e in manifest for kind in per_district}
+    national = {"parcels", "land-use-types", "admin-units", "planning-zones", "plans",
+                "land-prices", "parcel-values"}
+    assert ids == expected | national
 
 
 @pytest.mark.parametrize("fmt", ["json", "html"])

@@ -3,6 +3,7 @@ var folder, migrated, samples loaded; a second run reuses everything and loads n
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from landplatform.pgcluster import EmbeddedCluster
-from support import free_port
+from support import SAMPLES, free_port
 
 
 def lis(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -22,6 +23,7 @@ def lis(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(bool(os.environ.get("LIS_TEST_DATABASE_URL")),
                     reason="uses the embedded cluster")
 def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[dict]) -> None:
+    plans = json.loads((SAMPLES / "plans" / "manifest.json").read_text(encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(LIS_VAR_DIR=str(tmp_path / "var"), LIS_PG_PORT=str(free_port()))
     try:
@@ -30,13 +32,18 @@ def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[
         assert "embedded cluster started" in first.stdout
         assert "Schema: migrated" in first.stdout
         assert first.stdout.count(": loaded as run") == len(manifest)
+        assert first.stdout.count(": loaded plan run") == len(plans)
 
         second = lis("up", "--no-serve", env=env)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "embedded cluster running" in second.stdout
         assert "Schema: up to date" in second.stdout
-        assert second.stdout.count("already loaded") == len(manifest)
+        for entry in manifest:
+            assert f"Samples: {entry['file']} already loaded" in second.stdout
+        for plan in plans:
+            assert f"Samples: plan {plan['file']} already loaded" in second.stdout
         assert "loaded as run" not in second.stdout
+        assert "loaded plan run" not in second.stdout
 
         status = lis("db", "status", env=env)
         assert "is running" in status.stdout

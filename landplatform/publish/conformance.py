@@ -1,8 +1,10 @@
 """``/conformance`` that lists exactly the classes this server passes.
 
 pygeoapi derives its list from provider types and would claim, for instance, Features
-Part 4 (create/replace/delete) for any feature provider; our features path does not offer
-writes, so we answer this one ourselves. Each class here is exercised by the test suite.
+Part 4 (create/replace/delete) for any feature provider; we answer this one ourselves.
+Part 4 is offered on the per-district parcel collections only (``parcels-<district>``,
+with a bearer token: landplatform/publish/writes.py); every other collection is read-only.
+Each class here is exercised by the test suite.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ FEATURES = [
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    # create/replace/delete on parcels-<district> (tests/test_auth_writes.py)
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
 ]
 TILES = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",

@@ -25,6 +25,8 @@ def _twin_key(resource: dict) -> str | None:
     providers = resource.get("providers") or []
     if resource.get("type") != "collection" or len(providers) != 1:
         return None
+    if not isinstance(providers[0].get("data"), dict):  # e.g. a coverage's file path
+        return None
     p = providers[0]
     data = {k: v for k, v in p["data"].items() if k != "filter"}
     return json.dumps([p["name"], data, sorted(p["data"].get("filter") or {}),
