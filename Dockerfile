@@ -40,7 +40,8 @@ print(*d['project']['dependencies'], sep=chr(10))" > /tmp/requirements.txt \
 COPY --from=build /wheels/ /tmp/wheels/
 RUN pip install --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels
 
-# Unprivileged user; LIS_VAR_DIR (generated pygeoapi config, OpenAPI document) must be
+# Unprivileged user; LIS_VAR_DIR (generated pygeoapi config, OpenAPI document, price
+# surfaces, the local token secret) must be
 # writable by it. Created here so a named volume mounted on it starts with this owner.
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/lis \
         --shell /usr/sbin/nologin lis \
