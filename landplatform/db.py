@@ -46,15 +46,20 @@ def make_engine(url: URL | str, *, public: bool = False, pool_size: int = 5,
                 pool_timeout: float = 30.0, application_name: str = "lis") -> Engine:
     """An engine; ``public=True`` makes every connection run as the read-only role.
 
-    ``pool_pre_ping`` lets the app survive a PostgreSQL restart without restarting itself.
+    The read/write engine pings each connection on checkout (``pool_pre_ping``) so that a
+    PostgreSQL restart is survived. The public engine serves single-statement reads, where
+    every round trip counts: it runs in autocommit (no BEGIN/ROLLBACK per request) and does
+    not ping; ``landplatform.publish.engine.read`` retries a read once on a connection the
+    restart killed instead.
     """
+    extra: dict = {"isolation_level": "AUTOCOMMIT"} if public else {"pool_pre_ping": True}
     engine = create_engine(
         url if isinstance(url, URL) else normalise_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         connect_args={"application_name": application_name},
+        **extra,
     )
     if public:
         @event.listens_for(engine, "connect")

@@ -6,9 +6,11 @@ connection runs as the ``lis_public`` role, which can read ``publish.*`` and not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from landplatform.db import database_url, make_engine
 from landplatform.settings import get_settings
@@ -19,3 +21,22 @@ def get_public_engine() -> Engine:
     settings = get_settings()
     return make_engine(database_url(settings), public=True, pool_size=settings.pool_size,
                        pool_timeout=settings.pool_timeout, application_name="lis-api")
+
+
+
+def read[T](engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """``fn`` on a pooled connection; once more on a fresh one if the first was dead.
+
+    The public engine does not ping on checkout (a round trip per request). After a
+    PostgreSQL restart the first statement on an old connection fails as a disconnect;
+    SQLAlchemy then invalidates that connection and every older one in the pool, and the
+    retry gets a new connection. Reads have no side effects, so running one twice is safe.
+    """
+    try:
+        with engine.connect() as conn:
+            return fn(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with engine.connect() as conn:
+        return fn(conn)

@@ -26,7 +26,7 @@ from pygeoapi.provider.base import (
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from landplatform.publish.engine import get_public_engine
+from landplatform.publish.engine import get_public_engine, read
 from landplatform.publish.layers import Layer
 from landplatform.publish.query import FeatureQuery, QueryError
 
@@ -74,9 +74,11 @@ class PostGISProvider(BaseProvider):
 
     def _run(self, stmt, row: bool = False):  # noqa: ANN001, ANN202
         try:
-            with get_public_engine().connect() as conn:
+            def run(conn):  # noqa: ANN001, ANN202
                 result = conn.execute(stmt)
                 return result.one() if row else result.scalar_one_or_none()
+
+            return read(get_public_engine(), run)
         except PoolTimeout as exc:
             raise ProviderConnectionError(user_msg="database busy, retry shortly") from exc
         except OperationalError as exc:
