@@ -1,0 +1,112 @@
+"""A whole district into GDAL: ``ogr2ogr -f GPKG out.gpkg OAPIF:<server> <collection>``.
+
+What QGIS and GDAL users do to take a district home: the OAPIF driver pages through the
+collection following ``next`` links. GDAL 3.6 asks for 10 features a page unless told
+otherwise, which would make every server look like its per-request overhead; all servers
+get ``-oo PAGE_SIZE=1000`` (the same for all). Timed end to end, repeated with the systems
+taking turns, median kept; the output is checked: as many features, and as many distinct
+ids, as the district has.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from pyogrio import read_info
+from pyogrio.raw import read as ogr_read
+
+from bench.systems import RAW_DISTRICT_AFTER, RAW_DISTRICT_PAGE
+
+PAGE_SIZE = 1000
+
+
+@dataclass
+class GdalResult:
+    system: str
+    collection: str
+    expected: int
+    status: str = "ok"  # ok | wrong | failed | n/a
+    note: str = ""
+    runs_s: list[float] = field(default_factory=list)
+    features: int | None = None
+    distinct_ids: int | None = None
+
+    @property
+    def median_s(self) -> float | None:
+        return round(statistics.median(self.runs_s), 3) if self.runs_s else None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "median_s": self.median_s}
+
+
+def _count(path: Path) -> tuple[int, int | None]:
+    info = read_info(path)
+    fields = list(info["fields"])
+    if "id" not in fields:
+        return int(info["features"]), None
+    _meta, _fids, _geom, (ids,) = ogr_read(path, columns=["id"], read_geometry=False)
+    return int(info["features"]), len(set(ids.tolist()))
+
+
+def ogr2ogr_once(result: GdalResult, base: str, timeout_s: float, work: Path) -> None:
+    """One timed ``ogr2ogr`` of ``result.collection``; appends the time or sets the status."""
+    if result.status != "ok":
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"gdal-{result.system}.gpkg"
+    out.unlink(missing_ok=True)
+    env = {**os.environ, "GDAL_HTTP_TIMEOUT": str(int(timeout_s))}
+    argv = ["ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{base}", result.collection,
+            "-oo", f"PAGE_SIZE={PAGE_SIZE}"]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        result.status, result.note = "failed", f"ogr2ogr did not finish in {timeout_s:.0f} s"
+        return
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0 or not out.exists():
+        result.status = "failed"
+        result.note = f"ogr2ogr exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        return
+    result.features, result.distinct_ids = _count(out)
+    out.unlink(missing_ok=True)
+    if result.features != result.expected or result.distinct_ids not in (None, result.expected):
+        result.status = "wrong"
+        result.note = (f"got {result.features} features ({result.distinct_ids} distinct ids), "
+                       f"the district has {result.expected}")
+        return
+    result.runs_s.append(round(seconds, 3))
+
+
+def raw_once(result: GdalResult, conninfo: dict, district: str) -> None:
+    """The floor: the same district as GeoJSON pages of 1,000 by key, over psycopg."""
+    if result.status != "ok":
+        return
+    max_pages = result.expected // PAGE_SIZE + 2
+    total = 0
+    with psycopg.connect(**conninfo, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        last = None
+        for _page in range(max_pages):
+            if last is None:
+                row = conn.execute(RAW_DISTRICT_PAGE, (district,)).fetchone()
+            else:
+                row = conn.execute(RAW_DISTRICT_AFTER, (district, last)).fetchone()
+            _body, n, last = row
+            total += n
+            if last is None or n < PAGE_SIZE:
+                break
+        seconds = time.perf_counter() - t0
+    result.features = total
+    if total != result.expected:
+        result.status = "wrong"
+        result.note = f"paged {total} features, the district has {result.expected}"
+        return
+    result.runs_s.append(round(seconds, 3))
