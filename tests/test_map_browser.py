@@ -235,6 +235,19 @@ def test_planner_map_in_chromium(api: str, manifest: list[dict], page, tmp_path:
     assert shown, "no zone row for a parcel a zone covers"
     assert {z for z, s in shares.items() if s > .1} <= shown <= set(shares)
 
+    # the district's price surface (issue 4) is offered and drawn from the platform's PNG
+    assert f"price-surface-{district}" in collections
+    assert page.evaluate("lisMap.available.price")
+    if not page.evaluate("lisMap.visible('price')"):
+        page.click("[data-testid=toggle-price]")
+        page.wait_for_function("lisMap.visible('price')")
+    overlay = page.locator(".leaflet-price-pane img.leaflet-image-layer")
+    overlay.wait_for(state="attached")
+    src = overlay.get_attribute("src")
+    assert src.endswith(f"/valuation/coverage/price-surface-{district}.png"), src
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0",
+                         overlay.element_handle())
+
     # back to the whole district, then a screenshot that is visibly a map
     page.evaluate("() => { lisMap.map.fitBounds(lisMap.parcelsGeo.getBounds(), "
                   "{animate: false}); }")  # returns nothing: serialising the map is slow
