@@ -178,3 +178,36 @@ def test_exhausted_pool_answers_503_with_retry_after(api_db_url: URL) -> None:
                              {"limit": "5"}).status_code == 200
     finally:
         engine.dispose()
+
+
+def test_filtered_counts_only_when_the_planner_expects_few(api_db_url: URL,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A filtered first page is counted when EXPLAIN expects few matches, else the count is
+    omitted without being run; resulttype=hits always counts."""
+    import json
+
+    from landplatform.publish import features_api
+
+    engine = make_engine(api_db_url, public=True)
+    col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[])
+    service = FeaturesService(engine, collections_from_config(
+        {"resources": {"parcels": col}}), "http://x", 10, 100)
+    parcels = service.collections["parcels"]
+    query = {"filter": "area_m2 > 0", "limit": "5"}
+    try:
+        with engine.connect() as conn:
+            total = conn.execute(sa.text(
+                "SELECT count(*) FROM publish.parcels WHERE area_m2 > 0")).scalar_one()
+        assert total > 1000
+        body = json.loads(service.items(parcels, query).body)
+        assert body["numberMatched"] == total  # the estimate is under the threshold
+        monkeypatch.setattr(features_api, "COUNT_ESTIMATE_MAX", 100)
+        body = json.loads(service.items(parcels, query).body)
+        assert "numberMatched" not in body and body["numberReturned"] == 5
+        hits = json.loads(service.items(parcels, {**query, "resulttype": "hits"}).body)
+        assert hits["numberMatched"] == total
+        narrow = {"filter": "parcel_no = 1 AND sheet_no = 1", "limit": "1"}
+        assert "numberMatched" in json.loads(service.items(parcels, narrow).body)
+    finally:
+        engine.dispose()
