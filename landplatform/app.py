@@ -17,13 +17,14 @@ from landplatform.db import get_engine
 from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
 from landplatform.publish.conformance import conformance_router
-from landplatform.publish.coverage_guard import coverage_ids, coverage_router
+from landplatform.publish.coverage_guard import coverage_files, coverage_router
 from landplatform.publish.engine import get_public_engine
 from landplatform.publish.features_api import (
     FeaturesService,
     collections_from_config,
     features_router,
 )
+from landplatform.publish.loads import LOAD_PATHS, LoadService, loads_router
 from landplatform.publish.ogc_app import build_ogc_app
 from landplatform.publish.resources import Publisher, build_config
 from landplatform.publish.tiles import tiles_router
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     config = build_config(engine, settings, domain_publishers())
     app = FastAPI(title="Land information platform", version=__version__,
                   docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       overrides=[(LOAD_PATHS, settings.max_upload_bytes)])
     heads = expected_heads()
 
     @app.get("/health", tags=["platform"])
@@ -99,9 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(features_router(service, pygeoapi_items))
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
-    app.include_router(coverage_router(coverage_ids(config), pygeoapi_coverage))
+    app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
     # Writes (Features Part 4) and restricted reads: read/write engine, bearer tokens.
-    app.include_router(writes_router(WriteService(get_engine(), settings.base_url),
-                                     TokenVerifier(settings)))
+    verifier = TokenVerifier(settings)
+    app.include_router(writes_router(WriteService(get_engine(), settings.base_url), verifier))
+    # File loads by district officers (multipart upload, run through etl.parcels).
+    app.include_router(loads_router(LoadService(get_engine(), settings), verifier))
     app.mount("/", ogc)
     return app

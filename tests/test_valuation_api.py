@@ -243,3 +243,20 @@ def test_no_owner_data_in_valuation_responses(api: str, manifest: list[dict],
     assert not [s for s in secrets if s in everything]
     for name in ("owner", "full_name", "id_number", "certificate", "tenchu", "so_cccd"):
         assert name not in everything.lower(), name
+
+
+def test_whole_surface_as_coveragejson_is_refused_but_geotiff_is_served(api: str) -> None:
+    """CoverageJSON is built cell by cell in Python: a whole district is a 400 that says
+    what to do instead, not a request that ties up the server (schemathesis found it)."""
+    r = get(f"{api}/collections/price-surface-003/coverage", f="json")
+    assert r.status_code == 400
+    assert "f=GTiff" in r.json()["description"] and "bbox" in r.json()["description"]
+    r = get(f"{api}/collections/price-surface-003/coverage", properties="1,1,1")
+    assert r.status_code == 400  # the default format is CoverageJSON too
+    r = get(f"{api}/collections/price-surface-003/coverage", f="GTiff")
+    assert r.status_code == 200 and r.content[:4] in (b"II*\x00", b"MM\x00*")
+    r = get(f"{api}/collections/price-surface-003/coverage", bbox="0,0,1,1,2,3")
+    assert r.status_code == 400 and "4" in r.json()["description"]
+    r = get(f"{api}/collections/price-surface-003/coverage", bbox="105.81,21.06,105.815,21.065",
+            **{"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3857"})
+    assert r.status_code == 400
