@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from etl import parcel_merge as m
 from etl import plan_merge as pm
@@ -68,6 +68,18 @@ def delivery_sha256(path: Path) -> str:
     return file_sha256(path, extra=[sidecar] if sidecar else [])
 
 
+def _check_plan_key(conn: Connection, meta: PlanMeta, file: str) -> None:
+    """A plan code names one district's plan for good: a delivery re-using the code of a
+    plan of another district is a mistake (it would move and replace that plan's zones),
+    not a re-delivery."""
+    loaded = conn.execute(text("SELECT district_code FROM planning.plan "
+                               "WHERE plan_code = :code"), {"code": meta.plan_code}).scalar()
+    if loaded is not None and loaded != meta.district_code:
+        raise LoadError(file, f"plan_code {meta.plan_code} is already loaded for district "
+                              f"{loaded}; this delivery is for district "
+                              f"{meta.district_code}: use a new plan code")
+
+
 def load_plan(engine: Engine, path: Path, *, metadata: dict | None = None,
               options: Options | None = None, quarantine: bool = False,
               layer: str | None = None, encoding: str | None = None,
@@ -94,6 +106,8 @@ def load_plan(engine: Engine, path: Path, *, metadata: dict | None = None,
         with engine.connect() as conn:
             ref = Reference.load(conn)
         meta = plan_metadata(path.name, sidecar, metadata or {}, ref)
+        with engine.connect() as conn:
+            _check_plan_key(conn, meta, path.name)
         result.plan_code = meta.plan_code
         run_options["plan"] = meta.as_json()
         progress.step(f"reading {path.name} (plan {meta.plan_code})")
@@ -104,6 +118,7 @@ def load_plan(engine: Engine, path: Path, *, metadata: dict | None = None,
         progress.step(f"validating {result.features_read:,} zones ({crs.name})")
         rows, issues, codes = prepare_zones(source.frame, path.name, crs, ref,
                                             FieldMapping.load(mapping), meta, options)
+        issues = source.issues + issues  # whole-file repairs: encoding, M values
     except LoadError as exc:
         result.status, result.message = "failed", exc.reason
         record_failure(engine, result, started, run_options, path, kind=KIND, sha256=sha)

@@ -24,7 +24,7 @@ from pyproj import CRS
 from etl.fieldmap import FieldMapping
 from etl.geometry import WGS84, bounds_within, check_polygons, inside_vietnam, transform
 from etl.parcel_rules import resolve_crs
-from etl.price_rules import Context, parse_price, segment_key
+from etl.price_rules import MAX_TEXT, Context, parse_price, segment_key
 from etl.report import Issue
 from etl.sources import open_source
 from etl.values import is_blank, parse_code
@@ -33,6 +33,7 @@ OVERLAP_MIN_M = 1.0  # segments of one road may touch end to end, not share a st
 PROVINCE_MARGIN_DEG = 0.005  # ~500 m: district extents are bounding boxes
 PARCEL_REF = re.compile(r"^\d{5}\.\d+\.\d+$")
 LINEAR = {"LineString", "MultiLineString"}
+MAX_ZONE_CODE = 50
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,17 @@ class Features:
     srid: int | None = None
 
 
-def _read(path: Path, layer: str | None, crs: str | None, mapping: str
-          ) -> tuple[list[dict], np.ndarray, CRS, list[Issue]]:
-    source = open_source(path, layer=layer)
-    src_crs = resolve_crs(path.name, source.crs, crs)
+def _read(path: Path, layer: str | None, crs: str | None, mapping: str,
+          encoding: str | None = None) -> tuple[list[dict], np.ndarray, CRS, list[Issue]]:
+    """Records, geometries, CRS, and the whole-file repairs made while reading (named
+    ``<file>!<field>`` like every price-table issue)."""
+    source = open_source(path, layer=layer, encoding=encoding)
+    # --crs names the CRS of the geometry files that have none (segments and zones may
+    # come in different CRSs): a file declaring its own keeps it.
+    src_crs = resolve_crs(path.name, source.crs, crs if source.crs is None else None)
     attrs = FieldMapping.load(mapping).select(source.frame, path.name)
     return (attrs.to_dict("records"), np.asarray(source.frame.geometry.values, dtype=object),
-            src_crs, [])
+            src_crs, [replace(i, field=f"{path.name}!{i.field}") for i in source.issues])
 
 
 def _located(wgs: np.ndarray, ok: np.ndarray, nos: np.ndarray, src: CRS, extents: Extents,
@@ -114,10 +119,10 @@ def _district(rec: dict, geom: shapely.Geometry, no: int, file: str, ctx: Contex
 
 def prepare_segments(path: Path, ctx: Context, priced_keys: set[str], epsg: int | None,
                      extents: Extents, *, layer: str | None = None,
-                     crs: str | None = None) -> Features:
+                     crs: str | None = None, encoding: str | None = None) -> Features:
     """Validate a segment geometry file against the keys the table's rows price."""
     out = Features()
-    records, geoms, src, _ = _read(path, layer, crs, "price_segments")
+    records, geoms, src, out.issues = _read(path, layer, crs, "price_segments", encoding)
     file = path.name
     out.read = len(records)
     out.srid = src.to_2d().to_epsg(min_confidence=70)
@@ -146,6 +151,8 @@ def prepare_segments(path: Path, ctx: Context, priced_keys: set[str], epsg: int 
         if road is None:
             out.issues.append(Issue(no, f"{file}!road_name", "road name missing"))
             continue
+        if _too_long(rec, no, file, out.issues):
+            continue
         start, end = (None if is_blank(rec.get(k)) else " ".join(str(rec[k]).split())
                       for k in ("from_desc", "to_desc"))
         key = segment_key(road, start, end)
@@ -173,6 +180,18 @@ def prepare_segments(path: Path, ctx: Context, priced_keys: set[str], epsg: int 
         item["wkb"] = _ewkb(shapely.multilinestrings([item["geom"]])
                             if item["geom"].geom_type == "LineString" else item["geom"])
     return out
+
+
+def _too_long(rec: dict, no: int, file: str, issues: list[Issue]) -> bool:
+    """Reject a feature whose labels are longer than the table's rows may be."""
+    long = False
+    for name, limit in MAX_TEXT.items():
+        value = rec.get(name)
+        if not is_blank(value) and len(str(value)) > limit:
+            issues.append(Issue(no, f"{file}!{name}", f"longer than {limit} characters",
+                                str(value)[:40] + "..."))
+            long = True
+    return long
 
 
 def _overlaps(out: Features, epsg: int | None, file: str) -> None:
@@ -210,10 +229,10 @@ def _ewkb(geom: shapely.Geometry) -> str:
 
 
 def prepare_zones(path: Path, ctx: Context, extents: Extents, *, layer: str | None = None,
-                  crs: str | None = None) -> Features:
+                  crs: str | None = None, encoding: str | None = None) -> Features:
     """Validate value zones (vùng giá trị): polygon, code, land type, price, standard parcel."""
     out = Features()
-    records, geoms, src, _ = _read(path, layer, crs, "price_zones")
+    records, geoms, src, out.issues = _read(path, layer, crs, "price_zones", encoding)
     file = path.name
     out.read = len(records)
     out.srid = src.to_2d().to_epsg(min_confidence=70)
@@ -231,13 +250,22 @@ def prepare_zones(path: Path, ctx: Context, extents: Extents, *, layer: str | No
         problems = len(out.issues)
         if code is None:
             out.issues.append(Issue(no, f"{file}!zone_code", "zone code missing"))
-        if land not in ctx.land_types:
+        elif len(code) > MAX_ZONE_CODE:
+            out.issues.append(Issue(no, f"{file}!zone_code", f"longer than {MAX_ZONE_CODE} "
+                                    "characters", code[:40] + "..."))
+        if land is None:
+            out.issues.append(Issue(no, f"{file}!land_type", "land type missing"))
+        elif land not in ctx.land_types:
             out.issues.append(Issue(no, f"{file}!land_type", f"unknown land type {land!r}",
                                     land))
-        try:
-            price = parse_price(rec.get("price"), 1)
-        except ValueError as exc:
-            out.issues.append(Issue(no, f"{file}!price", str(exc), str(rec.get("price"))))
+        price = None
+        if is_blank(rec.get("price")):
+            out.issues.append(Issue(no, f"{file}!price", "price missing"))
+        else:
+            try:
+                price = parse_price(rec.get("price"), 1)
+            except ValueError as exc:
+                out.issues.append(Issue(no, f"{file}!price", str(exc), str(rec.get("price"))))
         ref = None if is_blank(rec.get("standard_parcel")) else str(rec["standard_parcel"])
         if ref is not None and not PARCEL_REF.match(ref.strip()):
             out.issues.append(Issue(no, f"{file}!standard_parcel", "standard parcel must be "

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from etl.fieldmap import FieldMapping, normalise_name
 from etl.price_meta import SheetSpec
-from etl.price_sheets import Grid, Header, find_header
+from etl.price_sheets import Formula, Grid, Header, find_header
 from etl.report import Issue, LoadError
 from etl.values import is_blank, parse_code, parse_number
 
@@ -32,6 +32,9 @@ ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
 THOUSANDS = re.compile(r"^\d{1,3}\.\d{3}$")
 HEADING_PREFIX = re.compile(r"^\s*(?:[IVXLC]+|[A-Z]|\d+)\s*[.)/-]\s*", re.IGNORECASE)
 DISTRICT_WORDS = ("quan", "huyen", "thixa", "thanhpho")
+# Longest text a segment's labels may have: a longer one is a paragraph pasted into a
+# cell (or cells run together), not a road name.
+MAX_TEXT = {"road_name": 200, "from_desc": 300, "to_desc": 300, "road_class": 20}
 
 
 def segment_key(road: str, start: str | None, end: str | None) -> str:
@@ -43,6 +46,10 @@ def segment_key(road: str, start: str | None, end: str | None) -> str:
 def parse_price(value: object, factor: int) -> int:
     """A price cell in whole VND/m². "1.200" is 1,200 (VND prices have no decimals, so a
     single '.' before three digits groups thousands). Raises ValueError with the reason."""
+    if isinstance(value, Formula):
+        raise ValueError(f"formula {value} has no computed value in the workbook: open "
+                         "and save it in Excel or LibreOffice (which store the value), or "
+                         "type the price")
     if isinstance(value, str) and THOUSANDS.match(value.strip()):
         value = value.strip().replace(".", "")
     try:
@@ -177,6 +184,13 @@ class SheetParser:
         out: list[int | None] = []
         for p in self.positions:
             raw = self.value(r, f"p{p}")
+            span = self.grid.merged_range(r, self.header.columns[f"p{p}"])
+            if span is not None:
+                self.reject(r, f"p{p}", f"price cell is part of merged cells {span}: which "
+                                        "row and position the price belongs to is "
+                                        "ambiguous; give each its own cell", raw)
+                out.append(None)
+                continue
             if is_blank(raw):
                 self.reject(r, f"p{p}", f"missing price for position {p} (VT{p})")
                 out.append(None)
@@ -240,6 +254,8 @@ class SheetParser:
             name = self.text(r, "road_name")
             start, end = self.text(r, "from_desc"), self.text(r, "to_desc")
             out.rows_read += 1
+            if self._too_long(r):
+                continue
             if name:
                 road = name
             elif road is None:
@@ -262,6 +278,17 @@ class SheetParser:
             mine.append(SegmentRow(self.name, r + 1, key, road, start, end,
                                    self.text(r, "road_class"), district, land, prices))
         out.segments += [s for s in mine if s.key not in duplicates]
+
+    def _too_long(self, r: int) -> bool:
+        """Reject the row when a label is longer than ``MAX_TEXT`` allows."""
+        long = False
+        for name, limit in MAX_TEXT.items():
+            value = self.text(r, name)
+            if value is not None and len(value) > limit:
+                self.reject(r, name, f"longer than {limit} characters ({len(value)})",
+                            value[:40] + "...")
+                long = True
+        return long
 
     def _heading(self, text: str, current: str | None) -> str | None:
         bare = normalise_name(HEADING_PREFIX.sub("", text))

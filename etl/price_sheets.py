@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from etl.fieldmap import FieldMapping, normalise_name
-from etl.report import LoadError
+from etl.report import Issue, LoadError
+from etl.sources import check_size, check_zip, suspect_text
 from etl.values import is_blank
 
 MAX_HEADER_SCAN = 25  # header rows are found within the first rows of a sheet
@@ -27,16 +29,35 @@ UNIT_MARKERS = (("trieudong", 1_000_000), ("1000dong", 1000), ("nghindong", 1000
                 ("ngandong", 1000))
 
 
+class Formula(str):
+    """A formula cell whose workbook stores no computed value (written by a program that
+    does not calculate): its value is unknown, so it is named, never read as blank."""
+
+
 @dataclass(frozen=True)
 class Grid:
-    """One sheet as rows of cell values, merged ranges filled with their value."""
+    """One sheet as rows of cell values, merged ranges filled with their value.
+
+    ``merged`` keeps the merged ranges (0-based, inclusive: first row, first column, last
+    row, last column) so a rule can refuse a merge where one value per cell is needed;
+    ``notes`` are whole-file repairs made while reading (e.g. the CSV's code page).
+    """
 
     name: str
     rows: list[list[object]]
+    merged: tuple[tuple[int, int, int, int], ...] = ()
+    notes: tuple[Issue, ...] = ()
 
     def cell(self, row: int, col: int) -> object:
         values = self.rows[row]
         return values[col] if col < len(values) else None
+
+    def merged_range(self, row: int, col: int) -> str | None:
+        """'G8:H8' when the cell is part of a merged range of several cells."""
+        for r0, c0, r1, c1 in self.merged:
+            if r0 <= row <= r1 and c0 <= col <= c1 and (r0, c0) != (r1, c1):
+                return f"{self.address(r0, c0)}:{self.address(r1, c1)}"
+        return None
 
     @staticmethod
     def address(row: int, col: int) -> str:
@@ -64,13 +85,22 @@ def read_workbook(path: Path) -> dict[str, Grid]:
     """Every sheet of an .xlsx workbook, by name, with merged cells filled."""
     from openpyxl import load_workbook
 
+    check_zip(path, check_size(path))  # an .xlsx is a zip: no zip bomb reaches openpyxl
     try:
         book = load_workbook(path, data_only=True)
+        # Formulas: a cell whose cached value is missing is a formula never calculated.
+        formulas = load_workbook(path, data_only=False)
     except Exception as exc:  # a damaged or non-Excel file: nothing can be loaded
         raise LoadError(path, f"cannot be read as an Excel workbook: {exc}") from exc
     grids = {}
     for sheet in book.worksheets:
         rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+        for r, row in enumerate(formulas[sheet.title].iter_rows(values_only=True)):
+            for c, written in enumerate(row):
+                text = getattr(written, "text", written)  # ArrayFormula keeps it in .text
+                if (r < len(rows) and c < len(rows[r]) and rows[r][c] is None
+                        and isinstance(text, str) and text.startswith("=")):
+                    rows[r][c] = Formula(text)
         for merged in sheet.merged_cells.ranges:
             value = sheet.cell(merged.min_row, merged.min_col).value
             for r in range(merged.min_row - 1, merged.max_row):
@@ -80,8 +110,28 @@ def read_workbook(path: Path) -> dict[str, Grid]:
                 row.extend([None] * (merged.max_col - len(row)))
                 for c in range(merged.min_col - 1, merged.max_col):
                     row[c] = value
-        grids[sheet.title] = Grid(sheet.title, rows)
+        spans = tuple((m.min_row - 1, m.min_col - 1, m.max_row - 1, m.max_col - 1)
+                      for m in sheet.merged_cells.ranges)
+        grids[sheet.title] = check_grid_text(Grid(sheet.title, rows, spans), path.name)
     return grids
+
+
+def check_grid_text(grid: Grid, file: str, notes: tuple[Issue, ...] = ()) -> Grid:
+    """The grid with its text in Unicode NFC; LoadError naming the sheet and cell of the
+    first text that is not Vietnamese (TCVN3/VNI font text typed into the sheet, or a
+    wrong code page)."""
+    rows = [[unicodedata.normalize("NFC", v) if isinstance(v, str) else v for v in row]
+            for row in grid.rows]
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            bad = suspect_text(value) if isinstance(value, str) else ""
+            if bad:
+                raise LoadError(file, f"sheet {grid.name!r} cell {Grid.address(r, c)} has "
+                                      f"text that is not Unicode Vietnamese (characters "
+                                      f"{bad!r}): TCVN3 (ABC) or VNI font text, or a wrong "
+                                      "code page. Convert it to Unicode (e.g. Unikey's "
+                                      "converter) and save again")
+    return Grid(grid.name, rows, grid.merged, notes)
 
 
 def read_csv(path: Path) -> Grid:
@@ -89,18 +139,29 @@ def read_csv(path: Path) -> Grid:
 
     Merged cells arrive empty in a CSV; the row parser carries names down (see
     ``etl.price_rules``), and the header finder reads sub-heading rows on their own.
+    A CSV that is not UTF-8 is read as Windows-1258 (what Excel writes as "CSV" on a
+    Vietnamese Windows) and that is reported; if it then reads as text no Vietnamese table
+    has (TCVN3/VNI font text), it is refused naming the cell.
     """
+    notes: tuple[Issue, ...] = ()
+    check_size(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError(path, f"cannot be read as UTF-8 text: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(path, f"cannot be read: {exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1258", errors="replace")
+        notes = (Issue(0, f"{path.name}!encoding", "not UTF-8: read as Windows-1258 "
+                       "(cp1258), the Vietnamese Windows code page", severity="repair"),)
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
     rows = [[None if not c.strip() else c.strip() for c in row]
             for row in csv.reader(io.StringIO(text), dialect)]
-    return Grid(path.name, rows)
+    return check_grid_text(Grid(path.name, rows), path.name, notes)
 
 
 def _label_candidates(texts: list[str]) -> list[tuple[str, str]]:

@@ -193,19 +193,31 @@ def _check_coefficients(meta: TableMeta, ctx: Context, file: str) -> None:
                               f"{meta.province_code}")
 
 
+def _check_table_key(conn: Connection, meta: TableMeta, file: str) -> None:
+    """A table code names one province's table for good: a delivery re-using the code of
+    another province's table is a mistake (it would replace that table), not an update."""
+    loaded = conn.execute(text("SELECT province_code FROM valuation.price_table "
+                               "WHERE table_code = :code"), {"code": meta.table_code}).scalar()
+    if loaded is not None and loaded != meta.province_code:
+        raise LoadError(file, f"table_code {meta.table_code} is already loaded for province "
+                              f"{loaded}; this delivery is for province "
+                              f"{meta.province_code}: use a new table code")
+
+
 def load_prices(engine: Engine, path: Path, *, segments: Path | None = None,
                 zones: Path | None = None, table_code: str | None = None,
                 quarantine: bool = False, layer: str | None = None, crs: str | None = None,
-                progress: Progress | None = None) -> PriceLoadResult:
+                encoding: str | None = None, progress: Progress | None = None
+                ) -> PriceLoadResult:
     """Load one price-table delivery; never raises for bad data, the result says what
-    happened."""
+    happened. ``encoding``: code page of geometry .dbf files without a .cpg."""
     progress = progress or Progress("prices", enabled=False)
     mode = "quarantine" if quarantine else "strict"
     result = PriceLoadResult(file=path, mode=mode)
     started = datetime.now(UTC)
     run_options: dict = {"segments": str(segments) if segments else None,
                          "zones": str(zones) if zones else None, "layer": layer, "crs": crs,
-                         "mapping": MAPPING}
+                         "encoding": encoding, "mapping": MAPPING}
     try:
         for part in (path, segments, zones):
             if part is not None and not part.exists():
@@ -227,6 +239,7 @@ def load_prices(engine: Engine, path: Path, *, segments: Path | None = None,
             meta = table_meta(path.name, read_sidecar(sidecar_path, path.name),
                               {"table_code": table_code}, provinces, land_types, is_csv)
             ctx, extents = load_context(conn, meta.province_code, ref)
+            _check_table_key(conn, meta, path.name)
         result.table_code = meta.table_code
         run_options["table"] = meta.as_json()
         _check_coefficients(meta, ctx, path.name)
@@ -236,21 +249,21 @@ def load_prices(engine: Engine, path: Path, *, segments: Path | None = None,
         roles = _roles()
         parsed = parse_sheets(grids, meta.sheets, mapping, roles, ctx, path.name)
         result.features_read = parsed.rows_read
-        issues = list(parsed.issues)
+        issues = [n for g in grids.values() for n in g.notes] + list(parsed.issues)
         priced = {k for _, k in parsed.kept_segment_keys}
         epsg = ref.province_epsg.get(meta.province_code)
         seg_features = zone_features = None
         if segments is not None:
             progress.step(f"reading segment geometries {segments.name}")
             seg_features = prepare_segments(segments, ctx, priced, epsg, extents,
-                                            layer=layer, crs=crs)
+                                            layer=layer, crs=crs, encoding=encoding)
             result.features_read += seg_features.read
             result.source_srid = seg_features.srid
             issues += seg_features.issues
             result.notes = _missing_geometry_notes(parsed, seg_features, segments.name)
         if zones is not None:
             progress.step(f"reading value zones {zones.name}")
-            zone_features = prepare_zones(zones, ctx, extents, crs=crs)
+            zone_features = prepare_zones(zones, ctx, extents, crs=crs, encoding=encoding)
             result.features_read += zone_features.read
             issues += zone_features.issues
     except LoadError as exc:

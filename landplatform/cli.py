@@ -183,6 +183,7 @@ def load_plan_cmd(file: Path, crs: str | None, layer: str | None, encoding: str 
 @click.option("--table-code", help="The table's code (natural key), overrides the sidecar.")
 @click.option("--crs", help="CRS of geometry files that have none, e.g. EPSG:5899.")
 @click.option("--layer", help="Layer of the segments file (GeoPackage with several layers).")
+@click.option("--encoding", help="Text encoding of geometry DBFs without .cpg, e.g. cp1258.")
 @click.option("--quarantine", is_flag=True,
               help="Load the valid rows, record the rejected ones (default: all or none).")
 @click.option("--report", type=click.Path(path_type=Path),
@@ -190,7 +191,8 @@ def load_plan_cmd(file: Path, crs: str | None, layer: str | None, encoding: str 
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def load_prices_cmd(file: Path, segments: Path | None, zones: Path | None,
                     table_code: str | None, crs: str | None, layer: str | None,
-                    quarantine: bool, report: Path | None, quiet: bool) -> None:
+                    encoding: str | None, quarantine: bool, report: Path | None,
+                    quiet: bool) -> None:
     """Validate and load a land price table from FILE (.xlsx or .csv) in one transaction.
 
     The table's identity and each sheet's role come from FILE's sidecar
@@ -203,7 +205,7 @@ def load_prices_cmd(file: Path, segments: Path | None, zones: Path | None,
     _ensure_database(quiet=True)
     result = load_prices(_engine(), file, segments=segments, zones=zones,
                          table_code=table_code, quarantine=quarantine, layer=layer, crs=crs,
-                         progress=Progress("prices", enabled=not quiet))
+                         encoding=encoding, progress=Progress("prices", enabled=not quiet))
     for line in result.detail_lines():
         click.echo(line, err=True)
     click.echo(result.summary(), err=result.status != "loaded")

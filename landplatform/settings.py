@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     page_limit_max: int = Field(default=10000, validation_alias="LIS_PAGE_LIMIT_MAX")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, validation_alias="LIS_MAX_BODY_BYTES",
                                 description="Largest request body accepted (413 above).")
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024, validation_alias="LIS_MAX_UPLOAD_BYTES",
+        description="Largest file upload accepted by the API's load routes "
+                    "(POST /districts/{d}/loads/...; 413 above). Other routes keep "
+                    "LIS_MAX_BODY_BYTES.")
+    max_delivery_bytes: int = Field(
+        default=4 * 1024**3, validation_alias="LIS_MAX_DELIVERY_BYTES",
+        description="Largest delivery a loader reads: the files on disk and, for a .zip, "
+                    "what it expands to. Larger deliveries are refused before reading.")
     # Authentication (docs/SECURITY.md): an external OIDC provider's JWKS, or else the
     # embedded local issuer's HS256 secret (generated into var_dir/auth/secret when unset).
     auth_jwks_url: str | None = Field(default=None, validation_alias="LIS_AUTH_JWKS_URL",
