@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import shapely
-import yaml
 from pyproj import CRS
 
+from etl import sidecar
 from etl.fieldmap import FieldMapping
 from etl.geometry import (
     WGS84,
@@ -86,26 +86,11 @@ class PlanMeta:
 
 def find_sidecar(path: Path) -> Path | None:
     """``<file>.plan.yaml`` (e.g. ``x.gpkg.plan.yaml``) or ``<stem>.plan.yaml`` beside it."""
-    for candidate in (path.with_name(path.name + ".plan.yaml"),
-                      path.with_suffix(".plan.yaml")):
-        if candidate.exists():
-            return candidate
-    return None
+    return sidecar.find_sidecar(path, ".plan.yaml")
 
 
 def read_sidecar(path: Path | None, file: str) -> dict:
-    if path is None:
-        return {}
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise LoadError(file, f"{path.name} cannot be read: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise LoadError(file, f"{path.name} must be a mapping of plan fields")
-    unknown = sorted(set(doc) - SIDECAR_KEYS)
-    if unknown:
-        raise LoadError(file, f"{path.name}: unknown key(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(SIDECAR_KEYS))}")
+    doc = sidecar.read_sidecar(path, file, SIDECAR_KEYS, "plan")
     if "district_code" in doc:
         doc.setdefault("district", doc.pop("district_code"))
     return doc

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import yaml
-
+from etl import sidecar
 from etl.report import LoadError
 from etl.values import is_blank, parse_code, parse_date, parse_number
 
@@ -86,28 +85,12 @@ class TableMeta:
 
 
 def find_sidecar(path: Path) -> Path | None:
-    """``<stem>.prices.yaml`` or ``<file name>.prices.yaml`` beside the workbook/CSV."""
-    for candidate in (path.with_suffix(".prices.yaml"),
-                      path.with_name(path.name + ".prices.yaml")):
-        if candidate.exists():
-            return candidate
-    return None
+    """``<file name>.prices.yaml`` or ``<stem>.prices.yaml`` beside the workbook/CSV."""
+    return sidecar.find_sidecar(path, ".prices.yaml")
 
 
 def read_sidecar(path: Path | None, file: str) -> dict:
-    if path is None:
-        return {}
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise LoadError(file, f"{path.name} cannot be read: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise LoadError(file, f"{path.name} must be a mapping of table fields")
-    unknown = sorted(set(doc) - SIDECAR_KEYS)
-    if unknown:
-        raise LoadError(file, f"{path.name}: unknown key(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(SIDECAR_KEYS))}")
-    return doc
+    return sidecar.read_sidecar(path, file, SIDECAR_KEYS, "table")
 
 
 def table_meta(file: str, sidecar: dict, overrides: dict, provinces: set[str],

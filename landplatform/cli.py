@@ -76,6 +76,30 @@ def _migrate() -> None:
                f"{', '.join(sorted(heads))}")
 
 
+def geometry_load_options(noun: str):  # noqa: ANN201 - a click decorator
+    """The options every load of a geometry file takes (parcels, plan zones)."""
+    options = [
+        click.option("--crs", help="Source CRS when the file has none, e.g. EPSG:5897."),
+        click.option("--layer", help="Layer to read (GeoPackage with several layers)."),
+        click.option("--encoding", help="Text encoding of a DBF without .cpg, e.g. cp1258."),
+        click.option("--quarantine", is_flag=True,
+                     help=f"Load the valid {noun}, record the rejected ones "
+                          "(default: all or none)."),
+        click.option("--area-tolerance", type=float, default=0.01, show_default=True,
+                     help="Allowed relative difference between DienTich and the geometry's "
+                          "area."),
+        click.option("--report", type=click.Path(path_type=Path),
+                     help=f"Write every rejected or repaired {noun[:-1]} to this CSV."),
+        click.option("--quiet", is_flag=True, help="No progress lines."),
+    ]
+
+    def decorate(fn):  # noqa: ANN001, ANN202
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
 @main.group()
 def load() -> None:
     """Load delivered files."""
@@ -83,16 +107,7 @@ def load() -> None:
 
 @load.command("parcels")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--crs", help="Source CRS when the file has none, e.g. EPSG:5897.")
-@click.option("--layer", help="Layer to read (GeoPackage with several layers).")
-@click.option("--encoding", help="Text encoding of a DBF without .cpg, e.g. cp1258.")
-@click.option("--quarantine", is_flag=True,
-              help="Load the valid features, record the rejected ones (default: all or none).")
-@click.option("--area-tolerance", type=float, default=0.01, show_default=True,
-              help="Allowed relative difference between DienTich and the geometry's area.")
-@click.option("--report", type=click.Path(path_type=Path),
-              help="Write every rejected or repaired feature to this CSV.")
-@click.option("--quiet", is_flag=True, help="No progress lines.")
+@geometry_load_options("features")
 def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None,
                      encoding: str | None, quarantine: bool, area_tolerance: float,
                      report: Path | None, quiet: bool) -> None:
@@ -137,16 +152,7 @@ def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None
 @click.option("--decision-date", help="Decision date, YYYY-MM-DD or DD/MM/YYYY.")
 @click.option("--approved-by", help="Approving authority.")
 @click.option("--title", help="The plan's title.")
-@click.option("--crs", help="Source CRS when the file has none, e.g. EPSG:5897.")
-@click.option("--layer", help="Layer to read (GeoPackage with several layers).")
-@click.option("--encoding", help="Text encoding of a DBF without .cpg, e.g. cp1258.")
-@click.option("--quarantine", is_flag=True,
-              help="Load the valid zones, record the rejected ones (default: all or none).")
-@click.option("--area-tolerance", type=float, default=0.01, show_default=True,
-              help="Allowed relative difference between DienTich and the geometry's area.")
-@click.option("--report", type=click.Path(path_type=Path),
-              help="Write every rejected or repaired zone to this CSV.")
-@click.option("--quiet", is_flag=True, help="No progress lines.")
+@geometry_load_options("zones")
 def load_plan_cmd(file: Path, crs: str | None, layer: str | None, encoding: str | None,
                   quarantine: bool, area_tolerance: float, report: Path | None, quiet: bool,
                   **metadata: str | None) -> None:
