@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from queue import Queue
 
+import numpy as np
 import pandas as pd
+import shapely
+from psycopg import Copy, Cursor
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -33,6 +41,8 @@ COPY_COLUMNS = (
     "current_province_code, current_commune_code, source_srid, geom, owner_name, "
     "owner_id_number, certificate_serial, certificate_date"
 )
+STAGE_STATS_COLUMNS = ("feature_no, district_code, commune_code, sheet_no, parcel_no, "
+                       "owner_name, owner_id_number, certificate_serial")
 # Attributes whose change makes a new version of a parcel (history + 'update' event).
 # The source CRS alone is not a change of the parcel: the same parcel delivered again in
 # another CRS is the same parcel (its geometry decides).
@@ -44,30 +54,152 @@ PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no,
                "load_run_id, geom")
 
 
+COPY_CHUNK_ROWS = 10_000
+COPY_QUEUE_BUFFERS = 8
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_scalar(value: object) -> str:
+    """One value in COPY text format, as psycopg's text dumpers would write it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool | np.bool_):
+        return "t" if value else "f"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    if isinstance(value, shapely.Geometry):
+        raise TypeError("geometries are encoded column-wise")
+    if isinstance(value, datetime | date | Decimal):
+        return value.isoformat() if not isinstance(value, Decimal) else str(value)
+    raise TypeError(f"no COPY text form for {type(value).__name__}")
+
+
+def _ewkb_hex(geoms: np.ndarray, srid: int) -> np.ndarray:
+    """Hex EWKB with ``srid``, Polygons promoted to one-part MultiPolygons (the stage
+    columns are MultiPolygon), for one chunk: the copies live only while it is sent."""
+    polygon = shapely.get_type_id(geoms) == 3
+    if polygon.any():
+        geoms = geoms.copy()
+        geoms[polygon] = shapely.multipolygons(geoms[polygon],
+                                               indices=np.arange(int(polygon.sum())))
+    return shapely.to_wkb(shapely.set_srid(geoms, srid), hex=True, include_srid=True)
+
+
+def _copy_float(value: float) -> str:
+    """A float as COPY text; whole numbers without '.0' so they also fit integer columns."""
+    if value != value:  # NaN
+        return "\\N"
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def _copy_column(values: pd.Series, srid: int = 4326) -> list[str]:
+    """A column as COPY text (``\\N`` for NULL): numbers, plain text, dates and geometries
+    in bulk, anything unusual through ``_copy_scalar`` value by value.
+
+    Integral floats are written as integers (a float column holding whole numbers may feed
+    an integer column).
+    """
+    kind = values.dtype.kind
+    if kind in "iu" and isinstance(values.dtype, np.dtype):
+        return values.to_numpy().astype(str).tolist()
+    if kind == "f" and isinstance(values.dtype, np.dtype):
+        return [_copy_float(v) for v in values.to_numpy().tolist()]
+    arr = values.to_numpy(dtype=object)
+    null = pd.isna(arr)
+    present = arr[~null]
+    types = {type(v) for v in present.tolist()}
+    out = np.full(len(arr), "\\N", dtype=object)
+    if types and all(issubclass(t, shapely.Geometry) for t in types):
+        out[~null] = _ewkb_hex(present, srid)
+    elif types <= {str}:
+        joined = "".join(present.tolist())  # one scan in C instead of a check per cell
+        if any(ch in joined for ch in "\\\t\n\r"):
+            present = np.array([v.translate(_COPY_ESCAPES) for v in present.tolist()],
+                               dtype=object)
+        out[~null] = present
+    elif types <= {date}:
+        out[~null] = [v.isoformat() for v in present.tolist()]
+    else:
+        out[~null] = [_copy_scalar(v) for v in present.tolist()]
+    return out.tolist()
+
+
+class _BoundedQueuedWriter(QueuedLibpqWriter):
+    """psycopg's queued writer, holding at most a few buffers (of <= 4 MB each).
+
+    The stock queue takes 1,024 buffers: when the server parses slower than Python
+    formats, a whole file's COPY text piled up in memory (hundreds of MB at 1M rows).
+    A few buffers keep both sides busy all the same.
+    """
+
+    def __init__(self, cursor: Cursor) -> None:
+        super().__init__(cursor)
+        self._queue = Queue(maxsize=COPY_QUEUE_BUFFERS)
+
+
 def copy_rows(conn: Connection, table: str, columns: str, rows: pd.DataFrame,
-              progress: Callable[[int, int], None] | None = None) -> None:
+              progress: Callable[[int, int], None] | None = None, srid: int = 4326) -> None:
     """COPY ``rows`` into ``table`` (geometry as hex EWKB in column ``wkb``, parsed by
-    PostGIS into ``geom``). Shared by every loader's staging step."""
+    PostGIS into ``geom``). Shared by every loader's staging step.
+
+    The COPY text is built a chunk of rows at a time with column-wise string operations
+    (a Python call per cell made staging a large share of a load's time); values of types
+    it does not know fall back to psycopg's own row writer. A column may also hold shapely
+    geometries (``srid`` applies to them): they are encoded here, chunk by chunk.
+    """
     raw = conn.connection.driver_connection
     total = len(rows)
     order = [c.strip() for c in columns.split(",")]
-    frame = rows.rename(columns={"wkb": "geom"})[order].astype(object)
+    frame = rows.rename(columns={"wkb": "geom"})[order]
+    # The queued writer sends from a thread: the server parses one chunk (hex EWKB into
+    # geometries) while Python formats the next.
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN",
+                                       writer=_BoundedQueuedWriter(cur)) as copy:
+        for begin in range(0, total, COPY_CHUNK_ROWS):
+            chunk = frame.iloc[begin:begin + COPY_CHUNK_ROWS]
+            try:
+                text_cols = [_copy_column(chunk[c], srid) for c in order]
+            except TypeError:
+                _write_rows(copy, chunk, srid)
+            else:
+                lines = ["\t".join(row) for row in zip(*text_cols, strict=True)]
+                copy.write(("\n".join(lines) + "\n").encode())
+            if progress:
+                progress(min(begin + COPY_CHUNK_ROWS, total), total)
+
+
+def _write_rows(copy: Copy, chunk: pd.DataFrame, srid: int) -> None:
+    """psycopg's row writer: the general path for values ``_copy_scalar`` cannot write."""
+    frame = chunk.astype(object)
     frame = frame.where(pd.notna(frame), None)
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for done, row in enumerate(frame.itertuples(index=False, name=None), start=1):
-            copy.write_row(row)
-            if progress and (done % 5000 == 0 or done == total):
-                progress(done, total)
+    for name in frame.columns:
+        column = frame[name]
+        present = column.notna()
+        if present.any() and isinstance(column[present].iloc[0], shapely.Geometry):
+            frame.loc[present, name] = _ewkb_hex(column[present].to_numpy(dtype=object), srid)
+    for row in frame.itertuples(index=False, name=None):
+        copy.write_row(row)
 
 
 def stage(conn: Connection, rows: pd.DataFrame,
           progress: Callable[[int, int], None] | None = None) -> None:
     """COPY the rows into a temp table (geometry as hex EWKB, parsed by PostGIS)."""
+    # The merge's statements are big joins over the whole stage: their estimated cost
+    # crosses jit_above_cost at a few hundred thousand rows, and compiling them costs more
+    # than it saves (seconds per statement). Off for this transaction only.
+    conn.execute(text("SET LOCAL jit = off"))
     conn.execute(text(STAGE_DDL))
     copy_rows(conn, "stage_parcel", COPY_COLUMNS, rows, progress)
-    conn.execute(text("CREATE INDEX ON stage_parcel (district_code, commune_code, sheet_no, "
-                      "parcel_no)"))
-    conn.execute(text("ANALYZE stage_parcel"))
+    # No index on the stage: every merge step reads all of it (hash joins, or probes of
+    # the parcel table's natural-key index from each stage row), never the other way.
+    # Statistics for the columns the merge joins and filters on; sampling the geometry
+    # column (PostGIS computes its histogram) is the bulk of a full ANALYZE and unused.
+    conn.execute(text(f"ANALYZE stage_parcel ({STAGE_STATS_COLUMNS})"))
 
 
 def advisory_lock(conn: Connection, namespace: str, keys: list[str]) -> None:
@@ -96,6 +228,9 @@ def merge(conn: Connection, run_id: int) -> dict[str, int]:
             ON p.district_code = s.district_code AND p.commune_code = s.commune_code
            AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
     """))
+    # Without statistics the planner guesses a handful of 'new' rows and picks nested
+    # loops over the whole stage for every later step.
+    conn.execute(text("ANALYZE merge_plan"))
     params = {"run": run_id}
     # Keep the superseded version, then update in place (the uid stays the parcel's).
     conn.execute(text(f"""
@@ -110,26 +245,29 @@ def merge(conn: Connection, run_id: int) -> dict[str, int]:
           FROM merge_plan m JOIN stage_parcel s USING (feature_no)
          WHERE m.action = 'changed' AND p.uid = m.uid AND p.district_code = s.district_code
     """), params)
+    # New parcels, and their uids back into the plan from RETURNING (hash-joined on the
+    # key) rather than by probing the parcel table's index once per new row.
     conn.execute(text("""
-        INSERT INTO cadastre.parcel
-               (province_code, district_code, commune_code, sheet_no, parcel_no,
-                current_province_code, current_commune_code, area_m2, computed_area_m2,
-                legal_area_m2, land_use, address, source_srid, load_run_id, geom)
-        SELECT s.province_code, s.district_code, s.commune_code, s.sheet_no, s.parcel_no,
-               s.current_province_code, s.current_commune_code, s.area_m2,
-               s.computed_area_m2, s.legal_area_m2, s.land_use, s.address, s.source_srid,
-               :run, s.geom
-          FROM stage_parcel s JOIN merge_plan m USING (feature_no)
-         WHERE m.action = 'new'
-         ORDER BY s.district_code, s.commune_code, s.sheet_no, s.parcel_no
+        WITH inserted AS (
+            INSERT INTO cadastre.parcel
+                   (province_code, district_code, commune_code, sheet_no, parcel_no,
+                    current_province_code, current_commune_code, area_m2, computed_area_m2,
+                    legal_area_m2, land_use, address, source_srid, load_run_id, geom)
+            SELECT s.province_code, s.district_code, s.commune_code, s.sheet_no,
+                   s.parcel_no, s.current_province_code, s.current_commune_code, s.area_m2,
+                   s.computed_area_m2, s.legal_area_m2, s.land_use, s.address,
+                   s.source_srid, :run, s.geom
+              FROM stage_parcel s JOIN merge_plan m USING (feature_no)
+             WHERE m.action = 'new'
+             ORDER BY s.district_code COLLATE "C", s.commune_code COLLATE "C", s.sheet_no,
+                      s.parcel_no
+            RETURNING uid, district_code, commune_code, sheet_no, parcel_no)
+        UPDATE merge_plan m SET uid = i.uid
+          FROM inserted i JOIN stage_parcel s
+            ON s.district_code = i.district_code AND s.commune_code = i.commune_code
+           AND s.sheet_no = i.sheet_no AND s.parcel_no = i.parcel_no
+         WHERE s.feature_no = m.feature_no
     """), params)
-    conn.execute(text("""
-        UPDATE merge_plan m SET uid = p.uid
-          FROM stage_parcel s JOIN cadastre.parcel p
-            ON p.district_code = s.district_code AND p.commune_code = s.commune_code
-           AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
-         WHERE m.action = 'new' AND s.feature_no = m.feature_no
-    """))
     # Land-use parts: replaced wholesale for new and changed parcels.
     conn.execute(text("""
         DELETE FROM cadastre.parcel_land_use u USING merge_plan m, stage_parcel s

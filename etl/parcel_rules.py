@@ -8,12 +8,10 @@ reports every independent problem it has, not only the first.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import shapely
 from pyproj import CRS
 
 from etl.fieldmap import FieldMapping
@@ -27,12 +25,24 @@ from etl.geometry import (
 )
 from etl.reference import Reference
 from etl.report import Issue, LoadError
-from etl.values import is_blank, parse_code, parse_date, parse_number, parse_positive_int
+from etl.values import (
+    codes_column,
+    dates_column,
+    is_blank,
+    numbers_column,
+    parse_code,
+    parse_date,
+    parse_number,
+    parse_positive_int,
+    positive_ints_column,
+    texts_column,
+)
 
 WGS84 = CRS.from_epsg(4326)
 LAND_USE_SPLIT = re.compile(r"\s*[+,;/]\s*")
 # District extents are bounding boxes of real boundaries; allow ~50 m for edge rounding.
 EXTENT_MARGIN_DEG = 0.0005
+AREA_SLICE_ROWS = 50_000
 MAX_TEXT = {"address": 500, "owner_name": 200, "owner_id_number": 20,
             "certificate_serial": 30}
 STAGE_COLUMNS = [
@@ -145,6 +155,155 @@ class RowChecker:
         return "+".join(codes), source
 
 
+ATTRIBUTE_COLUMNS = [c for c in STAGE_COLUMNS if c not in ("wkb", "computed_area_m2",
+                                                           "source_srid")]
+TEXT_FIELDS = ("address", "owner_name", "owner_id_number", "certificate_serial")
+
+
+def check_row(rows: RowChecker, no: int, rec: dict) -> dict:
+    """Every attribute rule for one feature: its stage values, its issues into ``rows``.
+
+    The reference implementation of the rules: rows the column-wise fast path cannot vouch
+    for come here, so each message is produced by this one piece of code.
+    """
+    ref = rows.ref
+    commune_code = rows.required(no, "commune_code", rec.get("commune_code"), parse_code, 5)
+    commune = ref.communes.get(commune_code) if commune_code else None
+    if commune_code and commune is None:
+        rows.reject(no, "commune_code", "not a commune code of the GSO catalogue "
+                                        "(pre-2025 units)", commune_code)
+    land_use, land_use_source = rows.land_use(no, rec.get("land_use"))
+    area = rows.required(no, "area_m2", rec.get("area_m2"), parse_number)
+    if area is not None and area <= 0:
+        rows.reject(no, "area_m2", "must be greater than 0", rec.get("area_m2"))
+        area = None
+    owner_name = rows.text(no, "owner_name", rec.get("owner_name"))
+    owner_id = rows.text(no, "owner_id_number", rec.get("owner_id_number"))
+    serial = rows.text(no, "certificate_serial", rec.get("certificate_serial"))
+    if (owner_id or serial) and not owner_name:
+        rows.reject(no, "owner_name", "an ID number or certificate is given without "
+                                      "the owner's name")
+    return {
+        "feature_no": no,
+        "commune_code": commune_code,
+        "district_code": commune.district_code if commune else None,
+        "province_code": commune.province_code if commune else None,
+        "current_province_code": commune.current_province_code if commune else None,
+        "current_commune_code": commune.current_commune_code if commune else None,
+        "sheet_no": rows.required(no, "sheet_no", rec.get("sheet_no"), parse_positive_int),
+        "parcel_no": rows.required(no, "parcel_no", rec.get("parcel_no"), parse_positive_int),
+        "area_m2": round(area, 1) if area is not None else None,
+        "legal_area_m2": rows.optional(no, "legal_area_m2", rec.get("legal_area_m2"),
+                                       parse_number),
+        "land_use": land_use,
+        "land_use_source": land_use_source,
+        "address": rows.text(no, "address", rec.get("address")),
+        "owner_name": owner_name,
+        "owner_id_number": owner_id,
+        "certificate_serial": serial,
+        "certificate_date": rows.optional(no, "certificate_date",
+                                          rec.get("certificate_date"), parse_date),
+    }
+
+
+def _column(attrs: pd.DataFrame, name: str) -> pd.Series:
+    """A canonical column, or an all-empty one when the (optional) field is absent."""
+    if name in attrs.columns:
+        return attrs[name]
+    return pd.Series(np.full(len(attrs), None, dtype=object), index=attrs.index)
+
+
+def _fast_land_use(series: pd.Series, ref: Reference) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """(codes, source text, ok): the land-use rule once per distinct value, not per row.
+
+    A value is ok only when the rule accepts it without any issue (a superseded 2018 code
+    is a repair, reported per feature by ``check_row``).
+    """
+    n = len(series)
+    codes = np.full(n, None, dtype=object)
+    sources = np.full(n, None, dtype=object)
+    ok = np.zeros(n, dtype=bool)
+    texts = texts_column(series, None)
+    if not texts.ok.any():
+        return codes, sources, ok
+    upper = pd.Series(texts.values, dtype=object).where(texts.ok).str.upper()
+    verdict: dict[str, str | None] = {}
+    for value in pd.unique(upper[texts.ok]):
+        scratch = RowChecker(ref)
+        code, _ = scratch.land_use(0, value)
+        verdict[value] = None if scratch.issues else code
+    mapped = upper.map(verdict)
+    ok = texts.ok & mapped.notna().to_numpy()
+    codes[ok] = mapped[ok].to_numpy(dtype=object)
+    sources[ok] = upper[ok].to_numpy(dtype=object)
+    return codes, sources, ok
+
+
+def check_attributes(attrs: pd.DataFrame, ref: Reference
+                     ) -> tuple[dict[str, np.ndarray], list[Issue]]:
+    """Every attribute rule for every feature, column-wise where the values allow it.
+
+    Typical deliveries (numeric fields, plain codes, current land-use codes) are parsed a
+    column at a time; any row with a value the fast path is not certain about (a blank
+    required field, text numbers with separators, an unknown commune, a superseded code,
+    a too-long text...) goes through ``check_row``, which produces the issues. Clean rows
+    produce none, so the issues come out in feature order as before.
+    """
+    n = len(attrs)
+    commune = codes_column(_column(attrs, "commune_code"), 5)
+    units = {code: (c.district_code, c.province_code, c.current_province_code,
+                    c.current_commune_code) for code, c in ref.communes.items()}
+    unknown = (None, None, None, None)
+    looked_up = [units.get(c, unknown) if c is not None else unknown
+                 for c in commune.values.tolist()]
+    known = np.array([u is not unknown for u in looked_up], dtype=bool)
+    land_use, land_use_source, land_use_ok = _fast_land_use(_column(attrs, "land_use"), ref)
+    area = numbers_column(_column(attrs, "area_m2"))
+    with np.errstate(invalid="ignore"):
+        area_ok = area.ok & (area.values > 0)
+    sheet = positive_ints_column(_column(attrs, "sheet_no"))
+    parcel = positive_ints_column(_column(attrs, "parcel_no"))
+    legal = numbers_column(_column(attrs, "legal_area_m2"))
+    texts = {f: texts_column(_column(attrs, f), MAX_TEXT.get(f)) for f in TEXT_FIELDS}
+    cert_date = dates_column(_column(attrs, "certificate_date"))
+    owner_orphan = ((~texts["owner_id_number"].blank | ~texts["certificate_serial"].blank)
+                    & texts["owner_name"].blank)
+    ok = (commune.ok & known & land_use_ok & area_ok & sheet.ok & parcel.ok
+          & (legal.ok | legal.blank) & (cert_date.ok | cert_date.blank) & ~owner_orphan)
+    for col in texts.values():
+        ok &= col.ok | col.blank
+
+    # Numbers stay in float arrays (NaN: none): a Python object per cell would cost ~30
+    # bytes a row each at a million rows.
+    cols: dict[str, np.ndarray] = {
+        "feature_no": np.arange(1, n + 1),
+        "commune_code": commune.values,
+        "sheet_no": sheet.values,
+        "parcel_no": parcel.values,
+        "area_m2": np.array([round(v, 1) for v in area.values.tolist()], dtype=float),
+        "legal_area_m2": np.where(legal.ok, legal.values, np.nan),
+        "land_use": land_use,
+        "land_use_source": land_use_source,
+        "certificate_date": cert_date.values,
+        **{f: c.values for f, c in texts.items()},
+    }
+    for k, name in enumerate(("district_code", "province_code", "current_province_code",
+                              "current_commune_code")):
+        cols[name] = np.array([u[k] for u in looked_up], dtype=object) if n else \
+            np.full(0, None, dtype=object)
+
+    rows = RowChecker(ref)
+    slow = np.flatnonzero(~ok)
+    if len(slow):
+        for i, rec in zip(slow.tolist(), attrs.iloc[slow].to_dict("records"), strict=True):
+            for name, value in check_row(rows, i + 1, rec).items():
+                if value is None and cols[name].dtype.kind == "f":
+                    value = np.nan
+                cols[name][i] = value
+    return cols, rows.issues
+
+
 def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Reference,
                     mapping: FieldMapping, options: Options
                     ) -> tuple[pd.DataFrame, list[Issue]]:
@@ -152,57 +311,13 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     attrs = mapping.select(frame, file)
     n = len(frame)
     feature_nos = np.arange(1, n + 1)
-    rows = RowChecker(ref)
-    records: list[dict] = []
-    for i, rec in enumerate(attrs.to_dict("records")):
-        no = i + 1
-        commune_code = rows.required(no, "commune_code", rec.get("commune_code"),
-                                     parse_code, 5)
-        commune = ref.communes.get(commune_code) if commune_code else None
-        if commune_code and commune is None:
-            rows.reject(no, "commune_code", "not a commune code of the GSO catalogue "
-                                            "(pre-2025 units)", commune_code)
-        land_use, land_use_source = rows.land_use(no, rec.get("land_use"))
-        area = rows.required(no, "area_m2", rec.get("area_m2"), parse_number)
-        if area is not None and area <= 0:
-            rows.reject(no, "area_m2", "must be greater than 0", rec.get("area_m2"))
-            area = None
-        owner_name = rows.text(no, "owner_name", rec.get("owner_name"))
-        owner_id = rows.text(no, "owner_id_number", rec.get("owner_id_number"))
-        serial = rows.text(no, "certificate_serial", rec.get("certificate_serial"))
-        if (owner_id or serial) and not owner_name:
-            rows.reject(no, "owner_name", "an ID number or certificate is given without "
-                                          "the owner's name")
-        records.append({
-            "feature_no": no,
-            "commune_code": commune_code,
-            "district_code": commune.district_code if commune else None,
-            "province_code": commune.province_code if commune else None,
-            "current_province_code": commune.current_province_code if commune else None,
-            "current_commune_code": commune.current_commune_code if commune else None,
-            "sheet_no": rows.required(no, "sheet_no", rec.get("sheet_no"), parse_positive_int),
-            "parcel_no": rows.required(no, "parcel_no", rec.get("parcel_no"),
-                                       parse_positive_int),
-            "area_m2": round(area, 1) if area is not None else None,
-            "legal_area_m2": rows.optional(no, "legal_area_m2", rec.get("legal_area_m2"),
-                                           parse_number),
-            "land_use": land_use,
-            "land_use_source": land_use_source,
-            "address": rows.text(no, "address", rec.get("address")),
-            "owner_name": owner_name,
-            "owner_id_number": owner_id,
-            "certificate_serial": serial,
-            "certificate_date": rows.optional(no, "certificate_date",
-                                              rec.get("certificate_date"), parse_date),
-        })
-    out = pd.DataFrame.from_records(records, columns=[c for c in STAGE_COLUMNS
-                                                      if c not in ("wkb", "computed_area_m2",
-                                                                   "source_srid")])
-    issues = rows.issues
+    cols, issues = check_attributes(attrs, ref)
+    out = pd.DataFrame({c: cols[c] for c in ATTRIBUTE_COLUMNS})
+    del cols  # the frame holds its own copy: at 1M rows each column array is 8 MB
 
     # Geometry: validity and type in the source CRS (repairs keep the source's precision).
     geoms, geom_ok, geom_issues = check_polygons(np.asarray(frame.geometry.values, dtype=object),
-                                                 feature_nos)
+                                                 feature_nos, multi=False)
     issues += geom_issues
 
     # Reproject to the storage CRS and check the location.
@@ -229,32 +344,51 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     computed = np.full(n, np.nan)
     province = out["province_code"].to_numpy()
     for code in pd.unique(province[located & pd.notna(province)]):
-        sel = np.flatnonzero(located & (province == code))
-        computed[sel] = metric_areas(geoms[sel], wgs[sel], source_crs,
-                                     ref.province_epsg.get(code))
+        # In slices: measuring projects a copy of every geometry, and a province of half
+        # a million parcels would otherwise hold that many copies at once.
+        members = np.flatnonzero(located & (province == code))
+        for start in range(0, len(members), AREA_SLICE_ROWS):
+            sel = members[start:start + AREA_SLICE_ROWS]
+            computed[sel] = metric_areas(geoms[sel], wgs[sel], source_crs,
+                                         ref.province_epsg.get(code))
     stated = out["area_m2"].to_numpy(dtype=float, na_value=np.nan)
     issues += area_issues(computed, stated, located, feature_nos, options.area_tolerance)
 
-    # Duplicate natural keys within the file: all copies are rejected (which is right?).
-    keys: dict[tuple, list[int]] = defaultdict(list)
-    for rec in out[["commune_code", "sheet_no", "parcel_no", "feature_no"]].itertuples(
-            index=False):
-        if None not in rec[:3] and not any(pd.isna(v) for v in rec[:3]):
-            keys[tuple(rec[:3])].append(int(rec[3]))
-    for key, nos in keys.items():
-        if len(nos) > 1:
-            for no in nos:
-                others = ", ".join(str(o) for o in nos if o != no)
-                issues.append(Issue(no, "parcel_no",
-                                    f"duplicate key commune {key[0]} sheet {key[1]} parcel "
-                                    f"{key[2]} (also feature {others})"))
+    issues += duplicate_keys(out)
 
     out["computed_area_m2"] = np.round(computed, 1)
     out["source_srid"] = _srid(source_crs)
-    out["wkb"] = None
+    # The WGS84 geometries themselves: COPY encodes them (as MultiPolygon EWKB, SRID 4326)
+    # a chunk at a time, instead of holding a hex string per feature next to them.
     has_geom = located & ~np.isnan(computed)
-    out.loc[has_geom, "wkb"] = shapely.to_wkb(shapely.set_srid(wgs[has_geom], 4326), hex=True,
-                                              include_srid=True)
+    out["wkb"] = np.where(has_geom, wgs, None)
     rejected = {i.feature_no for i in issues if i.severity == "reject"}
     keep = ~out["feature_no"].isin(rejected)
-    return out.loc[keep, STAGE_COLUMNS].reset_index(drop=True), issues
+    staged = out[STAGE_COLUMNS] if keep.all() else out.loc[keep, STAGE_COLUMNS]
+    del out
+    staged = staged.reset_index(drop=True)
+    for name in ("sheet_no", "parcel_no"):  # whole numbers once the rejects are gone
+        if staged[name].notna().all():
+            staged[name] = staged[name].astype(np.int64)
+    return staged, issues
+
+
+def duplicate_keys(out: pd.DataFrame) -> list[Issue]:
+    """Duplicate natural keys within the file: all copies are rejected (which is right?).
+
+    Found with one ``duplicated`` over the key columns; only the duplicated rows are
+    grouped, in order of first appearance, so the messages read as before.
+    """
+    keys = out[["commune_code", "sheet_no", "parcel_no", "feature_no"]]
+    complete = keys[["commune_code", "sheet_no", "parcel_no"]].notna().all(axis=1)
+    keys = keys[complete]
+    dup = keys[keys.duplicated(["commune_code", "sheet_no", "parcel_no"], keep=False)]
+    issues: list[Issue] = []
+    for key, group in dup.groupby(["commune_code", "sheet_no", "parcel_no"], sort=False):
+        nos = [int(v) for v in group["feature_no"].tolist()]
+        for no in nos:
+            others = ", ".join(str(o) for o in nos if o != no)
+            issues.append(Issue(no, "parcel_no",
+                                f"duplicate key commune {key[0]} sheet {int(key[1])} "
+                                f"parcel {int(key[2])} (also feature {others})"))
+    return issues

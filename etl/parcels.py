@@ -56,6 +56,9 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
         rows, issues = prepare_parcels(source.frame, path.name, crs, ref,
                                        FieldMapping.load(mapping), options)
         issues = source.issues + issues  # whole-file repairs: encoding, M values
+        # The rows hold what is staged: drop the read frame (an empty one keeps the type)
+        # so a million features are not held twice through staging and the merge.
+        source.frame = source.frame.iloc[0:0]
     except LoadError as exc:
         result.status, result.message = "failed", exc.reason
         record_failure(engine, result, started, run_options, path,
