@@ -180,11 +180,10 @@ def test_exhausted_pool_answers_503_with_retry_after(api_db_url: URL) -> None:
         engine.dispose()
 
 
-def test_filtered_counts_only_when_the_planner_expects_few(api_db_url: URL,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
-    """A filtered first page is counted when EXPLAIN expects few matches, else the count is
-    omitted without being run; resulttype=hits always counts."""
+def test_filtered_first_page_counts_up_to_the_cap(api_db_url: URL,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filtered first page counts its matches in the same statement, up to COUNT_CAP;
+    beyond it numberMatched is omitted (the count stopped); resulttype=hits always counts."""
     import json
 
     from landplatform.publish import features_api
@@ -201,13 +200,15 @@ def test_filtered_counts_only_when_the_planner_expects_few(api_db_url: URL,
                 "SELECT count(*) FROM publish.parcels WHERE area_m2 > 0")).scalar_one()
         assert total > 1000
         body = json.loads(service.items(parcels, query).body)
-        assert body["numberMatched"] == total  # the estimate is under the threshold
-        monkeypatch.setattr(features_api, "COUNT_ESTIMATE_MAX", 100)
+        assert body["numberMatched"] == total and body["numberReturned"] == 5
+        monkeypatch.setattr(features_api, "COUNT_CAP", total)  # exactly at the cap: exact
+        assert json.loads(service.items(parcels, query).body)["numberMatched"] == total
+        monkeypatch.setattr(features_api, "COUNT_CAP", total - 1)  # one more: omitted
         body = json.loads(service.items(parcels, query).body)
         assert "numberMatched" not in body and body["numberReturned"] == 5
         hits = json.loads(service.items(parcels, {**query, "resulttype": "hits"}).body)
         assert hits["numberMatched"] == total
-        narrow = {"filter": "parcel_no = 1 AND sheet_no = 1", "limit": "1"}
-        assert "numberMatched" in json.loads(service.items(parcels, narrow).body)
+        second = json.loads(service.items(parcels, {**query, "offset": "5"}).body)
+        assert "numberMatched" not in second  # later pages do not count again
     finally:
         engine.dispose()

@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pyproj import CRS, Transformer
 from sqlalchemy.engine import Compiled, Engine
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import read
@@ -33,11 +33,11 @@ from landplatform.publish.query import CRS84_URI, FeatureQuery, QueryError, targ
 
 GEOJSON = "application/geo+json"
 MAX_PARAM_CHARS = 8192  # a filter longer than this is not a land officer's query
-COUNT_BUDGET_MS = 150  # a count that takes longer is omitted rather than waited for
-# Count only when the planner expects at most this many matches: counting 20,000 index
-# hits takes a few ms; a national filter matching 300,000 parcels would burn the whole
-# budget on every page and then be omitted anyway.
-COUNT_ESTIMATE_MAX = 20_000
+# numberMatched of a filtered first page is counted in the page's own statement, up to
+# this many matches; past it the count stops and numberMatched is omitted. Bounded work
+# (a few ms at most) and no extra round trip, where an unbounded count of a national
+# filter would cost more than the page.
+COUNT_CAP = 20_000
 SUMMARY_TTL_S = 10.0
 KNOWN = {"f", "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "properties",
          "skipGeometry", "sortby", "filter", "filter-lang", "filter-crs", "datetime",
@@ -182,34 +182,6 @@ class FeaturesService:
             return self._counts.get(district, 0)
         return sum(self._counts.values()) if not col.fixed else None
 
-    def _budgeted_count(self, fq: FeatureQuery) -> int | None:
-        """numberMatched of a filtered request, exact when cheap, else None (omitted).
-
-        Cheap means: the planner estimates few matches (EXPLAIN, no execution) and the
-        count then finishes within COUNT_BUDGET_MS. Clients that need the number whatever
-        it costs ask ``resulttype=hits``.
-        """
-        def run(conn: sa.Connection) -> int | None:
-            probe = sa.select(fq.table.c[fq.layer.id_field]).where(*fq.conditions())
-            compiled = probe.compile(dialect=self.engine.dialect)
-            plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + compiled.string,
-                                        compiled.construct_params()).scalar_one()
-            plan = json.loads(plan) if isinstance(plan, str) else plan
-            if plan[0]["Plan"]["Plan Rows"] > COUNT_ESTIMATE_MAX:
-                return None
-            # the public engine autocommits; SET LOCAL needs this one transaction
-            conn.commit()  # ends SQLAlchemy's (empty) autobegun transaction, no round trip
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
-            with conn.begin():
-                conn.execute(sa.text(f"SET LOCAL statement_timeout = {COUNT_BUDGET_MS}"))
-                try:
-                    return conn.execute(fq.count_stmt()).scalar_one()
-                except DBAPIError as exc:
-                    if "statement timeout" in str(exc.orig):
-                        return None
-                    raise
-        return self._execute(run)
-
     def items(self, col: Collection, params: dict[str, str]) -> Response:
         try:
             fq, opts = self.parse(col, params)
@@ -221,10 +193,15 @@ class FeaturesService:
                 return Response(json.dumps({"type": "FeatureCollection", "features": [],
                                             "numberMatched": matched, "numberReturned": 0}),
                                 media_type=GEOJSON)
-            stmt = fq.page_stmt(opts["limit"], offset=opts["offset"], after=opts["after"])
-            features, returned, last = self._execute(lambda c: c.execute(stmt).one())
-            if matched is None and first_page:
-                matched = returned if returned < opts["limit"] else self._budgeted_count(fq)
+            cap = COUNT_CAP if matched is None and first_page else None
+            stmt = fq.page_stmt(opts["limit"], offset=opts["offset"], after=opts["after"],
+                                count_cap=cap)
+            features, returned, last, capped = self._execute(lambda c: c.execute(stmt).one())
+            if cap is not None:
+                if returned < opts["limit"]:
+                    matched = returned  # a short first page is the whole answer
+                elif capped is not None and capped <= cap:
+                    matched = capped
         except QueryError as exc:
             return _exception(400, "InvalidParameterValue", str(exc))
         except Unavailable as exc:
@@ -254,7 +231,7 @@ class FeaturesService:
                 key = fid
             sql = self._item_sql(col, crs_uri)
             params = sql.construct_params({"fid": key})
-            features, returned, _ = self._execute(
+            features, returned, _, _ = self._execute(
                 lambda c: c.exec_driver_sql(sql.string, params).one())
         except QueryError as exc:
             return _exception(400, "InvalidParameterValue", str(exc))

@@ -110,7 +110,7 @@ class PostGISProvider(BaseProvider):
                   "numberMatched": self._run(count_stmt), "numberReturned": 0}
         if resulttype == "hits":
             return result
-        features, returned, _last = self._run(page_stmt, row=True)
+        features, returned, _last, _ = self._run(page_stmt, row=True)
         result["features"] = json.loads(features)
         result["numberReturned"] = returned
         return result
@@ -122,7 +122,7 @@ class PostGISProvider(BaseProvider):
             raise ProviderItemNotFoundError(user_msg="identifier not found") from None
         fq = self._query(crs_transform_spec=crs_transform_spec)
         fq.fixed = {**fq.fixed, self.layer.id_field: key}
-        features, returned, _last = self._run(fq.page_stmt(1), row=True)
+        features, returned, _last, _ = self._run(fq.page_stmt(1), row=True)
         if not returned:
             raise ProviderItemNotFoundError(user_msg="identifier not found")
         return json.loads(features)[0]

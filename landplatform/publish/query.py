@@ -162,9 +162,12 @@ class FeatureQuery:
     def count_stmt(self) -> sa.Select:
         return sa.select(sa.func.count()).select_from(self.table).where(*self.conditions())
 
-    def page_stmt(self, limit: int, *, offset: int = 0, after: object | None = None
-                  ) -> sa.Select:
-        """One row: (features JSON text, returned count, last id) for one page.
+    def page_stmt(self, limit: int, *, offset: int = 0, after: object | None = None,
+                  count_cap: int | None = None) -> sa.Select:
+        """One row: (features JSON text, returned count, last id, capped count) for one page.
+
+        ``count_cap``: also count the matches, stopping at ``count_cap + 1`` (so a result
+        above the cap means "more than the cap", and the work is bounded); else NULL.
 
         ``after`` pages by key (the id of the previous page's last feature; id order only),
         which costs the same on page 1,000 as on page 1; ``offset`` serves clients that
@@ -172,8 +175,13 @@ class FeatureQuery:
         """
         t = self.table
         conds = self.conditions()
+        capped: sa.ColumnElement = sa.null()
+        if count_cap is not None:
+            probe = sa.select(sa.literal(1)).select_from(t).where(*conds).limit(count_cap + 1)
+            capped = sa.select(sa.func.count()).select_from(probe.subquery("probe")) \
+                .scalar_subquery()
         if after is not None:
-            conds.append(t.c[self.layer.id_field] > after)
+            conds = [*conds, t.c[self.layer.id_field] > after]
         page = (sa.select(t).where(*conds).order_by(*self.order()).limit(limit)
                 .offset(offset or None).subquery("page"))
         feat = sa.select(
@@ -186,4 +194,5 @@ class FeatureQuery:
                                      sa.Text), "[]"),
             sa.func.count(),
             sa.func.max(feat.c.fid),
+            capped,
         )
