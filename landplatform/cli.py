@@ -76,6 +76,18 @@ def _migrate() -> None:
                f"{', '.join(sorted(heads))}")
 
 
+def _echo_result(result, report: Path | None) -> bool:  # noqa: ANN001 - any load's result
+    """Print a load's details and summary (errors to stderr), write its CSV report when
+    asked; whether it loaded."""
+    loaded = result.status == "loaded"
+    for line in result.detail_lines():
+        click.echo(line, err=True)
+    click.echo(result.summary(), err=not loaded)
+    if report:
+        result.write_csv(report)
+    return loaded
+
+
 def geometry_load_options(noun: str):  # noqa: ANN201 - a click decorator
     """The options every load of a geometry file takes (parcels, plan zones)."""
     options = [
@@ -126,13 +138,9 @@ def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None
                               options=Options(crs=crs, area_tolerance=area_tolerance),
                               quarantine=quarantine, layer=layer, encoding=encoding,
                               progress=Progress("load", enabled=not quiet))
-        for line in result.detail_lines():
-            click.echo(line, err=True)
-        click.echo(result.summary(), err=result.status != "loaded")
-        if report:
-            target = report if len(files) == 1 else report.with_stem(f"{report.stem}-{path.stem}")
-            result.write_csv(target)
-        failed += result.status != "loaded"
+        target = report if report is None or len(files) == 1 \
+            else report.with_stem(f"{report.stem}-{path.stem}")
+        failed += not _echo_result(result, target)
     if failed:
         sys.exit(1)
 
@@ -171,12 +179,7 @@ def load_plan_cmd(file: Path, crs: str | None, layer: str | None, encoding: str 
                        options=Options(crs=crs, area_tolerance=area_tolerance),
                        layer=layer, encoding=encoding,
                        progress=Progress("plan", enabled=not quiet))
-    for line in result.detail_lines():
-        click.echo(line, err=True)
-    click.echo(result.summary(), err=result.status != "loaded")
-    if report:
-        result.write_csv(report)
-    if result.status != "loaded":
+    if not _echo_result(result, report):
         sys.exit(1)
 
 
@@ -212,12 +215,7 @@ def load_prices_cmd(file: Path, segments: Path | None, zones: Path | None,
     result = load_prices(_engine(), file, segments=segments, zones=zones,
                          table_code=table_code, quarantine=quarantine, layer=layer, crs=crs,
                          encoding=encoding, progress=Progress("prices", enabled=not quiet))
-    for line in result.detail_lines():
-        click.echo(line, err=True)
-    click.echo(result.summary(), err=result.status != "loaded")
-    if report:
-        result.write_csv(report)
-    if result.status != "loaded":
+    if not _echo_result(result, report):
         sys.exit(1)
 
 
