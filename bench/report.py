@@ -3,8 +3,11 @@
 The markdown leads with the targets of issue 5 (pass/miss, and by how much), then the
 ratio table (platform vs each peer, every request kind and client count), the raw
 numbers, the loads, and what could not be measured and why. The JSON keeps every number
-plus a small per-size history, which is how the 10M-vs-1M growth target gets evaluated:
-run once at 1M and once with ``--parcels 10000000``.
+and ``benchmarks-history.json`` beside them keeps a small per-size history (the version,
+the date and the platform's p50 per kind, one entry per data size), which is how the
+10M-vs-1M growth target gets evaluated: run once at 1M and once with
+``--parcels 10000000 --out docs/benchmarks-10m.md``; every report in that directory reads
+and updates the same history.
 """
 
 from __future__ import annotations
@@ -127,12 +130,14 @@ def targets(results: dict) -> list[dict]:
         add(f"growth 10M vs 1M, p50 of {KIND_TITLES[kind]} (platform, 1 client)", "<= 1.3x",
             _ratio(b, a), "<=", 1.3,
             f"{_fmt(b)} ms at 10M vs {_fmt(a)} ms at 1M" if a and b
-            else "needs a 1M and a 10M run (history in benchmarks.json)")
+            else f"needs a 1M and a 10M run (history in {HISTORY_FILE})")
     return rows
 
 
 def history_entry(results: dict) -> dict:
-    return {"date": results["date"], "platform_p50_ms": {
+    return {"date": results["date"],
+            "platform": results.get("versions", {}).get("platform"),
+            "report": results.get("report"), "platform_p50_ms": {
         kind: _usable(_cell(results, "platform", kind, 1), "p50_ms") for kind in KINDS}}
 
 
@@ -276,15 +281,28 @@ def markdown(results: dict) -> str:
     return "\n".join(out)
 
 
+HISTORY_FILE = "benchmarks-history.json"
+
+
+def _read_history(out_md: Path) -> dict:
+    """The directory's per-size history; before it had its own file, it lived inside the
+    report's JSON, which is read once to carry it over."""
+    for path in (out_md.parent / HISTORY_FILE, out_md.with_suffix(".json")):
+        if path.exists():
+            try:
+                history = json.loads(path.read_text()).get("history", {})
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(history, dict):
+                return history
+    return {}
+
+
 def write(results: dict, out_md: Path) -> Path:
-    """Write the markdown and the JSON (keeping the per-size history of earlier runs)."""
+    """Write the markdown and the JSON, and record this run in the directory's history."""
     out_json = out_md.with_suffix(".json")
-    history: dict = {}
-    if out_json.exists():
-        try:
-            history = json.loads(out_json.read_text()).get("history", {})
-        except (ValueError, AttributeError):
-            history = {}
+    results["report"] = out_md.name
+    history = _read_history(out_md)
     history[str(results["data"]["parcels"])] = history_entry(results)
     results["history"] = history
     results["targets"] = targets(results)
@@ -292,4 +310,7 @@ def write(results: dict, out_md: Path) -> Path:
     out_md.write_text(markdown(results), encoding="utf-8")
     out_json.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str) + "\n",
                         encoding="utf-8")
+    (out_md.parent / HISTORY_FILE).write_text(
+        json.dumps({"history": history}, indent=1, ensure_ascii=False) + "\n",
+        encoding="utf-8")
     return out_json
