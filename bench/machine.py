@@ -68,7 +68,7 @@ def describe(work: Path) -> dict:
 
 
 def versions(db: BenchDB) -> dict:
-    import httpx
+    import aiohttp
     import psycopg
 
     from landplatform import __version__
@@ -86,5 +86,5 @@ def versions(db: BenchDB) -> dict:
         "postgis": f"{postgis} (GEOS {geos})",
         "gdal": _run(["ogr2ogr", "--version"]),
         "python": sys.version.split()[0],
-        "harness": f"httpx {httpx.__version__}, psycopg {psycopg.__version__}",
+        "harness": f"aiohttp {aiohttp.__version__}, psycopg {psycopg.__version__}",
     }
