@@ -79,12 +79,16 @@ def _exception(status: int, code: str, description: str, **headers: str) -> JSON
                         headers=headers or None)
 
 
-def _wants_pygeoapi(request: Request) -> bool:
-    fmt = request.query_params.get("f")
+def wants_pygeoapi(fmt: str | None, accept: str) -> bool:
+    """Whether a request asks for what pygeoapi renders (HTML, JSON-LD) rather than the
+    GeoJSON this path builds: by ``f``, else by an Accept header that prefers HTML."""
     if fmt is not None:
         return fmt.lower() not in ("json", "geojson")
-    accept = request.headers.get("accept", "")
     return "text/html" in accept and "json" not in accept
+
+
+def _wants_pygeoapi(request: Request) -> bool:
+    return wants_pygeoapi(request.query_params.get("f"), request.headers.get("accept", ""))
 
 
 class FeaturesService:
@@ -194,9 +198,11 @@ class FeaturesService:
                                             "numberMatched": matched, "numberReturned": 0}),
                                 media_type=GEOJSON)
             cap = COUNT_CAP if matched is None and first_page else None
-            stmt = fq.page_stmt(opts["limit"], offset=opts["offset"], after=opts["after"],
-                                count_cap=cap)
-            features, returned, last, capped = self._execute(lambda c: c.execute(stmt).one())
+            sql, values = fq.page_sql(self.engine.dialect, opts["limit"],
+                                      offset=opts["offset"], after=opts["after"],
+                                      count_cap=cap)
+            features, returned, last, capped = self._execute(
+                lambda c: c.exec_driver_sql(sql, values).one())
             if cap is not None:
                 if returned < opts["limit"]:
                     matched = returned  # a short first page is the whole answer

@@ -16,6 +16,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 from pyproj import CRS
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
+from sqlalchemy.engine import Compiled, Dialect
 
 from landplatform.publish.layers import Layer
 
@@ -173,17 +174,65 @@ class FeatureQuery:
         which costs the same on page 1,000 as on page 1; ``offset`` serves clients that
         send it and sorted requests.
         """
-        t = self.table
+        return self._page(self.conditions(), limit, offset or None, after,
+                          None if count_cap is None else count_cap + 1)
+
+    def page_sql(self, dialect: Dialect, limit: int, *, offset: int = 0,
+                 after: object | None = None,
+                 count_cap: int | None = None) -> tuple[str, dict[str, object]]:
+        """``page_stmt`` as (SQL text, parameters) for ``exec_driver_sql``, built cheaply.
+
+        Building and compiling the whole page statement (the GeoJSON object of every
+        field, the aggregation, the count probe) cost about 4 ms of CPU per request, ten
+        times what PostgreSQL spends on a small page. Only the WHERE clause and four
+        numbers change between requests of the same shape, so the rest is compiled once
+        per shape (collection, CRS, properties, sortby, which of offset/cursor/count) into
+        a template and only the conditions are compiled per request, with their values
+        bound as parameters as before.
+        """
         conds = self.conditions()
+        where = (sa.and_(*conds) if conds else sa.true()).compile(dialect=dialect)
+        template = self._template(dialect, bool(offset), after is not None,
+                                  count_cap is not None)
+        params = bound_params(where)
+        params.update(lis_limit=limit, lis_offset=offset, lis_after=after,
+                      lis_cap=None if count_cap is None else count_cap + 1)
+        # parenthesised: a filter's top-level OR must not bind to the cursor's AND
+        return template.replace(_MARK["where"], f"({where.string})"), params
+
+    def _template(self, dialect: Dialect, offset: bool, after: bool, cap: bool) -> str:
+        key = (id(self.table), self.table.fullname, tuple(self.select or ()),
+               self.select is None, self.skip_geometry, self.crs_uri, tuple(self.sortby),
+               offset, after, cap, dialect.name)
+        sql = _TEMPLATES.get(key)
+        if sql is None:
+            marks = {k: sa.literal_column(v) for k, v in _MARK.items()}
+            stmt = self._page([sa.text(_MARK["where"])], marks["limit"],
+                              marks["offset"] if offset else None,
+                              marks["after"] if after else None,
+                              marks["cap"] if cap else None)
+            # Constants (the property names of the JSON object, decimals, SRIDs) are
+            # ours, not the client's: they are written into the template as literals.
+            sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            for name in ("limit", "offset", "after", "cap"):
+                sql = sql.replace(_MARK[name], f"%(lis_{name})s")
+            if len(_TEMPLATES) >= MAX_TEMPLATES:  # properties= makes shapes unbounded
+                _TEMPLATES.clear()
+            _TEMPLATES[key] = sql
+        return sql
+
+    def _page(self, conds: list, limit: object, offset: object | None, after: object | None,
+              cap: object | None) -> sa.Select:
+        t = self.table
         capped: sa.ColumnElement = sa.null()
-        if count_cap is not None:
-            probe = sa.select(sa.literal(1)).select_from(t).where(*conds).limit(count_cap + 1)
+        if cap is not None:
+            probe = sa.select(sa.literal(1)).select_from(t).where(*conds).limit(cap)
             capped = sa.select(sa.func.count()).select_from(probe.subquery("probe")) \
                 .scalar_subquery()
         if after is not None:
             conds = [*conds, t.c[self.layer.id_field] > after]
         page = (sa.select(t).where(*conds).order_by(*self.order()).limit(limit)
-                .offset(offset or None).subquery("page"))
+                .offset(offset).subquery("page"))
         feat = sa.select(
             self.feature(page).label("f"),
             page.c[self.layer.id_field].label("fid"),
@@ -196,3 +245,20 @@ class FeatureQuery:
             sa.func.max(feat.c.fid),
             capped,
         )
+
+
+# Placeholders of a page template; nothing a client sends can contain them, because they
+# only ever replace markers in SQL we compiled, never text that came from a request.
+_MARK = {"where": "__lis_where__", "limit": "__lis_limit__", "offset": "__lis_offset__",
+         "after": "__lis_after__", "cap": "__lis_cap__"}
+MAX_TEMPLATES = 512
+_TEMPLATES: dict[tuple, str] = {}
+
+
+def bound_params(compiled: Compiled) -> dict[str, object]:
+    """The parameters of a compiled statement as the driver must receive them: through
+    each type's bind processor, as SQLAlchemy does when it executes the statement."""
+    params = compiled.construct_params()
+    processors = compiled._bind_processors  # noqa: SLF001 - the executor's own map
+    return {k: processors[k](v) if k in processors and v is not None else v
+            for k, v in params.items()}
