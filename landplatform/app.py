@@ -19,6 +19,7 @@ from landplatform.migrate import expected_heads
 from landplatform.publish.conformance import conformance_router
 from landplatform.publish.coverage_guard import coverage_files, coverage_router
 from landplatform.publish.engine import get_public_engine
+from landplatform.publish.fast_lane import FeaturesFastLane
 from landplatform.publish.features_api import (
     FeaturesService,
     collections_from_config,
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = FeaturesService(engine, collections_from_config(config), settings.base_url,
                               settings.page_limit_default, settings.page_limit_max)
     app.include_router(features_router(service, pygeoapi_items))
+    # GET items/item for GeoJSON skip the app's stack (same service, same answers)
+    app.add_middleware(FeaturesFastLane, service=service)
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
