@@ -6,6 +6,11 @@ otherwise, which would make every server look like its per-request overhead; all
 get ``-oo PAGE_SIZE=1000`` (the same for all). Timed end to end, repeated with the systems
 taking turns, median kept; the output is checked: as many features, and as many distinct
 ids, as the district has.
+
+GDAL's own share is measured too ("GDAL alone"): the same district's features, written
+once to a local GeoJSON file, then converted by the same ``ogr2ogr -f GPKG`` with no
+server at all. No server can make the OAPIF run faster than that, so it bounds every
+ratio against a server behind this client.
 """
 
 from __future__ import annotations
@@ -81,6 +86,56 @@ def ogr2ogr_once(result: GdalResult, base: str, timeout_s: float, work: Path) ->
         result.status = "wrong"
         result.note = (f"got {result.features} features ({result.distinct_ids} distinct ids), "
                        f"the district has {result.expected}")
+        return
+    result.runs_s.append(round(seconds, 3))
+
+
+GDAL_ALONE = "gdal_alone"
+
+
+def gdal_alone_file(db_ogr: str, password: str, district: str, work: Path,
+                    timeout_s: float) -> tuple[Path | None, str]:
+    """Write the district's published features to ``work/district-<d>.geojson`` (once,
+    not timed), as the platform would send them: id, every property, 8 decimals."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"district-{district}.geojson"
+    path.unlink(missing_ok=True)
+    sql = f"SELECT * FROM publish.parcels WHERE district_code = '{int(district):03d}'"
+    argv = ["ogr2ogr", "-f", "GeoJSON", str(path), db_ogr, "-sql", sql, "-nln", "parcels",
+            "-nlt", "MULTIPOLYGON",
+            "-lco", "ID_FIELD=id", "-lco", "COORDINATE_PRECISION=8"]
+    env = {**os.environ, "PGPASSWORD": password}
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None, f"writing the GeoJSON took over {timeout_s:.0f} s"
+    if proc.returncode != 0 or not path.exists():
+        return None, f"ogr2ogr exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    return path, ""
+
+
+def gdal_alone_once(result: GdalResult, source: Path, timeout_s: float, work: Path) -> None:
+    """One timed ``ogr2ogr -f GPKG`` of the local GeoJSON: GDAL's work with no server."""
+    if result.status != "ok":
+        return
+    out = work / "gdal-alone.gpkg"
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(["ogr2ogr", "-f", "GPKG", str(out), str(source)],
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        result.status, result.note = "failed", f"ogr2ogr did not finish in {timeout_s:.0f} s"
+        return
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0 or not out.exists():
+        result.status = "failed"
+        result.note = f"ogr2ogr exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        return
+    result.features, result.distinct_ids = _count(out)
+    out.unlink(missing_ok=True)
+    if result.features != result.expected:
+        result.status, result.note = "wrong", f"got {result.features} features"
         return
     result.runs_s.append(round(seconds, 3))
 

@@ -352,17 +352,28 @@ class Bench:
         for s in systems:
             collection = s.gdal_collection or f"district {w.gdal_district}"
             s.gdal = gdal.GdalResult(s.name, collection, expected)
+        work = self.work / "gdal"
+        source, note = gdal.gdal_alone_file(self.db.ogr_pg, self.db.password, w.gdal_district,
+                                            work, self.gdal_timeout)
+        self.gdal_alone = gdal.GdalResult(gdal.GDAL_ALONE, source.name if source else "-",
+                                          expected, "ok" if source else "failed", note)
         for rep in range(self.args.gdal_reps):
             for s in systems:
                 self._settle()
                 if s.server is None:
                     gdal.raw_once(s.gdal, self.db.conninfo(), w.gdal_district)
                 else:
-                    gdal.ogr2ogr_once(s.gdal, s.server.base, self.gdal_timeout,
-                                      self.work / "gdal")
+                    gdal.ogr2ogr_once(s.gdal, s.server.base, self.gdal_timeout, work)
                 log(f"  GDAL district {w.gdal_district} run {rep + 1} {s.name:<8}: "
                     f"{s.gdal.status} {s.gdal.runs_s[-1] if s.gdal.runs_s else ''} "
                     f"{s.gdal.note}")
+            if source is not None:
+                gdal.gdal_alone_once(self.gdal_alone, source, self.gdal_timeout, work)
+                log(f"  GDAL district {w.gdal_district} run {rep + 1} GDAL alone: "
+                    f"{self.gdal_alone.status} "
+                    f"{self.gdal_alone.runs_s[-1] if self.gdal_alone.runs_s else ''}")
+        if source is not None:
+            source.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ report
 
@@ -371,6 +382,8 @@ class Bench:
         machine_info["load_average_end"] = machine.load_average()
         ds = self.dataset
         gdal_results = [s.gdal.to_json() for s in systems if s.gdal]
+        if getattr(self, "gdal_alone", None) is not None:
+            gdal_results.append(self.gdal_alone.to_json())
         gdal_results += [gdal.GdalResult(name, "-", 0, "failed", info["note"]).to_json()
                          for name, info in self.status.items() if info["status"] != "ok"]
         return {
