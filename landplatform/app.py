@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               settings.page_limit_default, settings.page_limit_max)
     app.include_router(features_router(service, pygeoapi_items))
     # GET items/item for GeoJSON skip the app's stack (same service, same answers)
-    app.add_middleware(FeaturesFastLane, service=service)
+    app.add_middleware(FeaturesFastLane, service=service, threads=settings.pool_size)
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))

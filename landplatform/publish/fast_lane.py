@@ -13,18 +13,26 @@ goes on to the app unchanged.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from landplatform.publish.features_api import FeaturesService, wants_pygeoapi
 
 
 class FeaturesFastLane:
-    def __init__(self, app: ASGIApp, service: FeaturesService) -> None:
+    def __init__(self, app: ASGIApp, service: FeaturesService, threads: int) -> None:
         self.app = app
         self.service = service
+        # The service's database calls block, so they run on threads; as many threads as
+        # the read pool has connections (more would only wait for one). A plain executor:
+        # anyio's per-call machinery (cancel scopes, capacity limiter) cost a by-id
+        # request more CPU than the service itself.
+        self.executor = ThreadPoolExecutor(max_workers=threads,
+                                           thread_name_prefix="lis-features")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = self._target(scope) if scope["type"] == "http" else None
@@ -42,10 +50,9 @@ class FeaturesFastLane:
         if col is None or wants_pygeoapi(params.get("f"), accept):
             await self.app(scope, receive, send)
             return
-        if item_id is None:
-            response = await run_in_threadpool(self.service.items, col, params)
-        else:
-            response = await run_in_threadpool(self.service.item, col, item_id, params)
+        call = (partial(self.service.items, col, params) if item_id is None
+                else partial(self.service.item, col, item_id, params))
+        response = await asyncio.get_running_loop().run_in_executor(self.executor, call)
         await response(scope, receive, send)
 
     @staticmethod
