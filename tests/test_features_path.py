@@ -259,3 +259,24 @@ def test_or_filter_does_not_swallow_the_cursor(api: str) -> None:
     assert page["numberReturned"] == 20
     assert all(f["id"] > cursor for f in page["features"])
     assert {f["properties"]["land_use"] for f in page["features"]} <= {"ODT", "ONT"}
+
+
+def test_land_use_counts_in_a_district_read_only_the_index(api_db_url: URL) -> None:
+    """Counting a district's current parcels of one land-use code (a filtered first page's
+    numberMatched, the land statistics) is answered from parcel_district_land_use_idx."""
+    import json
+
+    engine = make_engine(api_db_url, public=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET enable_seqscan = off"))
+            plan = conn.execute(sa.text(
+                "EXPLAIN (FORMAT JSON) SELECT count(*) FROM publish.parcels "
+                "WHERE district_code = '001' AND land_use = 'ODT' AND area_m2 > 100"
+            )).scalar_one()
+            conn.execute(sa.text("RESET enable_seqscan"))
+    finally:
+        engine.dispose()
+    text = json.dumps(plan)
+    assert "parcel_district_land_use_idx" in text
+    assert '"Index Only Scan"' in text or '"Bitmap Index Scan"' in text
