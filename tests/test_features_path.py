@@ -280,3 +280,53 @@ def test_land_use_counts_in_a_district_read_only_the_index(api_db_url: URL) -> N
     text = json.dumps(plan)
     assert "parcel_district_land_use_idx" in text
     assert '"Index Only Scan"' in text or '"Bitmap Index Scan"' in text
+
+
+def test_tile_cache_serves_fresh_then_stale_then_nothing() -> None:
+    import time
+
+    from landplatform.publish.tiles import TileCache
+
+    cache = TileCache(ttl=0.2, stale=0.3)
+    cache.put(("c", 14, 1, 2), b"mvt", False)
+    assert cache.get(("c", 14, 1, 2)) == (b"mvt", False, True)
+    time.sleep(0.25)
+    assert cache.get(("c", 14, 1, 2)) == (b"mvt", False, False)  # stale: served, refreshed
+    time.sleep(0.3)
+    assert cache.get(("c", 14, 1, 2)) is None
+
+
+def test_concurrent_requests_for_a_tile_share_one_build(api_db_url: URL) -> None:
+    """Five requests for the same uncached tile at once run ONE ST_AsMVT statement and
+    all get its bytes; the tile is then in the cache, fresh."""
+    import asyncio
+
+    from landplatform.publish.tiles import TileBuilder, TileCache
+
+    class CountingService(FeaturesService):
+        statements = 0
+
+        def _execute(self, fn):  # noqa: ANN001, ANN202 - the real database, counted
+            self.statements += 1
+            return super()._execute(fn)
+
+    engine = make_engine(api_db_url, public=True)
+    col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[],
+                     fixed={"district_code": "001"})
+    service = CountingService(engine, collections_from_config(
+        {"resources": {"parcels-001": col}}), "http://x", 10, 100)
+    parcels = service.collections["parcels-001"]
+    cache = TileCache()
+    builder = TileBuilder(service, cache)
+    x, y = _tile_of(105.83, 21.035, 14)
+
+    async def five_at_once() -> list:
+        return await asyncio.gather(*(asyncio.shield(builder.build(parcels, 14, x, y))
+                                      for _ in range(5)))
+    try:
+        results = asyncio.run(five_at_once())
+    finally:
+        engine.dispose()
+    assert service.statements == 1
+    assert len(set(results)) == 1 and results[0][0]  # the same, non-empty tile
+    assert cache.get((parcels.id, 14, x, y)) == (*results[0], True)

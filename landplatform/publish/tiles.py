@@ -7,13 +7,21 @@ in ``X-Tile-Truncated``); below ``MIN_ZOOM`` a parcel layer has nothing to draw 
 readable size, so those tiles are empty. Tiles are cached in memory for ``TTL_S`` seconds
 and carry an ETag (hash of the bytes) and Cache-Control, so a panning map re-requesting
 tiles gets 304s or memory hits.
+
+A dense z12 tile takes PostGIS seconds to build. Two rules keep those builds from tying up
+every pooled connection (and turning other requests into 503s) when many users pan over
+the same area: one build per tile at a time, whoever else asks for it meanwhile waits for
+that build; and for ``STALE_S`` after it expires a tile is still served at once while one
+build refreshes it in the background (stale-while-revalidate).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
+from functools import partial
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -28,29 +36,72 @@ MIN_ZOOM = 12
 MAX_ZOOM = 22
 MAX_FEATURES = 20000
 TTL_S = 60.0
+STALE_S = 600.0
 CACHE_TILES = 2048
 WORLD_M = 40075016.685578488  # Web Mercator world width, metres
 
 
 class TileCache:
-    """A small LRU of encoded tiles with a time-to-live (bounded in count)."""
+    """A small LRU of encoded tiles with a time-to-live (bounded in count); an expired tile
+    stays available as stale for ``stale`` seconds more."""
 
-    def __init__(self, size: int = CACHE_TILES, ttl: float = TTL_S) -> None:
-        self.size, self.ttl = size, ttl
+    def __init__(self, size: int = CACHE_TILES, ttl: float = TTL_S,
+                 stale: float = STALE_S) -> None:
+        self.size, self.ttl, self.stale = size, ttl, stale
         self._items: OrderedDict[tuple, tuple[float, bytes, bool]] = OrderedDict()
 
-    def get(self, key: tuple) -> tuple[bytes, bool] | None:
+    def get(self, key: tuple) -> tuple[bytes, bool, bool] | None:
+        """(tile, truncated, fresh), or None when absent or too old even to serve stale."""
         hit = self._items.get(key)
-        if hit is None or time.monotonic() - hit[0] > self.ttl:
+        if hit is None:
+            return None
+        age = time.monotonic() - hit[0]
+        if age > self.ttl + self.stale:
             return None
         self._items.move_to_end(key)
-        return hit[1], hit[2]
+        return hit[1], hit[2], age <= self.ttl
 
     def put(self, key: tuple, tile: bytes, truncated: bool) -> None:
         self._items[key] = (time.monotonic(), tile, truncated)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
+
+
+class TileBuilder:
+    """Builds tiles into the cache, one build per tile at a time.
+
+    A build runs as its own task: a requester that gives up (a client gone) does not
+    cancel it for the others waiting, and a background refresh needs no requester at all.
+    """
+
+    def __init__(self, service: FeaturesService, cache: TileCache) -> None:
+        self.service, self.cache = service, cache
+        self._building: dict[tuple, asyncio.Task] = {}
+
+    def build(self, col: Collection, z: int, x: int, y: int) -> asyncio.Task:
+        """The running build of this tile, started if there is none; its result is
+        (tile, truncated) and it raises ``Unavailable`` when the database cannot take it."""
+        key = (col.id, z, x, y)
+        task = self._building.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._build(col, z, x, y, key))
+            self._building[key] = task
+            task.add_done_callback(partial(self._done, key))
+        return task
+
+    def _done(self, key: tuple, task: asyncio.Task) -> None:
+        self._building.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # a refresh nobody awaited failed: the stale tile stays
+
+    async def _build(self, col: Collection, z: int, x: int, y: int,
+                     key: tuple) -> tuple[bytes, bool]:
+        data, count = await run_in_threadpool(
+            self.service._execute, lambda c: c.execute(tile_statement(col, z, x, y)).one())
+        hit = (bytes(data or b""), count > MAX_FEATURES)
+        self.cache.put(key, *hit)
+        return hit
 
 
 def tile_statement(col: Collection, z: int, x: int, y: int) -> sa.TextClause:
@@ -83,6 +134,7 @@ def tile_statement(col: Collection, z: int, x: int, y: int) -> sa.TextClause:
 def tiles_router(service: FeaturesService) -> APIRouter:
     router = APIRouter()
     cache = TileCache()
+    builder = TileBuilder(service, cache)
 
     def tileset(col: Collection) -> dict:
         base = f"{service.base_url}/collections/{col.id}/tiles/{TMS}"
@@ -138,22 +190,21 @@ def tiles_router(service: FeaturesService) -> APIRouter:
                                  "description": "tile outside WebMercatorQuad"},
                                 status_code=400)
         key = (col.id, z, x, y)
-        hit = cache.get(key)
-        if hit is None:
-            if col.layer.key == "parcels" and z < MIN_ZOOM:
-                data, count = b"", 0
-            else:
-                try:
-                    data, count = await run_in_threadpool(
-                        service._execute,
-                        lambda c: c.execute(tile_statement(col, z, x, y)).one())
-                except Unavailable as exc:
-                    return JSONResponse({"code": "ServiceUnavailable",
-                                         "description": str(exc)}, status_code=503,
-                                        headers={"Retry-After": "2"})
-            hit = (bytes(data or b""), count > MAX_FEATURES)
-            cache.put(key, *hit)
-        data, truncated = hit
+        cached = cache.get(key)
+        if cached is not None:
+            data, truncated, fresh = cached
+            if not fresh:
+                builder.build(col, z, x, y)  # refresh in the background; serve stale now
+        elif col.layer.key == "parcels" and z < MIN_ZOOM:
+            data, truncated = b"", False
+            cache.put(key, data, truncated)
+        else:
+            try:
+                data, truncated = await asyncio.shield(builder.build(col, z, x, y))
+            except Unavailable as exc:
+                return JSONResponse({"code": "ServiceUnavailable",
+                                     "description": str(exc)}, status_code=503,
+                                    headers={"Retry-After": "2"})
         etag = '"' + hashlib.sha1(data).hexdigest() + '"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(TTL_S)}",
                    "X-Tile-Truncated": "true" if truncated else "false"}
