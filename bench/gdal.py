@@ -65,10 +65,17 @@ def ogr2ogr_once(result: GdalResult, base: str, timeout_s: float, work: Path) ->
         return
     work.mkdir(parents=True, exist_ok=True)
     out = work / f"gdal-{result.system}.gpkg"
-    out.unlink(missing_ok=True)
     env = {**os.environ, "GDAL_HTTP_TIMEOUT": str(int(timeout_s))}
-    argv = ["ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{base}", result.collection,
-            "-oo", f"PAGE_SIZE={PAGE_SIZE}"]
+    _timed(result, ["ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{base}", result.collection,
+                    "-oo", f"PAGE_SIZE={PAGE_SIZE}"], out, timeout_s, env)
+
+
+def _timed(result: GdalResult, argv: list[str], out: Path, timeout_s: float,
+           env: dict[str, str] | None = None) -> None:
+    """Run ``argv`` (an ogr2ogr writing ``out``), timed; check the GeoPackage it wrote has
+    the district's features (and distinct ids, when it kept an id field); then append the
+    time, or set the result's status and note."""
+    out.unlink(missing_ok=True)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -119,25 +126,7 @@ def gdal_alone_once(result: GdalResult, source: Path, timeout_s: float, work: Pa
     if result.status != "ok":
         return
     out = work / "gdal-alone.gpkg"
-    out.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(["ogr2ogr", "-f", "GPKG", str(out), str(source)],
-                              capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        result.status, result.note = "failed", f"ogr2ogr did not finish in {timeout_s:.0f} s"
-        return
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0 or not out.exists():
-        result.status = "failed"
-        result.note = f"ogr2ogr exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
-        return
-    result.features, result.distinct_ids = _count(out)
-    out.unlink(missing_ok=True)
-    if result.features != result.expected:
-        result.status, result.note = "wrong", f"got {result.features} features"
-        return
-    result.runs_s.append(round(seconds, 3))
+    _timed(result, ["ogr2ogr", "-f", "GPKG", str(out), str(source)], out, timeout_s)
 
 
 def raw_once(result: GdalResult, conninfo: dict, district: str) -> None:
