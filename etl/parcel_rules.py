@@ -122,6 +122,16 @@ class RowChecker:
             self.reject(no, field, str(exc), value)
             return None
 
+    def stated_area(self, no: int, value: object, *, required: bool) -> float | None:
+        """The ``area_m2`` a file states: a number greater than 0 (parcels must state one,
+        planning zones may)."""
+        check = self.required if required else self.optional
+        area = check(no, "area_m2", value, parse_number)
+        if area is not None and area <= 0:
+            self.reject(no, "area_m2", "must be greater than 0", value)
+            return None
+        return area
+
     def text(self, no: int, field: str, value: object) -> str | None:
         if is_blank(value):
             return None
@@ -173,10 +183,7 @@ def check_row(rows: RowChecker, no: int, rec: dict) -> dict:
         rows.reject(no, "commune_code", "not a commune code of the GSO catalogue "
                                         "(pre-2025 units)", commune_code)
     land_use, land_use_source = rows.land_use(no, rec.get("land_use"))
-    area = rows.required(no, "area_m2", rec.get("area_m2"), parse_number)
-    if area is not None and area <= 0:
-        rows.reject(no, "area_m2", "must be greater than 0", rec.get("area_m2"))
-        area = None
+    area = rows.stated_area(no, rec.get("area_m2"), required=True)
     owner_name = rows.text(no, "owner_name", rec.get("owner_name"))
     owner_id = rows.text(no, "owner_id_number", rec.get("owner_id_number"))
     serial = rows.text(no, "certificate_serial", rec.get("certificate_serial"))

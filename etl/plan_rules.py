@@ -277,10 +277,7 @@ def prepare_zones(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Referenc
     for i, rec in enumerate(attrs.to_dict("records")):
         no = i + 1
         planned, planned_source = rows.planned_use(no, rec.get("planned_use"))
-        area = rows.optional(no, "area_m2", rec.get("area_m2"), parse_number)
-        if area is not None and area <= 0:
-            rows.reject(no, "area_m2", "must be greater than 0", rec.get("area_m2"))
-            area = None
+        area = rows.stated_area(no, rec.get("area_m2"), required=False)
         function = rows.text(no, "function", rec.get("function"))
         if function and len(function) > MAX_FUNCTION:
             rows.reject(no, "function", f"longer than {MAX_FUNCTION} characters",
