@@ -128,6 +128,7 @@ class Bench:
         self.load_results: dict | None = None
         self.servers: list[Server] = []  # every server started, to stop them all at the end
         self.gdal_timeout = 120.0 if args.quick else 900.0
+        self.gdal_alone: gdal.GdalResult | None = None  # GDAL's own share, no server
 
     # ------------------------------------------------------------------ data & load
 
@@ -382,7 +383,7 @@ class Bench:
         machine_info["load_average_end"] = machine.load_average()
         ds = self.dataset
         gdal_results = [s.gdal.to_json() for s in systems if s.gdal]
-        if getattr(self, "gdal_alone", None) is not None:
+        if self.gdal_alone is not None:
             gdal_results.append(self.gdal_alone.to_json())
         gdal_results += [gdal.GdalResult(name, "-", 0, "failed", info["note"]).to_json()
                          for name, info in self.status.items() if info["status"] != "ok"]
