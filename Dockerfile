@@ -17,6 +17,7 @@ COPY cadastre/ cadastre/
 COPY etl/ etl/
 COPY planning/ planning/
 COPY valuation/ valuation/
+COPY lis/ lis/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # ---------------------------------------------------------------- runtime

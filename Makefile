@@ -10,10 +10,12 @@ up:
 test:
 	@bash scripts/bootstrap.sh --tests
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports --no-cache
 	@$(VENV)/bin/python -m pytest
 
 lint:
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports --no-cache
 
 down:
 	@$(VENV)/bin/lis db stop

@@ -1,6 +1,6 @@
 """The benchmark's input: one GeoPackage of N parcels over >= 50 real districts.
 
-``etl.samplegen.generate_scale`` spreads parcels over the 37 districts whose extents the
+``cadastre.samplegen.generate_scale`` spreads parcels over the 37 districts whose extents the
 reference data knows (Hà Nội and Đà Nẵng). Issue 5 asks for at least 50 districts, so the
 benchmark adds the 17 districts of Quảng Nam (province 49, which borders Đà Nẵng and
 shares its TM-3 zone, EPSG:5899). Their codes and communes are the real pre-2025 ones;
@@ -25,7 +25,7 @@ import shapely
 from pyogrio.raw import write as ogr_write
 from pyproj import Transformer
 
-from etl import samplegen
+from cadastre import samplegen
 
 SYNTH_PROVINCE = "49"  # Quảng Nam
 # Approximate rectangle inside Quảng Nam, south of Đà Nẵng's extents (min lat 15.918).

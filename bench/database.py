@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from landplatform.db import make_engine
 from landplatform.migrate import upgrade
 from landplatform.pgcluster import EmbeddedCluster
+from lis import MIGRATIONS
 
 DBNAME = "lis_bench"
 
@@ -106,7 +107,7 @@ def open_database(root: Path, *, fresh: bool, dbname: str = DBNAME) -> BenchDB:
         _recreate(db, "postgres", fresh)
     engine = make_engine(db.sqlalchemy_url, application_name="lis-bench")
     try:
-        upgrade(engine)
+        upgrade(engine, MIGRATIONS)
     finally:
         engine.dispose()
     return db

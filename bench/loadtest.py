@@ -41,8 +41,8 @@ from bench.database import BenchDB
 from bench.loadgen import _percentile
 from bench.servers import Server, ServerError, platform_server
 from bench.workload import hash_key, tile_of
+from cadastre.writes import etag
 from landplatform.auth.tokens import issue_local
-from landplatform.publish.writes import etag
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBNAME = "lis_loadtest"
@@ -119,7 +119,7 @@ def load_samples(db: BenchDB, work: Path) -> None:
     """``lis load samples`` as an operator would run it (its own process and engine)."""
     env = {**os.environ, "DATABASE_URL": db.sqlalchemy_url,
            "LIS_VAR_DIR": str(work / "lis-var")}
-    out = subprocess.run([sys.executable, "-m", "landplatform.cli", "load", "samples"],
+    out = subprocess.run([sys.executable, "-m", "lis.cli", "load", "samples"],
                          env=env, capture_output=True, text=True,
                          timeout=LOAD_SAMPLES_TIMEOUT_S, cwd=PROJECT_DIR)
     if out.returncode != 0:

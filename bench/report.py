@@ -254,7 +254,7 @@ def markdown(results: dict) -> str:
             f"- {d['parcels']:,} parcels over {len(d['districts'])} districts in one "
             f"GeoPackage ({d['size_mb']:.0f} MB, generated in {d['seconds']:.0f} s"
             f"{', reused' if d['reused'] else ''}): {d['known_extent_districts']} districts "
-            "with known extents (Hà Nội, Đà Nẵng; `etl.samplegen`) and "
+            "with known extents (Hà Nội, Đà Nẵng; `cadastre.samplegen`) and "
             f"{d['synthetic_extent_districts']} Quảng Nam districts (real codes and "
             "communes) whose extents the reference data lacks and `bench/data.py` "
             "synthesises.",

@@ -152,7 +152,7 @@ class Bench:
 
     def load(self, measure: bool) -> None:
         timeout = 600 + self.args.parcels * 0.003
-        lis = [sys.executable, "-m", "landplatform.cli"]
+        lis = [sys.executable, "-m", "lis.cli"]
         log(f"load: lis load parcels {self.dataset.path.name} (our ETL)")
         etl = load.load_with_etl(self.db, lis, self.dataset.path, self.args.parcels, timeout,
                                  self.logs)

@@ -121,5 +121,5 @@ def platform_server(db: BenchDB, work: Path) -> Server:
     env = {**os.environ, "DATABASE_URL": db.sqlalchemy_url, "HOST": "127.0.0.1",
            "PORT": "{port}", "LIS_VAR_DIR": str(work / "lis-var")}
     env.pop("LIS_PUBLIC_URL", None)
-    return Server("platform", [sys.executable, "-m", "landplatform.cli", "serve"], env,
+    return Server("platform", [sys.executable, "-m", "lis.cli", "serve"], env,
                   work / "logs" / "platform.log", ready_path="/health")

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 from psycopg import sql
 
 from bench.workload import CQL_LIMIT, ITEMS_LIMIT, Workload
-from landplatform.publish.layers import PARCELS
+from cadastre.layers import PARCELS
 
 KINDS = ("items_bbox", "district_page", "by_id", "cql", "tiles")
 KIND_TITLES = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from landplatform.publish.layers import PARCELS
+from cadastre.layers import PARCELS
 from landplatform.publish.provider import PostGISProvider
 
 

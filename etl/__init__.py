@@ -1,1 +1,1 @@
-"""ETL: load delivered cadastral, planning and price files into the platform database."""
+"""ETL: the generic machinery that loads delivered files (it knows no domain table)."""

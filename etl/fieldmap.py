@@ -1,7 +1,7 @@
 """Map the field names of a delivered file to the platform's canonical names.
 
-The aliases live in ``etl/mappings/*.yaml`` so a land office's new spelling is a data
-change, not a code change.
+The aliases live in each domain's ``mappings/*.yaml`` (the domain hands its folder in) so
+a land office's new spelling is a data change, not a code change.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import yaml
 
 from etl.report import LoadError
 
-MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
 DBF_NAME_LIMIT = 10
 
 
@@ -42,10 +41,14 @@ class FieldMapping:
     specs: tuple[FieldSpec, ...]
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> FieldMapping:
+    def load(cls, name_or_path: str | Path, folder: Path | None = None) -> FieldMapping:
+        """A mapping file by path, or by name (``<folder>/<name>.yaml``)."""
         path = Path(name_or_path)
         if not path.suffix:
-            path = MAPPINGS_DIR / f"{name_or_path}.yaml"
+            if folder is None:
+                raise ValueError(f"mapping {name_or_path!r}: name a file, or the folder "
+                                 "of the domain's mappings")
+            path = folder / f"{name_or_path}.yaml"
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         specs = tuple(
             FieldSpec(name, bool(spec.get("required")), bool(spec.get("restricted")),

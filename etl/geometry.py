@@ -1,4 +1,4 @@
-"""Geometry checks and repairs shared by the polygon loaders (parcels, planning zones).
+"""Geometry checks and repairs shared by every polygon loader.
 
 Vectorised with shapely 2 so a million features cost seconds, not minutes. A repair is
 made only when it is unambiguous (dropping Z/M, a make_valid that keeps the area) and is
@@ -13,10 +13,13 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from etl.reference import VIETNAM_BOUNDS
 from etl.report import Issue
 
 WGS84 = CRS.from_epsg(4326)
+# Mainland, Hoàng Sa and Trường Sa: lon 102.1-117.9 E, lat 6.0-23.5 N (degrees, WGS84).
+VIETNAM_BOUNDS = (102.1, 6.0, 117.9, 23.5)
+# District extents are bounding boxes of real boundaries; allow ~50 m for edge rounding.
+EXTENT_MARGIN_DEG = 0.0005
 POLYGONAL = {"Polygon", "MultiPolygon"}
 POLYGONAL_IDS = [3, 6]  # shapely.get_type_id of Polygon, MultiPolygon
 # make_valid may only move area by this share and still count as an unambiguous repair.

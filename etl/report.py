@@ -22,7 +22,8 @@ class LoadError(Exception):
 
 @dataclass(frozen=True)
 class Issue:
-    """One finding about one feature. ``severity`` is 'reject' or 'repair' (loaded, noted)."""
+    """One finding about one feature. ``severity`` is 'reject', 'repair' (loaded, noted) or
+    'note' (loaded as it is, but worth knowing)."""
 
     feature_no: int
     field: str
@@ -51,6 +52,7 @@ class LoadResult:
     unchanged: int = 0
     rejects: list[Issue] = field(default_factory=list)
     repairs: list[Issue] = field(default_factory=list)
+    notes: list[Issue] = field(default_factory=list)
     districts: list[str] = field(default_factory=list)
     source_srid: int | None = None
     message: str | None = None
@@ -92,6 +94,6 @@ class LoadResult:
         with path.open("w", newline="", encoding="utf-8") as fh:
             out = csv.writer(fh)
             out.writerow(["file", "feature_no", "field", "severity", "reason", "value"])
-            for i in self.rejects + self.repairs:
+            for i in self.rejects + self.repairs + self.notes:
                 out.writerow([self.file.name, i.feature_no, i.field, i.severity, i.reason,
                               i.value or ""])

@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import geopandas as gpd
 import pyogrio
@@ -32,7 +33,6 @@ from etl.report import Issue, LoadError
 from landplatform.settings import get_settings
 
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-PREFERRED_LAYERS = ("thua_dat", "thuadat", "parcels", "parcel")
 
 
 def dataset_files(path: Path) -> list[Path]:
@@ -70,7 +70,8 @@ class Source:
     issues: list[Issue] = field(default_factory=list)  # whole-file repairs (feature 0)
 
 
-def _choose_layer(path: Path, layer: str | None) -> str | None:
+def _choose_layer(path: Path, layer: str | None, preferred_layers: Sequence[str]
+                  ) -> str | None:
     layers = pyogrio.list_layers(path)
     names = [str(row[0]) for row in layers]
     if layer is not None:
@@ -80,7 +81,7 @@ def _choose_layer(path: Path, layer: str | None) -> str | None:
     if len(names) <= 1:
         return names[0] if names else None
     polygonal = [str(n) for n, g in layers if g and "Polygon" in str(g)]
-    for preferred in PREFERRED_LAYERS:
+    for preferred in preferred_layers:
         if preferred in names:
             return preferred
     if len(polygonal) == 1:
@@ -88,9 +89,11 @@ def _choose_layer(path: Path, layer: str | None) -> str | None:
     raise LoadError(path, f"several layers ({', '.join(names)}); choose one with --layer")
 
 
-def open_source(path: Path, *, layer: str | None = None,
-                encoding: str | None = None) -> Source:
-    """Read the whole layer. Raises LoadError for anything that makes the file unusable."""
+def open_source(path: Path, *, layer: str | None = None, encoding: str | None = None,
+                preferred_layers: Sequence[str] = ()) -> Source:
+    """Read the whole layer (``layer``, else the only one, else the first of
+    ``preferred_layers`` present, else the only polygon layer). Raises LoadError for
+    anything that makes the file unusable."""
     if not path.exists():
         raise LoadError(path, "file not found")
     suffix = path.suffix.lower()
@@ -114,7 +117,7 @@ def open_source(path: Path, *, layer: str | None = None,
         encoding = check_shapefile(path, path.stem, parts, encoding, issues)
     sha = file_sha256(path)
     try:
-        chosen = _choose_layer(path, layer)
+        chosen = _choose_layer(path, layer, preferred_layers)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if encoding == CP1258:  # bytes through GDAL unchanged, decoded by Python
@@ -152,6 +155,26 @@ def check_size(path: Path, files: Sequence[Path] = ()) -> int:
     return limit
 
 
+class ZipTooLarge(Exception):
+    """An archive's members expand beyond the bytes allowed."""
+
+
+def expand_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, total: int, limit: int,
+                  out: BinaryIO | None = None) -> int:
+    """Decompress one member (into ``out``, or only counting) and return ``total`` plus its
+    real size; ``ZipTooLarge`` as soon as that passes ``limit``. The count is of bytes
+    actually produced, so a directory that understates a member's size cannot hide a
+    bomb (zipfile stops at the stated size and checks the CRC)."""
+    with archive.open(info) as member:
+        while chunk := member.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise ZipTooLarge
+            if out is not None:
+                out.write(chunk)
+    return total
+
+
 def check_zip(path: Path, limit: int) -> dict[str, zipfile.ZipInfo]:
     """Refuse a zip bomb before GDAL (/vsizip/) sees the archive; return its members.
 
@@ -179,12 +202,10 @@ def check_zip(path: Path, limit: int) -> dict[str, zipfile.ZipInfo]:
                                       f"bytes from {info.compress_size:,}), more than "
                                       f"{MAX_ZIP_RATIO}: refused as a zip bomb")
             try:
-                with archive.open(info) as member:
-                    while chunk := member.read(1 << 20):
-                        total += len(chunk)
-                        if total > limit:
-                            raise LoadError(path, f"the .zip expands beyond the limit of "
-                                                  f"{limit:,} bytes (LIS_MAX_DELIVERY_BYTES)")
+                total = expand_member(archive, info, total, limit)
+            except ZipTooLarge:
+                raise LoadError(path, f"the .zip expands beyond the limit of {limit:,} bytes "
+                                      "(LIS_MAX_DELIVERY_BYTES)") from None
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
                 raise LoadError(path, f"{name} in the .zip is damaged or does not match its "
                                       f"stated size ({info.file_size:,} bytes): {exc}") from exc

@@ -1,19 +1,24 @@
 """The FastAPI application: pygeoapi's OGC APIs at the root, plus what OGC does not cover.
 
-Routes of our own (``/health``, the cadastral look-up, the map, the JSON features path,
-vector tiles, ``/conformance``) are declared before pygeoapi is mounted at ``/``, so they
-win; everything else is pygeoapi.
+Built from the list of domains the composition root (``lis.app``) hands in: their
+collections go into the generated pygeoapi configuration, their routes are included, their
+migration branches decide what "the schema is current" means. Routes of our own
+(``/health``, the domains' routes, the JSON features path, vector tiles, ``/conformance``)
+are declared before pygeoapi is mounted at ``/``, so they win; everything else is pygeoapi.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Path
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from landplatform import __version__
 from landplatform.auth.tokens import TokenVerifier
 from landplatform.db import get_engine
+from landplatform.domain import Domain, Services, migration_locations, publishing_units
 from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
 from landplatform.publish.conformance import conformance_router
@@ -25,32 +30,25 @@ from landplatform.publish.features_api import (
     collections_from_config,
     features_router,
 )
-from landplatform.publish.loads import LOAD_PATHS, LoadService, loads_router
 from landplatform.publish.ogc_app import build_ogc_app
-from landplatform.publish.resources import Publisher, build_config
+from landplatform.publish.resources import build_config
 from landplatform.publish.tiles import tiles_router
-from landplatform.publish.writes import WriteService, writes_router
 from landplatform.settings import Settings, get_settings
-from landplatform.web import map_router
 
 
-def domain_publishers() -> list[Publisher]:
-    """Collections and processes the domains add (the app is a composition root)."""
-    from planning.publish import publisher as planning_publisher
-    from valuation.publish import publisher as valuation_publisher
-
-    return [planning_publisher, valuation_publisher]
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
+def build_app(domains: Sequence[Domain], settings: Settings | None = None,
+              extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The app for these domains (``extra_routers``: pages of the composition root)."""
     settings = settings or get_settings()
     engine = get_public_engine()
-    config = build_config(engine, settings, domain_publishers())
+    config = build_config(engine, settings, [d.publisher for d in domains if d.publisher],
+                          publishing_units(domains))
     app = FastAPI(title="Land information platform", version=__version__,
                   docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
+    uploads = [p for d in domains for p in d.upload_paths]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       overrides=[(LOAD_PATHS, settings.max_upload_bytes)])
-    heads = expected_heads()
+                       overrides=[(p, settings.max_upload_bytes) for p in uploads])
+    heads = expected_heads(migration_locations(domains))
 
     @app.get("/health", tags=["platform"])
     def health() -> JSONResponse:
@@ -67,29 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "schema": sorted(current), "expected_schema": sorted(heads),
                              "version": __version__}, status_code=200 if ok else 503)
 
-    @app.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}", tags=["cadastre"])
-    def parcel_by_number(commune_code: str = Path(pattern=r"^\d{5}$"),
-                         sheet_no: int = Path(gt=0), parcel_no: int = Path(gt=0)) -> dict:
-        """A parcel by commune code + map sheet number + parcel number, as GeoJSON."""
-        from cadastre.lookup import find_parcel
-
-        feature = find_parcel(commune_code, sheet_no, parcel_no)
-        if feature is None:
-            raise HTTPException(404, f"no current parcel {sheet_no}/{parcel_no} in commune "
-                                     f"{commune_code}")
-        base = settings.base_url
-        feature["links"] = [
-            {"rel": "self", "type": "application/geo+json",
-             "href": f"{base}/collections/parcels/items/{feature['id']}"},
-            {"rel": "collection", "type": "application/json",
-             "href": f"{base}/collections/parcels-{feature['properties']['district_code']}"},
-        ]
-        return feature
-
-    app.include_router(map_router)  # the planner's map: /map, /map/static/...
-    from valuation.routes import router as valuation_router
-
-    app.include_router(valuation_router)  # price-surface PNG previews for the map
+    services = Services(settings, get_engine(), engine, TokenVerifier(settings))
+    for router in extra_routers:
+        app.include_router(router)
+    for domain in domains:
+        for router in domain.routers(services) if domain.routers else ():
+            app.include_router(router)
     app.state.pygeoapi_config = config
     ogc = build_ogc_app(config, settings.var_dir / "pygeoapi")
     from pygeoapi.starlette_app import collection_coverage as pygeoapi_coverage
@@ -105,10 +86,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
-    # Writes (Features Part 4) and restricted reads: read/write engine, bearer tokens.
-    verifier = TokenVerifier(settings)
-    app.include_router(writes_router(WriteService(get_engine(), settings.base_url), verifier))
-    # File loads by district officers (multipart upload, run through etl.parcels).
-    app.include_router(loads_router(LoadService(get_engine(), settings), verifier))
     app.mount("/", ogc)
     return app

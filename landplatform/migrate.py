@@ -3,12 +3,18 @@
 Run from code rather than the alembic CLI so every entry point (``lis migrate``, ``lis up``,
 the tests) migrates the same database the settings name, with no ini file to edit.
 
-Each domain owns a branch of the history (cadastre core 0001-0003, then planning and
-valuation branch off it), so migrations always go to ``heads``, all branch tips.
+The history has one branch per owner: the shared baseline (0001-0003: admin units, the
+cadastre's core tables, the load ledger, the publish views) and the audit branch live
+here; each domain keeps its own branch in its own folder (``Domain.migrations``), handed
+in by the composition root as alembic ``version_locations``. Revision ids never change when
+a revision moves folder, so an existing database upgrades with nothing to do. Migrations
+always go to ``heads``, all branch tips.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -18,15 +24,20 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 _INI = Path(__file__).resolve().parent / "alembic.ini"
+BASELINE = Path(__file__).resolve().parent / "migrations" / "versions"
 
 
-def _config() -> Config:
-    return Config(str(_INI))
+def _config(locations: Sequence[Path] = ()) -> Config:
+    cfg = Config(str(_INI))
+    folders = [BASELINE, *(Path(p).resolve() for p in locations)]
+    cfg.set_main_option("path_separator", "os")  # os.pathsep between folders
+    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in folders))
+    return cfg
 
 
-def upgrade(engine: Engine, revision: str = "heads") -> None:
+def upgrade(engine: Engine, locations: Sequence[Path] = (), revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (default: every branch tip); no-op when there."""
-    cfg = _config()
+    cfg = _config(locations)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
@@ -37,5 +48,11 @@ def current_heads(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
-def expected_heads() -> set[str]:
-    return set(ScriptDirectory.from_config(_config()).get_heads())
+def expected_heads(locations: Sequence[Path] = ()) -> set[str]:
+    return set(ScriptDirectory.from_config(_config(locations)).get_heads())
+
+
+def revisions(locations: Sequence[Path] = ()) -> dict[str, tuple[str | None, Path]]:
+    """Every revision: id -> (its parent(s) as alembic writes them, its file)."""
+    script = ScriptDirectory.from_config(_config(locations))
+    return {r.revision: (r.down_revision, Path(r.path)) for r in script.walk_revisions()}

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Engine
 from landplatform.publish.layers import Field, Layer
 from landplatform.publish.resources import (
     COMMON_CRS,
-    EPSG,
     VIETNAM_BBOX,
     collection,
     district_crs,
+    units_crs,
 )
 
 ZONES_KEY = "planning-zones"
@@ -102,14 +102,13 @@ def publisher(engine: Engine, districts: list[dict]) -> dict[str, dict]:
     """The planning resources for the generated pygeoapi config (a ``Publisher``)."""
     known = {d["district_code"]: d for d in districts}
     zoned = _zone_districts(engine)
-    tm3 = sorted({known[z["district_code"]]["tm3_epsg"] for z in zoned
-                  if z["district_code"] in known and known[z["district_code"]]["tm3_epsg"]})
     resources = {
         ZONES_KEY: collection(
             PLANNING_ZONES, title="Planning zones (national)",
             description=PLANNING_ZONES.description
             + " Filter with ?district_code=... or ?plan_code=...",
-            bbox=VIETNAM_BBOX, crs=COMMON_CRS + [EPSG.format(e) for e in tm3]),
+            bbox=VIETNAM_BBOX, crs=units_crs([known[z["district_code"]] for z in zoned
+                                          if z["district_code"] in known])),
     }
     for z in zoned:
         code = z["district_code"]

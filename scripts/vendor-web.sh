@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refresh the browser libraries the planner's map serves from landplatform/web/static/vendor/.
+# Refresh the browser libraries the planner's map serves from lis/web/static/vendor/.
 #
 # The vendored files are committed, so neither users nor CI need npm at run time; run this only
 # to change a version: edit web/package.json, `npm install --package-lock-only --prefix web`,
@@ -12,7 +12,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WEB="$ROOT/web"
-DEST="$ROOT/landplatform/web/static/vendor/leaflet"
+DEST="$ROOT/lis/web/static/vendor/leaflet"
 
 command -v npm >/dev/null 2>&1 || { echo "[vendor-web] npm is needed (Debian: apt-get install npm)" >&2; exit 1; }
 trap 'rm -rf "$WEB/node_modules"' EXIT

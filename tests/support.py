@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
 from landplatform.db import make_engine
 from landplatform.migrate import upgrade
+from lis import MIGRATIONS
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "data" / "samples"
@@ -31,7 +34,7 @@ def restricted_values(manifest: list[dict]) -> set[str]:
     """
     import pyogrio
 
-    from etl.samplegen_prices import ROADS
+    from valuation.samplegen import ROADS
 
     streets = " ".join(road.name for roads in ROADS.values() for road in roads)
     values: set[str] = set()
@@ -50,14 +53,25 @@ def free_port() -> int:
 
 
 def create_database(server: URL, name: str) -> URL:
-    """A fresh, migrated database ``name`` (dropped first if a previous run left it)."""
+    """A fresh, migrated database ``name`` (dropped first if a previous run left it).
+
+    With ``LIS_TEST_TEMPLATE_DB`` (a database on the test server, migrated by an earlier
+    version of the platform) every test database starts as a copy of it and is then
+    migrated by this version: the suite runs on the schema an existing install upgrades
+    to, not only on a schema made from scratch (docs/ARCHITECTURE.md, "The contract").
+    """
     conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    template = os.environ.get("LIS_TEST_TEMPLATE_DB")
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if template:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
+        else:
+            conn.execute(f'CREATE DATABASE "{name}"')
     url = server.set(database=name)
     engine = make_engine(url)
-    upgrade(engine)
+    upgrade(engine, MIGRATIONS)
     engine.dispose()
     return url
 

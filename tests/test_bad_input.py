@@ -30,15 +30,15 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
-from etl.parcel_rules import Options as ParcelOptions
-from etl.parcels import load_parcels
-from etl.plan_rules import Options as PlanOptions
-from etl.plans import load_plan
-from etl.prices import load_prices
+from cadastre.loader import load_parcels
+from cadastre.rules import Options as ParcelOptions
 from etl.report import LoadResult
 from landplatform.db import make_engine
 from landplatform.settings import get_settings
+from planning.loader import load_plan
+from planning.rules import Options as PlanOptions
 from support import SAMPLES, create_database, data_snapshot
+from valuation.loader import load_prices
 
 PLANS = SAMPLES / "plans"
 PRICES = SAMPLES / "prices"
@@ -319,7 +319,8 @@ def test_cut_shapefile_fails(loaded: Engine, loader: Loader, tmp_path: Path, par
 
 
 def test_missing_prj_needs_stating_for_segments(loaded: Engine, tmp_path: Path) -> None:
-    """(Parcels and plans: tests/test_etl_parcels.py and tests/test_planning.py.)"""
+    """(Parcels and plans: cadastre/tests/test_cadastre_loads.py and
+    planning/tests/test_planning.py.)"""
     loader = LOADERS["price segments"]
     path = write(loader.base(), tmp_path / "segments.shp")
     path.with_suffix(".prj").unlink()
@@ -480,7 +481,8 @@ def test_over_long_text_is_rejected(loaded: Engine, loader: Loader, tmp_path: Pa
 @per_loader(["price segments", "price zones"])
 def test_duplicate_key_in_file_is_rejected(loaded: Engine, loader: Loader,
                                            tmp_path: Path) -> None:
-    """(Parcels and plan zones: tests/test_etl_parcels.py, tests/test_planning.py.)"""
+    """(Parcels and plan zones: cadastre/tests/test_cadastre_loads.py,
+    planning/tests/test_planning.py.)"""
     frame = loader.base()
     if len(frame) < 2:  # the one value zone, delivered twice under its code
         frame = gpd.GeoDataFrame(

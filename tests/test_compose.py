@@ -403,7 +403,10 @@ def test_runtime_package_data_is_declared(pyproject: dict) -> None:
     needed = [PROJECT / "landplatform" / "alembic.ini",
               *(PROJECT / "landplatform" / "migrations").rglob("*.py"),
               *(PROJECT / "landplatform" / "reference").glob("*.csv"),
-              *(PROJECT / "etl" / "mappings").glob("*.yaml")]
+              *(p for domain in ("cadastre", "planning", "valuation")
+                for p in [*(PROJECT / domain / "mappings").glob("*.yaml"),
+                          *(PROJECT / domain / "migrations").glob("*.py")]),
+              *(p for p in (PROJECT / "lis" / "web" / "static").rglob("*") if p.is_file())]
     for path in needed:
         package, _, inner = path.relative_to(PROJECT).as_posix().partition("/")
         if "__pycache__" in inner:

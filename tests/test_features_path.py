@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from cadastre.layers import PARCELS
 from landplatform.db import make_engine
 from landplatform.publish.features_api import FeaturesService, collections_from_config
-from landplatform.publish.layers import PARCELS
 from landplatform.publish.resources import collection
 
 
@@ -105,7 +105,8 @@ def test_html_is_still_pygeoapi(api: str) -> None:
 
 def test_conformance_claims_only_the_writes_offered(api: str) -> None:
     classes = get(f"{api}/conformance", f="json").json()["conformsTo"]
-    # Part 4 create/replace/delete on parcels-<district> (tests/test_auth_writes.py), no more
+    # Part 4 create/replace/delete on parcels-<district>
+    # (cadastre/tests/test_cadastre_writes.py), no more
     assert [c for c in classes if "features-4" in c] == [
         "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"]
     assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in classes

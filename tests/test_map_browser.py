@@ -24,7 +24,7 @@ import shapely.affinity
 import shapely.geometry
 
 CHROMIUM = Path("/usr/bin/chromium")
-STATIC = Path(__file__).resolve().parent.parent / "landplatform" / "web" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "lis" / "web" / "static"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

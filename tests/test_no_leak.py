@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ProgrammingError
 
+from cadastre.layers import PARCELS
 from landplatform.db import PUBLIC_ROLE
-from landplatform.publish.layers import LAYERS
 from support import restricted_values
 
 
@@ -52,7 +52,7 @@ def test_no_restricted_value_in_any_response(api: str, secrets: set[str]) -> Non
 
 def test_published_properties_are_the_declared_ones(api: str) -> None:
     page = httpx.get(f"{api}/collections/parcels/items?f=json&limit=200", timeout=60).json()
-    allowed = {f.name for f in LAYERS["parcels"].fields}
+    allowed = {f.name for f in PARCELS.fields}
     assert all(set(f["properties"]) == allowed for f in page["features"])
 
 

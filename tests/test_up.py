@@ -16,7 +16,7 @@ from support import SAMPLES, free_port
 
 
 def lis(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "landplatform.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "lis.cli", *args], env=env,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -22,7 +22,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from landplatform.publish.layers import Field, Layer
-from landplatform.publish.resources import COMMON_CRS, VIETNAM_BBOX, collection, district_crs
+from landplatform.publish.resources import (
+    VIETNAM_BBOX,
+    collection,
+    district_crs,
+    units_crs,
+)
 from landplatform.settings import get_settings
 from valuation.surface import coverage_id, surface_bounds, surface_path
 
@@ -140,8 +145,7 @@ def publisher(engine: Engine, districts: list[dict]) -> dict[str, dict]:
     """pygeoapi resources of the valuation domain (see the module docstring)."""
     settings = get_settings()
     priced, valued = _district_sets(engine)
-    tm3 = sorted({d["tm3_epsg"] for d in districts if d["tm3_epsg"]})
-    national_crs = COMMON_CRS + [f"http://www.opengis.net/def/crs/EPSG/0/{e}" for e in tm3]
+    national_crs = units_crs(districts)
     out: dict[str, dict] = {}
     for layer in (LAND_PRICES, PARCEL_VALUES):
         out[layer.key] = collection(

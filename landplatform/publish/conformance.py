@@ -2,9 +2,9 @@
 
 pygeoapi derives its list from provider types and would claim, for instance, Features
 Part 4 (create/replace/delete) for any feature provider; we answer this one ourselves.
-Part 4 is offered on the per-district parcel collections only (``parcels-<district>``,
-with a bearer token: landplatform/publish/writes.py); every other collection is read-only.
-Each class here is exercised by the test suite.
+Classes a layer brings (for instance Features Part 4 on a writable layer's per-district
+collections) are declared on the layer (``Layer.conformance``) and listed only when a
+collection of that layer is configured. Each class here is exercised by the test suite.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ FEATURES = [
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
-    # create/replace/delete on parcels-<district> (tests/test_auth_writes.py)
-    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
 ]
 TILES = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
@@ -59,6 +57,8 @@ def conformance_classes(config: dict) -> list[str]:
         classes += processes.CONFORMANCE_CLASSES
     if "coverage" in provider_types:
         classes += coverages.CONFORMANCE_CLASSES
+    classes += [c for r in config["resources"].values() for p in r.get("providers", [])
+                if p["type"] == "feature" for c in p["data"].get("conformance") or ()]
     return sorted(set(classes))
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import read
-from landplatform.publish.layers import Layer
+from landplatform.publish.layers import Counts, Layer
 from landplatform.publish.query import CRS84_URI, FeatureQuery, QueryError, target_crs
 
 GEOJSON = "application/geo+json"
@@ -60,7 +60,7 @@ class Collection:
 
 def collections_from_config(config: dict) -> dict[str, Collection]:
     """The feature collections our provider serves, from the generated pygeoapi config."""
-    from landplatform.publish.provider import _layer
+    from landplatform.publish.provider import layer_from_config
 
     found = {}
     for cid, res in config["resources"].items():
@@ -68,7 +68,7 @@ def collections_from_config(config: dict) -> dict[str, Collection]:
             if prov["type"] == "feature" and prov["name"].endswith("PostGISProvider"):
                 data = prov["data"]
                 declaration = {k: v for k, v in data.items() if k != "filter"}
-                layer, table = _layer(json.dumps(declaration, sort_keys=True))
+                layer, table = layer_from_config(json.dumps(declaration, sort_keys=True))
                 found[cid] = Collection(cid, layer, table, dict(data.get("filter") or {}),
                                         tuple(prov.get("crs") or [CRS84_URI]), res["title"])
     return found
@@ -101,8 +101,8 @@ class FeaturesService:
         self.base_url = base_url
         self.default_limit = default_limit
         self.max_limit = max_limit
-        self._counts: dict[str, int] = {}
-        self._counts_at = 0.0
+        # Layer.counts -> (when read, {key value: count})
+        self._counts: dict[Counts, tuple[float, dict[str, int]]] = {}
         self._item_cache: dict[tuple[str, str | None], Compiled] = {}
 
     # -- parsing ----------------------------------------------------------------------
@@ -173,18 +173,26 @@ class FeaturesService:
             raise QueryError("a parameter value is out of range or malformed") from exc
 
     def _summary_count(self, col: Collection, fq: FeatureQuery) -> int | None:
-        """Exact counts of whole parcel collections, from publish.districts (loader-kept)."""
-        if col.layer.key != "parcels" or fq.bbox or fq.properties or fq.filter_ast:
+        """Exact counts of whole collections of a layer that declares where they come
+        from (``Layer.counts``: a small view its loader keeps), cached briefly."""
+        counts = col.layer.counts
+        if counts is None or fq.bbox or fq.properties or fq.filter_ast:
             return None
-        if time.monotonic() - self._counts_at > SUMMARY_TTL_S:
-            rows = self._execute(lambda c: c.execute(sa.text(
-                "SELECT district_code, parcel_count FROM publish.districts")).all())
-            self._counts = {r[0]: int(r[1]) for r in rows}
-            self._counts_at = time.monotonic()
-        district = col.fixed.get("district_code")
-        if district is not None:
-            return self._counts.get(district, 0)
-        return sum(self._counts.values()) if not col.fixed else None
+        fixed = set(col.fixed)
+        if fixed - {counts.key}:
+            return None
+        cached = self._counts.get(counts)
+        if cached is None or time.monotonic() - cached[0] > SUMMARY_TTL_S:
+            table = sa.table(counts.view.split(".")[1], sa.column(counts.key),
+                             sa.column(counts.column), schema=counts.view.split(".")[0])
+            rows = self._execute(lambda c: c.execute(
+                sa.select(table.c[counts.key], table.c[counts.column])).all())
+            cached = (time.monotonic(), {r[0]: int(r[1]) for r in rows})
+            self._counts[counts] = cached
+        by_key = cached[1]
+        if counts.key in col.fixed:
+            return by_key.get(col.fixed[counts.key], 0)
+        return sum(by_key.values())
 
     def items(self, col: Collection, params: dict[str, str]) -> Response:
         try:

@@ -34,7 +34,24 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """Where exact counts of a layer's whole collections come from: a small view the
+    loader keeps, one row per value of ``key`` (the collection's fixed filter), so an
+    unfiltered page never counts its rows."""
+
+    view: str
+    key: str
+    column: str
+
+
+@dataclass(frozen=True)
 class Layer:
+    """A published layer. Besides the view and its fields, what the platform must know
+    about it is declared here, so the platform never recognises a layer by its name:
+    ``min_zoom`` (below it the layer's tiles are empty), ``counts`` (see ``Counts``),
+    ``writable`` (its per-unit collections take OGC API Features Part 4 writes, served by
+    the domain that declares it) and ``conformance`` (classes it brings to /conformance)."""
+
     key: str  # collection id, or its prefix for per-district collections
     view: str  # schema-qualified view name
     title: str
@@ -45,19 +62,32 @@ class Layer:
     id_type: str = "integer"
     geom_field: str | None = "geom"
     title_field: str | None = None
+    min_zoom: int = 0
+    counts: Counts | None = None
+    writable: bool = False
+    conformance: tuple[str, ...] = ()
 
     def to_config(self) -> dict:
         """The layer as provider ``data`` in the pygeoapi config (plain, YAML-safe)."""
         return {"layer": self.key, "view": self.view, "id_field": self.id_field,
                 "id_type": self.id_type, "geom_field": self.geom_field,
-                "fields": [[f.name, f.type, f.title] for f in self.fields]}
+                "fields": [[f.name, f.type, f.title] for f in self.fields],
+                "min_zoom": self.min_zoom,
+                "counts": None if self.counts is None else [
+                    self.counts.view, self.counts.key, self.counts.column],
+                "writable": self.writable, "conformance": list(self.conformance)}
 
     @classmethod
     def from_config(cls, data: dict) -> Layer:
+        counts = data.get("counts")
         return cls(key=data["layer"], view=data["view"], title=data["layer"],
                    description="", keywords=(), id_field=data["id_field"],
                    id_type=data["id_type"], geom_field=data["geom_field"],
-                   fields=tuple(Field(*f) for f in data["fields"]))
+                   fields=tuple(Field(*f) for f in data["fields"]),
+                   min_zoom=int(data.get("min_zoom") or 0),
+                   counts=Counts(*counts) if counts else None,
+                   writable=bool(data.get("writable")),
+                   conformance=tuple(data.get("conformance") or ()))
 
     def field_types(self) -> dict[str, str]:
         return {f.name: f.type for f in self.fields}
@@ -76,51 +106,6 @@ class Layer:
         return sa.Table(name, sa.MetaData(), *cols, schema=schema)
 
 
-PARCELS = Layer(
-    key="parcels",
-    view="publish.parcels",
-    title="Cadastral parcels",
-    description="Current cadastral parcels (thửa đất): commune, map sheet and parcel "
-                "number, stated area, land-use codes (Thông tư 08/2024). Owners and "
-                "certificates are not published.",
-    keywords=("cadastre", "parcels", "thửa đất", "địa chính"),
-    fields=(
-        Field("province_code", "string", "Province code (pre-2025 GSO)"),
-        Field("district_code", "string", "District code (pre-2025 GSO)"),
-        Field("commune_code", "string", "Commune code (MaXa)"),
-        Field("sheet_no", "integer", "Map sheet number (SoHieuToBanDo)"),
-        Field("parcel_no", "integer", "Parcel number (SoThuTuThua)"),
-        Field("parcel_ref", "string", "commune.sheet.parcel"),
-        Field("area_m2", "number", "Stated area, m² (DienTich)"),
-        Field("legal_area_m2", "number", "Legal area, m²"),
-        Field("land_use", "string", "Land-use codes, '+'-joined"),
-        Field("primary_land_use", "string", "Primary land-use code"),
-        Field("address", "string", "Address"),
-        Field("status", "string", "Status"),
-        Field("current_province_code", "string", "Province since 1 July 2025"),
-        Field("current_commune_code", "string", "Commune since 1 July 2025 (if whole)"),
-        Field("valid_from", "date-time", "Version valid from"),
-    ),
-    title_field="parcel_ref",
-)
-
-LAND_USE_TYPES = Layer(
-    key="land-use-types",
-    view="publish.land_use_types",
-    title="Land-use codes",
-    description="Land-use code list of Thông tư 08/2024/TT-BTNMT, with the superseded "
-                "Thông tư 27/2018 codes and what replaced them.",
-    keywords=("land use", "loại đất", "code list"),
-    fields=(
-        Field("code", "string"), Field("catalog", "string"), Field("name_vi", "string"),
-        Field("name_en", "string"), Field("group_code", "string"),
-        Field("parent_code", "string"), Field("color", "string"),
-        Field("replaced_by", "string"),
-    ),
-    id_type="string",
-    title_field="code",
-)
-
 ADMIN_UNITS = Layer(
     key="admin-units",
     view="publish.admin_units",
@@ -137,4 +122,3 @@ ADMIN_UNITS = Layer(
     title_field="name",
 )
 
-LAYERS = {layer.key: layer for layer in (PARCELS, LAND_USE_TYPES, ADMIN_UNITS)}

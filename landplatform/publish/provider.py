@@ -34,7 +34,7 @@ LOGGER = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=256)
-def _layer(frozen: str) -> tuple[Layer, sa.Table]:
+def layer_from_config(frozen: str) -> tuple[Layer, sa.Table]:
     """Layer and table from the config's layer declaration (built once per declaration)."""
     layer = Layer.from_config(json.loads(frozen))
     return layer, layer.table()
@@ -47,7 +47,7 @@ class PostGISProvider(BaseProvider):
         super().__init__(provider_def)
         data = provider_def["data"]
         declaration = {k: v for k, v in data.items() if k != "filter"}
-        self.layer, self.table = _layer(json.dumps(declaration, sort_keys=True))
+        self.layer, self.table = layer_from_config(json.dumps(declaration, sort_keys=True))
         self.fixed: dict[str, str] = dict(data.get("filter") or {})
         self.id_field = self.layer.id_field
         self.geom_field = self.layer.geom_field

@@ -1,19 +1,20 @@
 """Generate the pygeoapi configuration from the database.
 
-Collections are not hand-written: ``parcels`` (national, filterable by ``district_code``)
-plus ``parcels-<district_code>`` for every district that has parcels, read from one small
-summary view, and the code lists. Adding a district is loading its file and restarting.
+Collections are not hand-written: each domain's publisher adds its own (national and per
+publishing unit, e.g. ``parcels`` and ``parcels-<district_code>``), generated from the
+list of publishing units (districts) one domain supplies from a small summary view; the
+platform adds the administrative units. Adding a district is loading its file and
+restarting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from landplatform import __version__
-from landplatform.publish.layers import ADMIN_UNITS, LAND_USE_TYPES, PARCELS, Layer
+from landplatform.publish.layers import ADMIN_UNITS, Layer
 from landplatform.settings import Settings
 
 PROVIDER = "landplatform.publish.provider.PostGISProvider"
@@ -24,14 +25,9 @@ VIETNAM_BBOX = [102.1, 6.0, 117.9, 23.5]
 COMMON_CRS = [CRS84, EPSG.format(4326), EPSG.format(3857), EPSG.format(4756)]
 
 
-def _districts(engine: Engine) -> list[dict]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(
-            "SELECT * FROM publish.districts ORDER BY district_code"))]
-
-
-def _collection(layer: Layer, *, title: str, description: str, bbox: list[float],
-                crs: list[str], fixed: dict | None = None) -> dict:
+def collection(layer: Layer, *, title: str, description: str, bbox: list[float],
+               crs: list[str], fixed: dict | None = None) -> dict:
+    """A feature collection served by the PostGIS provider (``fixed``: its filter)."""
     return {
         "type": "collection",
         "title": title,
@@ -53,50 +49,35 @@ def _collection(layer: Layer, *, title: str, description: str, bbox: list[float]
 
 # A domain publisher adds its collections/processes: f(engine, districts) -> resources.
 Publisher = Callable[[Engine, list[dict]], dict[str, dict]]
-
-
-def collection(layer: Layer, *, title: str, description: str, bbox: list[float],
-               crs: list[str], fixed: dict | None = None) -> dict:
-    """A feature collection served by the PostGIS provider (for domain publishers too)."""
-    return _collection(layer, title=title, description=description, bbox=bbox, crs=crs,
-                       fixed=fixed)
+# The publishing units (one dict per district: district_code, district_name,
+# province_name, tm3_epsg, extent, ...), supplied by the domain that keeps them.
+Units = Callable[[Engine], list[dict]]
 
 
 def district_crs(district: dict) -> list[str]:
     return COMMON_CRS + ([EPSG.format(district["tm3_epsg"])] if district["tm3_epsg"] else [])
 
 
-def build_resources(engine: Engine, publishers: Sequence[Publisher] = ()) -> dict[str, dict]:
-    districts = _districts(engine)
-    tm3 = sorted({d["tm3_epsg"] for d in districts if d["tm3_epsg"]})
-    resources = {
-        PARCELS.key: _collection(
-            PARCELS, title="Cadastral parcels (national)",
-            description=PARCELS.description + " Filter with ?district_code=...",
-            bbox=VIETNAM_BBOX, crs=COMMON_CRS + [EPSG.format(e) for e in tm3]),
-    }
-    for d in districts:
-        key = f"{PARCELS.key}-{d['district_code']}"
-        resources[key] = _collection(
-            PARCELS,
-            title=f"Cadastral parcels, {d['district_name']}, {d['province_name']}",
-            description=f"{PARCELS.description} District {d['district_code']} "
-                        f"({d['district_name']}), {d['parcel_count']} parcels.",
-            bbox=[d["min_lon"], d["min_lat"], d["max_lon"], d["max_lat"]],
-            crs=district_crs(d),
-            fixed={"district_code": d["district_code"]},
-        )
-    for layer in (LAND_USE_TYPES, ADMIN_UNITS):
-        resources[layer.key] = _collection(layer, title=layer.title,
-                                           description=layer.description,
-                                           bbox=VIETNAM_BBOX, crs=COMMON_CRS)
+def units_crs(units: Sequence[dict]) -> list[str]:
+    """The output CRSs of a national collection: the common ones and every unit's TM-3."""
+    return COMMON_CRS + [EPSG.format(e) for e in sorted(
+        {d["tm3_epsg"] for d in units if d["tm3_epsg"]})]
+
+
+def build_resources(engine: Engine, publishers: Sequence[Publisher] = (),
+                    units: Units | None = None) -> dict[str, dict]:
+    districts = units(engine) if units else []
+    resources = {}
     for publisher in publishers:
         resources.update(publisher(engine, districts))
+    resources[ADMIN_UNITS.key] = collection(ADMIN_UNITS, title=ADMIN_UNITS.title,
+                                            description=ADMIN_UNITS.description,
+                                            bbox=VIETNAM_BBOX, crs=COMMON_CRS)
     return resources
 
 
-def build_config(engine: Engine, settings: Settings,
-                 publishers: Sequence[Publisher] = ()) -> dict:
+def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publisher] = (),
+                 units: Units | None = None) -> dict:
     """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi)."""
     return {
         "server": {
@@ -131,5 +112,5 @@ def build_config(engine: Engine, settings: Settings,
                         "email": "lis@example.org", "role": "pointOfContact",
                         "instructions": f"landplatform {__version__}"},
         },
-        "resources": build_resources(engine, publishers),
+        "resources": build_resources(engine, publishers, units),
     }

@@ -3,10 +3,10 @@ provider serves, built by PostGIS (ST_AsMVT) from the same views as the features
 
 Per zoom: geometry is simplified to about a pixel before encoding and each tile carries at
 most ``MAX_FEATURES`` features (the rest are dropped in id order and the response says so
-in ``X-Tile-Truncated``); below ``MIN_ZOOM`` a parcel layer has nothing to draw at a
-readable size, so those tiles are empty. Tiles are cached in memory for ``TTL_S`` seconds
-and carry an ETag (hash of the bytes) and Cache-Control, so a panning map re-requesting
-tiles gets 304s or memory hits.
+in ``X-Tile-Truncated``); below its layer's declared ``min_zoom`` a layer has nothing to
+draw at a readable size (parcels, for instance), so those tiles are empty. Tiles are
+cached in memory for ``TTL_S`` seconds and carry an ETag (hash of the bytes) and
+Cache-Control, so a panning map re-requesting tiles gets 304s or memory hits.
 
 A dense z12 tile takes PostGIS seconds to build. Two rules keep those builds from tying up
 every pooled connection (and turning other requests into 503s) when many users pan over
@@ -32,7 +32,6 @@ from landplatform.publish.features_api import Collection, FeaturesService, Unava
 
 MVT = "application/vnd.mapbox-vector-tile"
 TMS = "WebMercatorQuad"
-MIN_ZOOM = 12
 MAX_ZOOM = 22
 MAX_FEATURES = 20000
 TTL_S = 60.0
@@ -145,7 +144,7 @@ def tiles_router(service: FeaturesService) -> APIRouter:
             "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/"
                                 "WebMercatorQuad",
             "tileMatrixSetLimits": [],
-            "minZoom": MIN_ZOOM if col.layer.key == "parcels" else 0,
+            "minZoom": col.layer.min_zoom,
             "maxZoom": MAX_ZOOM,
             "layers": [{"id": col.id, "dataType": "vector",
                         "propertiesSchema": {"type": "object",
@@ -195,7 +194,7 @@ def tiles_router(service: FeaturesService) -> APIRouter:
             data, truncated, fresh = cached
             if not fresh:
                 builder.build(col, z, x, y)  # refresh in the background; serve stale now
-        elif col.layer.key == "parcels" and z < MIN_ZOOM:
+        elif z < col.layer.min_zoom:
             data, truncated = b"", False
             cache.put(key, data, truncated)
         else:

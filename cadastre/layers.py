@@ -1,0 +1,64 @@
+"""The cadastre's published layers: current parcels and the land-use code list.
+
+Declared, not reflected (see ``landplatform.publish.layers``): what the platform must know
+about a parcel layer (tiles from z12, counts from the district summary, Part 4 writes) is
+said here, on the layer.
+"""
+
+from __future__ import annotations
+
+from landplatform.publish.layers import Counts, Field, Layer
+
+PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
+
+PARCELS = Layer(
+    key="parcels",
+    view="publish.parcels",
+    title="Cadastral parcels",
+    description="Current cadastral parcels (thửa đất): commune, map sheet and parcel "
+                "number, stated area, land-use codes (Thông tư 08/2024). Owners and "
+                "certificates are not published.",
+    keywords=("cadastre", "parcels", "thửa đất", "địa chính"),
+    fields=(
+        Field("province_code", "string", "Province code (pre-2025 GSO)"),
+        Field("district_code", "string", "District code (pre-2025 GSO)"),
+        Field("commune_code", "string", "Commune code (MaXa)"),
+        Field("sheet_no", "integer", "Map sheet number (SoHieuToBanDo)"),
+        Field("parcel_no", "integer", "Parcel number (SoThuTuThua)"),
+        Field("parcel_ref", "string", "commune.sheet.parcel"),
+        Field("area_m2", "number", "Stated area, m² (DienTich)"),
+        Field("legal_area_m2", "number", "Legal area, m²"),
+        Field("land_use", "string", "Land-use codes, '+'-joined"),
+        Field("primary_land_use", "string", "Primary land-use code"),
+        Field("address", "string", "Address"),
+        Field("status", "string", "Status"),
+        Field("current_province_code", "string", "Province since 1 July 2025"),
+        Field("current_commune_code", "string", "Commune since 1 July 2025 (if whole)"),
+        Field("valid_from", "date-time", "Version valid from"),
+    ),
+    title_field="parcel_ref",
+    # Below z12 a parcel is a few pixels: nothing readable to draw, so tiles are empty.
+    min_zoom=12,
+    # Exact counts of a district's (or the nation's) parcels: the loader keeps them.
+    counts=Counts("publish.districts", "district_code", "parcel_count"),
+    # Officers write their district's parcels (cadastre/writes.py).
+    writable=True,
+    conformance=(PART4,),
+)
+
+LAND_USE_TYPES = Layer(
+    key="land-use-types",
+    view="publish.land_use_types",
+    title="Land-use codes",
+    description="Land-use code list of Thông tư 08/2024/TT-BTNMT, with the superseded "
+                "Thông tư 27/2018 codes and what replaced them.",
+    keywords=("land use", "loại đất", "code list"),
+    fields=(
+        Field("code", "string"), Field("catalog", "string"), Field("name_vi", "string"),
+        Field("name_en", "string"), Field("group_code", "string"),
+        Field("parent_code", "string"), Field("color", "string"),
+        Field("replaced_by", "string"),
+    ),
+    id_type="string",
+    title_field="code",
+)

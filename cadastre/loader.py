@@ -1,0 +1,132 @@
+"""Load delivered cadastral parcel files: read, map, validate, reproject, stage, merge.
+
+One file is one load run and one transaction, through the ETL's one pipeline
+(``etl.pipeline``): strict mode (the default) loads nothing if any feature is rejected;
+``quarantine`` loads the good rows and records the bad ones. Re-loading the same file
+changes no data: rows are matched by their natural key (commune, sheet, parcel number) and
+only real differences are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import Connection, Engine
+
+from cadastre import MAPPINGS
+from cadastre import merge as m
+from cadastre.reference import Reference
+from cadastre.rules import Options, prepare_parcels
+from etl.actor import Actor
+from etl.fieldmap import FieldMapping
+from etl.pipeline import Prepared, run_load
+from etl.progress import Progress
+from etl.report import Issue, LoadResult
+from etl.rowcheck import resolve_crs
+from etl.samples import load_listed, read_manifest
+from etl.sources import file_sha256, open_source
+
+KIND = "parcels"
+# Layer names a cadastral GeoPackage of several layers names its parcels by.
+PARCEL_LAYERS = ("thua_dat", "thuadat", "parcels", "parcel")
+
+
+class ParcelLoader:
+    """One parcel file through the pipeline (``etl.pipeline.Loader``)."""
+
+    kind = KIND
+
+    def __init__(self, path: Path, options: Options, layer: str | None,
+                 encoding: str | None, mapping: str | Path,
+                 only_districts: set[str] | None, progress: Progress) -> None:
+        self.path, self.options, self.layer, self.encoding = path, options, layer, encoding
+        self.mapping, self.only_districts, self.progress = mapping, only_districts, progress
+        self.rows: pd.DataFrame | None = None
+
+    def identity(self) -> str | None:
+        return None  # the file's sha256 comes with reading it (or from the failure record)
+
+    def prepare(self, engine: Engine, result: LoadResult, run_options: dict) -> Prepared:
+        path, progress = self.path, self.progress
+        progress.step(f"reading {path.name}")
+        source = open_source(path, layer=self.layer, encoding=self.encoding,
+                             preferred_layers=PARCEL_LAYERS)
+        result.features_read = len(source.frame)
+        crs = resolve_crs(path.name, source.crs, self.options.crs)
+        result.source_srid = crs.to_2d().to_epsg(min_confidence=70)
+        progress.step(f"validating {result.features_read:,} features ({crs.name})")
+        with engine.connect() as conn:
+            ref = Reference.load(conn)
+        rows, issues = prepare_parcels(source.frame, path.name, crs, ref,
+                                       FieldMapping.load(self.mapping, MAPPINGS), self.options)
+        issues = source.issues + issues  # whole-file repairs: encoding, M values
+        # The rows hold what is staged: drop the read frame (an empty one keeps the type)
+        # so a million features are not held twice through staging and the merge.
+        source.frame = source.frame.iloc[0:0]
+        if self.only_districts is not None:
+            rows, outside = restrict_districts(rows, self.only_districts)
+            issues += outside
+        self.rows = rows
+        return Prepared(issues, sorted(rows["district_code"].dropna().unique().tolist()),
+                        source.sha256, source.layer)
+
+    def lock(self, conn: Connection) -> None:
+        m.lock_districts(conn, sorted(self.rows["district_code"].dropna().unique().tolist()))
+
+    def merge(self, conn: Connection, run_id: int, result: LoadResult,
+              progress: Progress) -> dict[str, int]:
+        progress.step(f"staging {len(self.rows):,} rows")
+        m.stage(conn, self.rows, lambda d, t: progress.update("staging", d, t))
+        progress.step("merging in one transaction")
+        return m.merge(conn, run_id)
+
+
+def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
+                 quarantine: bool = False, layer: str | None = None,
+                 encoding: str | None = None, mapping: str | Path = "parcels",
+                 progress: Progress | None = None, only_districts: set[str] | None = None,
+                 actor: Actor | None = None) -> LoadResult:
+    """Load one file; never raises for bad data, the result says what happened.
+
+    ``only_districts`` (an API load for one district): a feature whose commune lies in any
+    other district is rejected, located, before anything is merged, so strict mode refuses
+    the file and quarantine leaves those features out. ``actor``: who the load is for (the
+    run's ``run_by`` and the audit row), when not the operator at the shell.
+    """
+    options = options or Options()
+    progress = progress or Progress("load", enabled=False)
+    result = LoadResult(file=path, mode="quarantine" if quarantine else "strict")
+    loader = ParcelLoader(path, options, layer, encoding, mapping, only_districts, progress)
+    run_options = {**asdict(options), "layer": layer, "encoding": encoding,
+                   "mapping": str(mapping)}
+    return run_load(engine, loader, result, quarantine=quarantine, options=run_options,
+                    progress=progress, actor=actor)
+
+
+def restrict_districts(rows: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFrame, list[Issue]]:
+    """(rows of the ``allowed`` districts, a located reject for each other row): a load for
+    one district must not touch another's parcels, whoever sends it."""
+    outside = ~rows["district_code"].isin(allowed)
+    wanted = ", ".join(sorted(allowed))
+    issues = [Issue(int(r.feature_no), "commune_code",
+                    f"commune {r.commune_code} lies in district {r.district_code}, not "
+                    f"{wanted}: this load is for {wanted} only", r.commune_code)
+              for r in rows.loc[outside, ["feature_no", "commune_code", "district_code"]]
+              .itertuples(index=False)]
+    return rows.loc[~outside].reset_index(drop=True), issues
+
+
+def load_sample_parcels(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:
+    """Load the sample parcel files listed in ``samples_dir/manifest.json``; a file already
+    loaded unchanged is skipped."""
+    manifest = read_manifest(samples_dir)
+    if manifest is None:
+        return True
+    entries = manifest["files"] if isinstance(manifest, dict) else manifest
+    return load_listed(engine, [samples_dir / e["file"] for e in entries], kind=KIND,
+                       label="", identity=file_sha256, name=lambda p: p.name,
+                       load=lambda p: load_parcels(engine, p, progress=Progress("samples")),
+                       echo=echo)

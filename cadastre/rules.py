@@ -1,0 +1,333 @@
+"""Validation rules for delivered cadastral parcels: turn a read file into rows to stage.
+
+Each rule names the feature, field and reason of every row it rejects. The order is
+attributes, geometry, CRS/reprojection, location, area, then duplicate keys, so a row
+reports every independent problem it has, not only the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+from cadastre.reference import Reference
+from etl.fieldmap import FieldMapping
+from etl.geometry import (
+    EXTENT_MARGIN_DEG,
+    area_issues,
+    bounds_within,
+    check_polygons,
+    inside_vietnam,
+    metric_areas,
+    transform,
+)
+from etl.report import Issue
+from etl.rowcheck import RowChecker, srid_of
+from etl.values import (
+    codes_column,
+    dates_column,
+    is_blank,
+    numbers_column,
+    parse_code,
+    parse_date,
+    parse_number,
+    parse_positive_int,
+    positive_ints_column,
+    texts_column,
+)
+
+WGS84 = CRS.from_epsg(4326)
+LAND_USE_SPLIT = re.compile(r"\s*[+,;/]\s*")
+AREA_SLICE_ROWS = 50_000
+MAX_TEXT = {"address": 500, "owner_name": 200, "owner_id_number": 20,
+            "certificate_serial": 30}
+STAGE_COLUMNS = [
+    "feature_no", "province_code", "district_code", "commune_code", "sheet_no", "parcel_no",
+    "area_m2", "computed_area_m2", "legal_area_m2", "land_use", "land_use_source",
+    "address", "current_province_code", "current_commune_code", "source_srid", "wkb",
+    "owner_name", "owner_id_number", "certificate_serial", "certificate_date",
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    crs: str | None = None
+    area_tolerance: float = 0.01
+
+
+class ParcelChecker(RowChecker):
+    """The generic row rules plus the cadastre's: land-use codes from the code list."""
+
+    def __init__(self, ref: Reference) -> None:
+        super().__init__(MAX_TEXT)
+        self.ref = ref
+
+    def land_use(self, no: int, value: object) -> tuple[str | None, str | None]:
+        if is_blank(value):
+            self.reject(no, "land_use", "required value is missing")
+            return None, None
+        source = str(value).strip().upper()
+        codes: list[str] = []
+        for given in (c for c in LAND_USE_SPLIT.split(source) if c):
+            code = self.known_code(no, "land_use", given, source)
+            if code is None:
+                return None, source
+            if code not in codes:
+                codes.append(code)
+        if not codes:
+            self.reject(no, "land_use", "required value is missing")
+            return None, source
+        return "+".join(codes), source
+
+    def known_code(self, no: int, field: str, code: str, source: str) -> str | None:
+        """A code of the land-use code list; a superseded 2018 code is mapped to its 2024
+        replacement (a repair); an unknown one is rejected (None)."""
+        if code not in self.ref.land_use:
+            self.reject(no, field, f"unknown land-use code {code!r}", source)
+            return None
+        replacement = self.ref.land_use[code]
+        if replacement:
+            self.repair(no, field, f"superseded 2018 code {code} mapped to {replacement}",
+                        source)
+            return replacement
+        return code
+
+
+ATTRIBUTE_COLUMNS = [c for c in STAGE_COLUMNS if c not in ("wkb", "computed_area_m2",
+                                                           "source_srid")]
+TEXT_FIELDS = ("address", "owner_name", "owner_id_number", "certificate_serial")
+
+
+def check_row(rows: ParcelChecker, no: int, rec: dict) -> dict:
+    """Every attribute rule for one feature: its stage values, its issues into ``rows``.
+
+    The reference implementation of the rules: rows the column-wise fast path cannot vouch
+    for come here, so each message is produced by this one piece of code.
+    """
+    ref = rows.ref
+    commune_code = rows.required(no, "commune_code", rec.get("commune_code"), parse_code, 5)
+    commune = ref.communes.get(commune_code) if commune_code else None
+    if commune_code and commune is None:
+        rows.reject(no, "commune_code", "not a commune code of the GSO catalogue "
+                                        "(pre-2025 units)", commune_code)
+    land_use, land_use_source = rows.land_use(no, rec.get("land_use"))
+    area = rows.stated_area(no, rec.get("area_m2"), required=True)
+    owner_name = rows.text(no, "owner_name", rec.get("owner_name"))
+    owner_id = rows.text(no, "owner_id_number", rec.get("owner_id_number"))
+    serial = rows.text(no, "certificate_serial", rec.get("certificate_serial"))
+    if (owner_id or serial) and not owner_name:
+        rows.reject(no, "owner_name", "an ID number or certificate is given without "
+                                      "the owner's name")
+    return {
+        "feature_no": no,
+        "commune_code": commune_code,
+        "district_code": commune.district_code if commune else None,
+        "province_code": commune.province_code if commune else None,
+        "current_province_code": commune.current_province_code if commune else None,
+        "current_commune_code": commune.current_commune_code if commune else None,
+        "sheet_no": rows.required(no, "sheet_no", rec.get("sheet_no"), parse_positive_int),
+        "parcel_no": rows.required(no, "parcel_no", rec.get("parcel_no"), parse_positive_int),
+        "area_m2": round(area, 1) if area is not None else None,
+        "legal_area_m2": rows.optional(no, "legal_area_m2", rec.get("legal_area_m2"),
+                                       parse_number),
+        "land_use": land_use,
+        "land_use_source": land_use_source,
+        "address": rows.text(no, "address", rec.get("address")),
+        "owner_name": owner_name,
+        "owner_id_number": owner_id,
+        "certificate_serial": serial,
+        "certificate_date": rows.optional(no, "certificate_date",
+                                          rec.get("certificate_date"), parse_date),
+    }
+
+
+def _column(attrs: pd.DataFrame, name: str) -> pd.Series:
+    """A canonical column, or an all-empty one when the (optional) field is absent."""
+    if name in attrs.columns:
+        return attrs[name]
+    return pd.Series(np.full(len(attrs), None, dtype=object), index=attrs.index)
+
+
+def _fast_land_use(series: pd.Series, ref: Reference) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """(codes, source text, ok): the land-use rule once per distinct value, not per row.
+
+    A value is ok only when the rule accepts it without any issue (a superseded 2018 code
+    is a repair, reported per feature by ``check_row``).
+    """
+    n = len(series)
+    codes = np.full(n, None, dtype=object)
+    sources = np.full(n, None, dtype=object)
+    ok = np.zeros(n, dtype=bool)
+    texts = texts_column(series, None)
+    if not texts.ok.any():
+        return codes, sources, ok
+    upper = pd.Series(texts.values, dtype=object).where(texts.ok).str.upper()
+    verdict: dict[str, str | None] = {}
+    for value in pd.unique(upper[texts.ok]):
+        scratch = ParcelChecker(ref)
+        code, _ = scratch.land_use(0, value)
+        verdict[value] = None if scratch.issues else code
+    mapped = upper.map(verdict)
+    ok = texts.ok & mapped.notna().to_numpy()
+    codes[ok] = mapped[ok].to_numpy(dtype=object)
+    sources[ok] = upper[ok].to_numpy(dtype=object)
+    return codes, sources, ok
+
+
+def check_attributes(attrs: pd.DataFrame, ref: Reference
+                     ) -> tuple[dict[str, np.ndarray], list[Issue]]:
+    """Every attribute rule for every feature, column-wise where the values allow it.
+
+    Typical deliveries (numeric fields, plain codes, current land-use codes) are parsed a
+    column at a time; any row with a value the fast path is not certain about (a blank
+    required field, text numbers with separators, an unknown commune, a superseded code,
+    a too-long text...) goes through ``check_row``, which produces the issues. Clean rows
+    produce none, so the issues come out in feature order as before.
+    """
+    n = len(attrs)
+    commune = codes_column(_column(attrs, "commune_code"), 5)
+    units = {code: (c.district_code, c.province_code, c.current_province_code,
+                    c.current_commune_code) for code, c in ref.communes.items()}
+    unknown = (None, None, None, None)
+    looked_up = [units.get(c, unknown) if c is not None else unknown
+                 for c in commune.values.tolist()]
+    known = np.array([u is not unknown for u in looked_up], dtype=bool)
+    land_use, land_use_source, land_use_ok = _fast_land_use(_column(attrs, "land_use"), ref)
+    area = numbers_column(_column(attrs, "area_m2"))
+    with np.errstate(invalid="ignore"):
+        area_ok = area.ok & (area.values > 0)
+    sheet = positive_ints_column(_column(attrs, "sheet_no"))
+    parcel = positive_ints_column(_column(attrs, "parcel_no"))
+    legal = numbers_column(_column(attrs, "legal_area_m2"))
+    texts = {f: texts_column(_column(attrs, f), MAX_TEXT.get(f)) for f in TEXT_FIELDS}
+    cert_date = dates_column(_column(attrs, "certificate_date"))
+    owner_orphan = ((~texts["owner_id_number"].blank | ~texts["certificate_serial"].blank)
+                    & texts["owner_name"].blank)
+    ok = (commune.ok & known & land_use_ok & area_ok & sheet.ok & parcel.ok
+          & (legal.ok | legal.blank) & (cert_date.ok | cert_date.blank) & ~owner_orphan)
+    for col in texts.values():
+        ok &= col.ok | col.blank
+
+    # Numbers stay in float arrays (NaN: none): a Python object per cell would cost ~30
+    # bytes a row each at a million rows.
+    cols: dict[str, np.ndarray] = {
+        "feature_no": np.arange(1, n + 1),
+        "commune_code": commune.values,
+        "sheet_no": sheet.values,
+        "parcel_no": parcel.values,
+        "area_m2": np.array([round(v, 1) for v in area.values.tolist()], dtype=float),
+        "legal_area_m2": np.where(legal.ok, legal.values, np.nan),
+        "land_use": land_use,
+        "land_use_source": land_use_source,
+        "certificate_date": cert_date.values,
+        **{f: c.values for f, c in texts.items()},
+    }
+    for k, name in enumerate(("district_code", "province_code", "current_province_code",
+                              "current_commune_code")):
+        cols[name] = np.array([u[k] for u in looked_up], dtype=object) if n else \
+            np.full(0, None, dtype=object)
+
+    rows = ParcelChecker(ref)
+    slow = np.flatnonzero(~ok)
+    if len(slow):
+        for i, rec in zip(slow.tolist(), attrs.iloc[slow].to_dict("records"), strict=True):
+            for name, value in check_row(rows, i + 1, rec).items():
+                if value is None and cols[name].dtype.kind == "f":
+                    value = np.nan
+                cols[name][i] = value
+    return cols, rows.issues
+
+
+def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Reference,
+                    mapping: FieldMapping, options: Options
+                    ) -> tuple[pd.DataFrame, list[Issue]]:
+    """Validate a file's features; return (rows to stage, issues)."""
+    attrs = mapping.select(frame, file)
+    n = len(frame)
+    feature_nos = np.arange(1, n + 1)
+    cols, issues = check_attributes(attrs, ref)
+    out = pd.DataFrame({c: cols[c] for c in ATTRIBUTE_COLUMNS})
+    del cols  # the frame holds its own copy: at 1M rows each column array is 8 MB
+
+    # Geometry: validity and type in the source CRS (repairs keep the source's precision).
+    geoms, geom_ok, geom_issues = check_polygons(np.asarray(frame.geometry.values, dtype=object),
+                                                 feature_nos, multi=False)
+    issues += geom_issues
+
+    # Reproject to the storage CRS and check the location.
+    wgs = np.full(n, None, dtype=object)
+    wgs[geom_ok] = transform(geoms[geom_ok], source_crs, WGS84)
+    located = geom_ok.copy()
+    if geom_ok.any():
+        inside_vn, vn_issues = inside_vietnam(wgs, geom_ok, feature_nos, source_crs)
+        issues += vn_issues
+        located &= inside_vn
+        district = out["district_code"].to_numpy()
+        for code in pd.unique(district[located & pd.notna(district)]):
+            box = ref.district_extents.get(code)
+            if box is None:
+                continue
+            sel = np.flatnonzero(located & (district == code))
+            for i in sel[~bounds_within(wgs[sel], box, EXTENT_MARGIN_DEG)]:
+                issues.append(Issue(int(feature_nos[i]), "geometry",
+                                    f"parcel lies outside district {code} (its commune "
+                                    f"{out.at[i, 'commune_code']}'s district)"))
+                located[i] = False
+
+    # Area in the province's official TM-3 CRS vs the stated area.
+    computed = np.full(n, np.nan)
+    province = out["province_code"].to_numpy()
+    for code in pd.unique(province[located & pd.notna(province)]):
+        # In slices: measuring projects a copy of every geometry, and a province of half
+        # a million parcels would otherwise hold that many copies at once.
+        members = np.flatnonzero(located & (province == code))
+        for start in range(0, len(members), AREA_SLICE_ROWS):
+            sel = members[start:start + AREA_SLICE_ROWS]
+            computed[sel] = metric_areas(geoms[sel], wgs[sel], source_crs,
+                                         ref.province_epsg.get(code))
+    stated = out["area_m2"].to_numpy(dtype=float, na_value=np.nan)
+    issues += area_issues(computed, stated, located, feature_nos, options.area_tolerance)
+
+    issues += duplicate_keys(out)
+
+    out["computed_area_m2"] = np.round(computed, 1)
+    out["source_srid"] = srid_of(source_crs)
+    # The WGS84 geometries themselves: COPY encodes them (as MultiPolygon EWKB, SRID 4326)
+    # a chunk at a time, instead of holding a hex string per feature next to them.
+    has_geom = located & ~np.isnan(computed)
+    out["wkb"] = np.where(has_geom, wgs, None)
+    rejected = {i.feature_no for i in issues if i.severity == "reject"}
+    keep = ~out["feature_no"].isin(rejected)
+    staged = out[STAGE_COLUMNS] if keep.all() else out.loc[keep, STAGE_COLUMNS]
+    del out
+    staged = staged.reset_index(drop=True)
+    for name in ("sheet_no", "parcel_no"):  # whole numbers once the rejects are gone
+        if staged[name].notna().all():
+            staged[name] = staged[name].astype(np.int64)
+    return staged, issues
+
+
+def duplicate_keys(out: pd.DataFrame) -> list[Issue]:
+    """Duplicate natural keys within the file: all copies are rejected (which is right?).
+
+    Found with one ``duplicated`` over the key columns; only the duplicated rows are
+    grouped, in order of first appearance, so the messages read as before.
+    """
+    keys = out[["commune_code", "sheet_no", "parcel_no", "feature_no"]]
+    complete = keys[["commune_code", "sheet_no", "parcel_no"]].notna().all(axis=1)
+    keys = keys[complete]
+    dup = keys[keys.duplicated(["commune_code", "sheet_no", "parcel_no"], keep=False)]
+    issues: list[Issue] = []
+    for key, group in dup.groupby(["commune_code", "sheet_no", "parcel_no"], sort=False):
+        nos = [int(v) for v in group["feature_no"].tolist()]
+        for no in nos:
+            others = ", ".join(str(o) for o in nos if o != no)
+            issues.append(Issue(no, "parcel_no",
+                                f"duplicate key commune {key[0]} sheet {int(key[1])} "
+                                f"parcel {int(key[2])} (also feature {others})"))
+    return issues

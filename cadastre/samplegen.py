@@ -1,0 +1,612 @@
+"""Deterministic synthetic cadastral parcels: the committed samples and benchmark files.
+
+Why synthetic: real cadastral extracts carry owners' names and ID numbers (personal data)
+and cannot be committed or published, yet the loaders, the OGC API and the benchmarks
+need files that look like what land offices deliver: several formats, two VN-2000 TM-3
+meridians, three field-naming conventions, multi-purpose codes, a superseded 2018 code.
+
+Geometry: each district's WGS84 bounding box (``landplatform/reference``) is transformed
+to the province's TM-3 CRS and tiled completely by a jittered grid. Every parcel is the
+quadrilateral of four *shared* grid vertices, so parcels never overlap and leave no gaps,
+which lets tests and the loader's topology checks rely on exact results. Only interior
+vertices are jittered (< 20 % of the spacing), so the tiling still covers the rectangle.
+
+Determinism: every random draw comes from ``numpy.random.default_rng`` seeded with
+(seed, district code, grid row, stream). A row therefore gets the same vertices and
+attributes whatever chunk it is generated in, which is what lets the scale mode write a
+million parcels in bounded memory and still produce the same features on every run.
+
+Run ``python -m cadastre.samplegen --out data/samples`` for the four sample districts, or
+``python -m cadastre.samplegen --scale 1000000 --out DIR`` for one benchmark GeoPackage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import functools
+import json
+import math
+import sys
+import time
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import shapely
+from pyogrio.raw import write as ogr_write
+from pyproj import Transformer
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = PROJECT_DIR / "landplatform" / "reference"
+DEFAULT_OUT = PROJECT_DIR / "data" / "samples"
+DEFAULT_SEED = 2025
+
+# VN-2000 TM-3 CRS of the provinces that have district extents (domain.md: Hà Nội 105°,
+# Đà Nẵng 107°45'). The loader keeps the source CRS per load; so do we, per province.
+PROVINCE_EPSG: dict[str, int] = {"01": 5897, "48": 5899}
+WGS84 = 4326
+
+SAMPLE_TARGET_PARCELS = 2000  # per sample district: "roughly 1,500-2,500"
+JITTER = 0.15  # max jitter of an interior vertex, as a share of the spacing (< 0.20)
+SHEET_CELLS = 8  # a map sheet is a block of 8 x 8 grid cells within a commune
+AREA_FACTOR = (0.997, 1.003)  # stated area = computed area x factor (survey noise)
+OWNER_SHARE = 0.30
+SCALE_CHUNK = 50_000  # parcels per append in scale mode: bounds memory, not the result
+FIXED_FILE_DATE = "2025-01-01"  # DBF header / GPKG last_change: byte-stable outputs
+
+# Canonical (national MPLIS/VBDLIS) field names, in file order.
+CANONICAL_FIELDS: tuple[str, ...] = (
+    "MaXa", "SoHieuToBanDo", "SoThuTuThua", "DienTich", "KyHieuMucDichSuDung",
+    "TenChu", "SoCCCD", "SoGCN", "NgayCapGCN",
+)
+OWNER_FIELDS: tuple[str, ...] = ("TenChu", "SoCCCD", "SoGCN", "NgayCapGCN")
+FIELD_CONVENTIONS: dict[str, tuple[str, ...]] = {
+    "national": CANONICAL_FIELDS,
+    "vietnamese": (
+        "Mã xã", "Số hiệu tờ bản đồ", "Số thứ tự thửa", "Diện tích", "Mục đích sử dụng",
+        "Tên chủ sử dụng", "Số CCCD", "Số GCN", "Ngày cấp GCN",
+    ),
+    "snake_case": (
+        "ma_xa", "so_to", "so_thua", "dien_tich", "muc_dich",
+        "ten_chu", "so_cccd", "so_gcn", "ngay_cap_gcn",
+    ),
+}
+DBF_NAME_LEN = 10  # dBASE field names are at most 10 characters: shapefiles truncate
+
+# Thông tư 08/2024 codes, an urban mix (percent weights; they need not sum to 100).
+LAND_USE_WEIGHTS: dict[str, float] = {
+    "ODT": 55.0, "ODT+CLN": 8.0, "TMD": 4.0, "DGD": 3.0, "DYT": 2.0, "DVH": 2.0,
+    "DTT": 2.0, "TSC": 3.0, "DGT": 5.0, "SKC": 2.0, "DKV": 3.0, "TON": 1.5, "TIN": 1.5,
+    "NTD": 1.0, "CLN": 2.0, "HNK": 2.0, "NTS": 1.0, "SON": 2.0,
+}
+LEGACY_CODE = "BHK"  # Thông tư 27/2018 code the loader must map to HNK
+# Households and individuals hold residential, commercial and farm land; roads, rivers,
+# schools, pagodas and offices belong to the State or organisations: no personal owner.
+OWNABLE_CODES = frozenset({"ODT", "ODT+CLN", "TMD", "CLN", "HNK", "NTS", LEGACY_CODE})
+
+FAMILY_NAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ",
+                "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý")
+MIDDLE_NAMES = ("Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quốc")
+GIVEN_NAMES = ("An", "Bình", "Cường", "Dũng", "Hà", "Hải", "Hương", "Lan", "Linh", "Long",
+               "Mai", "Nam", "Phúc", "Quang", "Sơn", "Thảo", "Trang", "Tuấn", "Việt", "Yến")
+GCN_SECOND_LETTERS = "ABCDEGHKLMNOPQRSTUVXY"
+GCN_DATE_RANGE = (np.datetime64("2005-01-01"), np.datetime64("2024-12-31"))
+
+
+@dataclass(frozen=True)
+class District:
+    """A pre-2025 district with a known WGS84 extent and its communes in code order."""
+
+    province_code: str
+    province_name: str
+    code: str
+    name: str
+    bbox: tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
+    communes: tuple[str, ...]
+
+    @property
+    def epsg(self) -> int:
+        return PROVINCE_EPSG[self.province_code]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How one sample district is delivered: format, CRS and field naming."""
+
+    district_code: str
+    driver: str
+    extension: str
+    epsg: int
+    convention: str
+    layer: str | None = None
+    legacy_share: float = 0.0  # share of parcels carrying the 2018 code BHK
+
+
+DEFAULT_SAMPLES: tuple[SampleSpec, ...] = (
+    SampleSpec("001", "ESRI Shapefile", "shp", 5897, "national", legacy_share=0.01),
+    SampleSpec("003", "GPKG", "gpkg", WGS84, "vietnamese", layer="thua_dat"),
+    SampleSpec("492", "ESRI Shapefile", "shp", 5899, "national"),
+    SampleSpec("491", "GeoJSON", "geojson", WGS84, "snake_case"),
+)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A district's jittered grid in TM-3 metres; rows count from the north edge.
+
+    ``n_cells`` may be less than ``ncols * nrows`` (scale mode needs an exact count): the
+    missing cells are the east end of the southernmost row.
+    """
+
+    xmin: float
+    ymax: float
+    dx: float
+    dy: float
+    ncols: int
+    nrows: int
+    n_cells: int
+    commune_of_col: np.ndarray = field(repr=False)
+    strip_start: np.ndarray = field(repr=False)  # first column of each commune's strip
+    strip_width: np.ndarray = field(repr=False)
+
+
+@functools.lru_cache(maxsize=16)
+def transformer(src_epsg: int, dst_epsg: int) -> Transformer:
+    """PROJ's best operation (EPSG VN-2000 -> WGS 84), built once: creating one costs ~60 ms."""
+    return Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
+
+
+def ascii_slug(name: str) -> str:
+    """'Quận Ba Đình' -> 'ba_dinh': file names stay ASCII for every OS and tool."""
+    for prefix in ("Quận ", "Huyện ", "Thị xã ", "Thành phố "):
+        name = name.removeprefix(prefix)
+    text = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn").lower()
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in text).split())
+
+
+def load_districts(reference_dir: Path = REFERENCE_DIR) -> dict[str, District]:
+    """Districts of the extents file, keyed by code, with communes from the admin list.
+
+    Districts without communes (the island district Hoàng Sa, 498) are left out: a parcel
+    must carry a real commune code (MaXa) for the loader to accept it.
+    """
+    communes: dict[str, list[str]] = {}
+    province_names: dict[str, str] = {}
+    with (reference_dir / "admin_units_pre2025.csv").open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            communes.setdefault(row["district_code"], []).append(row["commune_code"])
+            province_names[row["province_code"]] = row["province_name"]
+    districts: dict[str, District] = {}
+    extents = reference_dir / "district_extents_01_48.csv"
+    with extents.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            codes = tuple(sorted(communes.get(row["district_code"], [])))
+            if not codes or row["province_code"] not in PROVINCE_EPSG:
+                continue
+            bbox = (float(row["min_lon"]), float(row["min_lat"]),
+                    float(row["max_lon"]), float(row["max_lat"]))
+            districts[row["district_code"]] = District(
+                row["province_code"], province_names[row["province_code"]],
+                row["district_code"], row["district_name"], bbox, codes)
+    return districts
+
+
+def plan_grid(district: District, target: int, exact: bool = False) -> Grid:
+    """Choose near-square cells so the district's TM-3 rectangle holds ~``target`` parcels.
+
+    With ``exact`` the grid holds exactly ``target`` cells (scale mode); otherwise the whole
+    rectangle is tiled and the count is only close to the target (sample mode).
+    """
+    to_tm3 = transformer(WGS84, district.epsg)
+    xmin, ymin, xmax, ymax = to_tm3.transform_bounds(*district.bbox, densify_pts=21)
+    width, height = xmax - xmin, ymax - ymin
+    spacing = math.sqrt(width * height / target)
+    # Every commune gets at least one column when the parcel count allows it.
+    ncols = max(1, round(width / spacing), min(len(district.communes), target))
+    if exact:
+        nrows = math.ceil(target / ncols)
+        n_cells = target
+    else:
+        nrows = max(1, round(height / spacing))
+        n_cells = ncols * nrows
+    n_communes = len(district.communes)
+    cols = np.arange(ncols)
+    commune_of_col = cols * n_communes // ncols  # contiguous strips, widths differ by <= 1
+    strip_start = np.full(n_communes, ncols, dtype=np.int64)
+    np.minimum.at(strip_start, commune_of_col, cols)
+    strip_width = np.bincount(commune_of_col, minlength=n_communes)
+    return Grid(xmin, ymax, width / ncols, height / nrows, ncols, nrows, n_cells,
+                commune_of_col, strip_start, strip_width)
+
+
+def _rng(seed: int, district: District, row: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, int(district.code), row, stream])
+
+
+def _vertex_rows(grid: Grid, district: District, seed: int, r0: int, r1: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """TM-3 vertices of vertex rows r0..r1 (inclusive), shape (r1 - r0 + 1, ncols + 1)."""
+    xs = np.empty((r1 - r0 + 1, grid.ncols + 1))
+    ys = np.empty_like(xs)
+    base_x = grid.xmin + np.arange(grid.ncols + 1) * grid.dx
+    for k, i in enumerate(range(r0, r1 + 1)):
+        rng = _rng(seed, district, i, 0)
+        jx = rng.uniform(-JITTER, JITTER, grid.ncols + 1) * grid.dx
+        jy = rng.uniform(-JITTER, JITTER, grid.ncols + 1) * grid.dy
+        if i in (0, grid.nrows):  # the rectangle's north/south edges stay straight
+            jx[:] = 0.0
+            jy[:] = 0.0
+        jx[[0, -1]] = 0.0  # and so do its west/east edges
+        jy[[0, -1]] = 0.0
+        xs[k] = base_x + jx
+        ys[k] = grid.ymax - i * grid.dy + jy
+    return xs, ys
+
+
+def _quads(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Counter-clockwise quadrilaterals (OGC/RFC 7946) from a block of shared vertices."""
+    sw = np.stack([xs[1:, :-1], ys[1:, :-1]], axis=-1)
+    se = np.stack([xs[1:, 1:], ys[1:, 1:]], axis=-1)
+    ne = np.stack([xs[:-1, 1:], ys[:-1, 1:]], axis=-1)
+    nw = np.stack([xs[:-1, :-1], ys[:-1, :-1]], axis=-1)
+    rings = np.stack([sw, se, ne, nw, sw], axis=-2).reshape(-1, 5, 2)
+    return shapely.polygons(rings)
+
+
+@dataclass
+class _OwnerCounter:
+    """Running owner ordinal per district: makes certificate serials unique in a district."""
+
+    offset: int
+    stride: int
+    count: int = 0
+
+
+def _owner_counter(seed: int, district: District) -> _OwnerCounter:
+    rng = _rng(seed, district, 0, 9)  # stream 9: district-level draws
+    stride = int(rng.integers(100_000, 999_999)) | 1
+    if stride % 5 == 0:
+        stride += 2  # coprime with 10**6, so (offset + k*stride) mod 10**6 never repeats
+    return _OwnerCounter(int(rng.integers(0, 1_000_000)), stride)
+
+
+def _row_attributes(grid: Grid, district: District, seed: int, row: int,
+                    legacy_share: float, owners: _OwnerCounter) -> dict[str, np.ndarray]:
+    """Keys, land use, stated-area factor and owner fields of one grid row.
+
+    Draws always happen in the same order and size, so the options (BHK share) change
+    only what they are about and never shift another attribute's random stream.
+    """
+    n = grid.ncols
+    rng = _rng(seed, district, row, 1)
+    codes = np.array(list(LAND_USE_WEIGHTS), dtype=object)
+    weights = np.array(list(LAND_USE_WEIGHTS.values()))
+    land_use = codes[rng.choice(len(codes), size=n, p=weights / weights.sum())]
+    legacy = rng.random(n) < legacy_share
+    land_use[legacy] = LEGACY_CODE
+    area_factor = rng.uniform(*AREA_FACTOR, n)
+    owner_u = rng.random(n)
+    family = rng.integers(0, len(FAMILY_NAMES), n)
+    middle = rng.integers(0, len(MIDDLE_NAMES), n)
+    given = rng.integers(0, len(GIVEN_NAMES), n)
+    female_u = rng.random(n)
+    n_days = int((GCN_DATE_RANGE[1] - GCN_DATE_RANGE[0]).astype(int)) + 1
+    issued = GCN_DATE_RANGE[0] + rng.integers(0, n_days, n).astype("timedelta64[D]")
+    birth_u = rng.random(n)
+    id_tail = rng.integers(0, 1_000_000, n)
+    gcn_letter = rng.integers(0, len(GCN_SECOND_LETTERS), n)
+
+    ownable_share = sum(w for c, w in LAND_USE_WEIGHTS.items() if c in OWNABLE_CODES)
+    p_owner = OWNER_SHARE * weights.sum() / ownable_share
+    has_owner = np.isin(land_use, list(OWNABLE_CODES)) & (owner_u < p_owner)
+
+    cols = np.arange(n)
+    commune = grid.commune_of_col
+    local = cols - grid.strip_start[commune]
+    width = grid.strip_width[commune]
+    col_block, col_in = np.divmod(local, SHEET_CELLS)
+    row_block, row_in = divmod(row, SHEET_CELLS)
+    col_blocks = -(-width // SHEET_CELLS)
+    block_width = np.minimum(SHEET_CELLS, width - col_block * SHEET_CELLS)
+    sheet = row_block * col_blocks + col_block + 1
+    parcel = row_in * block_width + col_in + 1
+
+    names = np.full(n, None, dtype=object)
+    id_numbers = np.full(n, None, dtype=object)
+    serials = np.full(n, None, dtype=object)
+    dates = np.full(n, np.datetime64("NaT", "D"), dtype="datetime64[D]")
+    issue_year = issued.astype("datetime64[Y]").astype(int) + 1970
+    for j in np.flatnonzero(has_owner):
+        mid = MIDDLE_NAMES[middle[j]]
+        female = mid == "Thị" or (mid != "Văn" and female_u[j] < 0.5)
+        names[j] = f"{FAMILY_NAMES[family[j]]} {mid} {GIVEN_NAMES[given[j]]}"
+        # CCCD: 0 + province code, gender/century digit, birth year (yy), 6 digits.
+        # The holder was at least 18 when the certificate was issued.
+        born = 1940 + int(birth_u[j] * (issue_year[j] - 18 - 1940 + 1))
+        century_digit = (0 if born < 2000 else 2) + int(female)
+        id_numbers[j] = (f"0{district.province_code}{century_digit}{born % 100:02d}"
+                         f"{id_tail[j]:06d}")
+        # GCN serial: first letter follows the issuing era (A.. 2005-08, B.. 2009-13, ...).
+        era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], issue_year[j], side="right"))]
+        number = (owners.offset + owners.count * owners.stride) % 1_000_000
+        owners.count += 1
+        serials[j] = f"{era}{GCN_SECOND_LETTERS[gcn_letter[j]]} {number:06d}"
+        dates[j] = issued[j]
+    return {
+        "MaXa": np.array(district.communes, dtype=object)[commune],
+        "SoHieuToBanDo": sheet.astype(np.int32),
+        "SoThuTuThua": parcel.astype(np.int32),
+        "_area_factor": area_factor,
+        "KyHieuMucDichSuDung": land_use,
+        "TenChu": names,
+        "SoCCCD": id_numbers,
+        "SoGCN": serials,
+        "NgayCapGCN": dates,
+    }
+
+
+def iter_parcel_chunks(district: District, grid: Grid, seed: int, out_epsg: int,
+                       legacy_share: float = 0.0, chunk_size: int = SCALE_CHUNK,
+                       ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Yield (geometries in ``out_epsg``, canonical attribute arrays) by bands of rows.
+
+    A band holds about ``chunk_size`` parcels, so memory does not grow with the district.
+    """
+    rows_per_band = max(1, chunk_size // grid.ncols)
+    to_out = None if out_epsg == district.epsg else transformer(district.epsg, out_epsg)
+    owners = _owner_counter(seed, district)
+    for r0 in range(0, grid.nrows, rows_per_band):
+        r1 = min(grid.nrows, r0 + rows_per_band)
+        xs, ys = _vertex_rows(grid, district, seed, r0, r1)
+        tm3 = _quads(xs, ys)
+        attrs = [_row_attributes(grid, district, seed, r, legacy_share, owners)
+                 for r in range(r0, r1)]
+        data = {k: np.concatenate([a[k] for a in attrs]) for k in attrs[0]}
+        keep = (r0 * grid.ncols + np.arange(len(tm3))) < grid.n_cells
+        if not keep.any():
+            break
+        tm3 = tm3[keep]
+        data = {k: v[keep] for k, v in data.items()}
+        factor = data.pop("_area_factor")
+        data["DienTich"] = np.round(shapely.area(tm3) * factor, 1)
+        if to_out is None:
+            geoms = tm3
+        else:
+            # Transform the shared vertices once, so neighbours keep identical vertices.
+            lon, lat = to_out.transform(xs, ys)
+            geoms = _quads(np.asarray(lon), np.asarray(lat))[keep]
+        yield geoms, {name: data[name] for name in CANONICAL_FIELDS}
+
+
+def output_field_names(convention: str, driver: str) -> dict[str, str]:
+    """Canonical name -> name in the file; shapefiles truncate to dBASE's 10 characters."""
+    names = FIELD_CONVENTIONS[convention]
+    if driver == "ESRI Shapefile":
+        names = tuple(n[:DBF_NAME_LEN] for n in names)
+        if len(set(names)) != len(names):
+            raise ValueError(f"{convention} names collide when truncated for dBASE")
+    return dict(zip(CANONICAL_FIELDS, names, strict=True))
+
+
+@contextlib.contextmanager
+def fixed_file_dates() -> Iterator[None]:
+    """Pin GeoPackage timestamps so regenerated files are byte-identical (quiet git diff)."""
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": f"{FIXED_FILE_DATE}T00:00:00Z"})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+
+
+def layer_options(driver: str) -> dict[str, str]:
+    if driver == "ESRI Shapefile":
+        # Fields shrunk to their data, a fixed DBF header date (UTF-8 + .cpg: encoding=).
+        return {"RESIZE": "YES", "DBF_DATE_LAST_UPDATE": FIXED_FILE_DATE}
+    if driver == "GeoJSON":
+        return {"RFC7946": "YES", "COORDINATE_PRECISION": "8"}
+    return {}
+
+
+def remove_dataset(path: Path) -> None:
+    """Delete a previous output, shapefile sidecars included, so nothing is appended to."""
+    suffixes = (".shp", ".shx", ".dbf", ".prj", ".cpg") if path.suffix == ".shp" else ()
+    for p in [path, *(path.with_suffix(s) for s in suffixes)]:
+        p.unlink(missing_ok=True)
+
+
+def _write(path: Path, geoms: np.ndarray, data: dict[str, np.ndarray],
+           names: dict[str, str], driver: str, epsg: int, layer: str | None,
+           append: bool = False) -> None:
+    ogr_write(
+        path, np.asarray(shapely.to_wkb(geoms), dtype=object),
+        [data[c] for c in CANONICAL_FIELDS], [names[c] for c in CANONICAL_FIELDS],
+        layer=layer, driver=driver, geometry_type="Polygon", crs=f"EPSG:{epsg}",
+        encoding="UTF-8" if driver == "ESRI Shapefile" else None,
+        layer_options=layer_options(driver), append=append,
+    )
+
+
+def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
+    """Write the four sample districts, ``manifest.json`` and ``README.md`` to ``out_dir``.
+
+    Returns the manifest: one dict per file, which tests and the platform read instead of
+    hard-coding counts, CRSs and field names.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    districts = load_districts()
+    manifest: list[dict] = []
+    with fixed_file_dates():
+        for spec in DEFAULT_SAMPLES:
+            district = districts[spec.district_code]
+            grid = plan_grid(district, SAMPLE_TARGET_PARCELS)
+            chunks = list(iter_parcel_chunks(district, grid, seed, spec.epsg,
+                                             spec.legacy_share, chunk_size=grid.n_cells))
+            geoms = np.concatenate([g for g, _ in chunks])
+            data = {c: np.concatenate([d[c] for _, d in chunks]) for c in CANONICAL_FIELDS}
+            names = output_field_names(spec.convention, spec.driver)
+            path = out_dir / (f"parcels_{district.code}_{ascii_slug(district.name)}"
+                              f".{spec.extension}")
+            remove_dataset(path)
+            _write(path, geoms, data, names, spec.driver, spec.epsg,
+                   spec.layer or path.stem)
+            manifest.append({
+                "file": path.name,
+                "district_code": district.code,
+                "district_name": district.name,
+                "province_code": district.province_code,
+                "province_name": district.province_name,
+                "format": spec.driver,
+                "layer": spec.layer,
+                "epsg": spec.epsg,
+                "source_epsg": district.epsg,
+                "field_convention": spec.convention,
+                "fields": names,
+                "encoding": "UTF-8",
+                "geometry_type": "Polygon",
+                "feature_count": len(geoms),
+                "owner_count": int(np.count_nonzero(data["TenChu"] != None)),  # noqa: E711
+                "legacy_code_count": int(np.count_nonzero(
+                    data["KyHieuMucDichSuDung"] == LEGACY_CODE)),
+                "total_stated_area_m2": round(float(data["DienTich"].sum()), 1),
+                "seed": seed,
+            })
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "README.md").write_text(_readme(manifest), encoding="utf-8")
+    return manifest
+
+
+def _readme(manifest: list[dict]) -> str:
+    rows = "\n".join(
+        f"| `{m['file']}` | {m['district_code']} {m['district_name']} | {m['format']}"
+        f"{' (layer `' + m['layer'] + '`)' if m['layer'] else ''} | EPSG:{m['epsg']} | "
+        f"{m['field_convention']} | {m['feature_count']:,} | {m['owner_count']:,} |"
+        for m in manifest)
+    seed = manifest[0]["seed"] if manifest else DEFAULT_SEED
+    return f"""# Sample cadastral parcels (synthetic)
+
+Four pre-2025 districts, each delivered as one file the way land offices deliver them:
+different formats, both VN-2000 TM-3 meridians of the two provinces (Hà Nội 105° =
+EPSG:5897, Đà Nẵng 107°45' = EPSG:5899) or WGS84, and three field-naming conventions.
+
+| File | District | Format | CRS | Field names | Parcels | With owner |
+|---|---|---|---|---|---:|---:|
+{rows}
+
+`manifest.json` lists the same facts per file; read it rather than hard-coding counts.
+Keys: file, district_code, district_name, province_code, province_name, format, layer
+(GPKG only, else null), epsg (of the file), source_epsg (the province's TM-3 CRS),
+field_convention, fields (canonical national name -> name in the file), encoding,
+geometry_type, feature_count, owner_count, legacy_code_count, total_stated_area_m2, seed.
+
+## What is in the files
+- Geometry: the district's WGS84 bounding box (not its boundary) transformed to the
+  province's TM-3 CRS and tiled by a jittered grid; parcels share vertices, so they never
+  overlap and leave no gaps. WGS84 files were transformed by PROJ with the EPSG VN-2000 ->
+  WGS 84 operation. The TM-3 rectangle encloses the WGS84 box, so edge parcels reach up
+  to about 0.0004° (~40 m) outside it.
+- Keys: communes (MaXa, real pre-2025 codes) own contiguous strips of grid columns; map
+  sheets (SoHieuToBanDo) are 8 x 8-cell blocks per commune; parcel numbers (SoThuTuThua)
+  run 1..M per sheet. (MaXa, SoHieuToBanDo, SoThuTuThua) is unique.
+- DienTich is the TM-3 area times a factor in [0.997, 1.003], rounded to 0.1 m².
+- Land use (KyHieuMucDichSuDung): Thông tư 08/2024 codes, urban mix (ODT ~55 %,
+  ODT+CLN ~8 %); about 1 % of the Ba Đình parcels carry the superseded 2018 code BHK
+  (the loader maps it to HNK).
+- Shapefiles: dBASE limits field names to 10 characters, so the national names appear
+  truncated (SoHieuToBa, SoThuTuThu, KyHieuMucD), as in real shapefile deliveries.
+  Text is UTF-8 (.cpg).
+
+**Owners are synthetic.** About 30 % of parcels (residential, commercial and farm land)
+have an owner: names combined from common Vietnamese family, middle and given names,
+CCCD numbers (12 digits, starting 0 + province code) and certificate serials (two letters
+and six digits) made up by a random generator. They identify nobody. Treat them as
+personal data anyway: the platform must never publish owner fields.
+
+## How they were made
+```
+python -m cadastre.samplegen --out data/samples     # or: lis samples generate
+```
+Deterministic: numpy `default_rng`, seed {seed}, derived per district and grid row. The
+same seed gives the same features and, with the same GDAL, byte-identical files.
+
+Benchmark data: `python -m cadastre.samplegen --scale 1000000 --out DIR` writes one GeoPackage
+`parcels_scale_<N>.gpkg` (layer `thua_dat`, WGS84, national field names) spread evenly
+over the 37 Hà Nội and Đà Nẵng districts that have communes (not Hoàng Sa, 498), in
+appended chunks (1M parcels: ~45 s, < 200 MB RSS, ~250 MB file). Not committed.
+
+Reference data (admin units, district extents): see `landplatform/reference` and
+`../shared/reference/SOURCES.md` for sources and attribution.
+"""
+
+
+def generate_scale(out_dir: Path, n: int, seed: int = DEFAULT_SEED,
+                   progress: bool = False) -> Path:
+    """Write ``parcels_scale_<n>.gpkg``: n parcels spread evenly over the known districts.
+
+    Written in appended chunks so memory stays bounded at any n; same geometry and key
+    rules as the samples, WGS84, national field names, layer ``thua_dat``.
+    """
+    if n < 1:
+        raise ValueError("n must be positive")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"parcels_scale_{n}.gpkg"
+    remove_dataset(path)
+    districts = [d for _, d in sorted(load_districts().items())]
+    share, extra = divmod(n, len(districts))
+    names = output_field_names("national", "GPKG")
+    written = 0
+    started = time.monotonic()
+    with fixed_file_dates():
+        for k, district in enumerate(districts):
+            target = share + (1 if k < extra else 0)
+            if target == 0:
+                continue
+            grid = plan_grid(district, target, exact=True)
+            for geoms, data in iter_parcel_chunks(district, grid, seed, WGS84):
+                _write(path, geoms, data, names, "GPKG", WGS84, "thua_dat",
+                       append=written > 0)
+                written += len(geoms)
+            if progress:
+                print(f"[{written:>12,}/{n:,}] {district.code} {district.name}: "
+                      f"{target:,} parcels ({time.monotonic() - started:.1f} s)", flush=True)
+    if written != n:
+        raise RuntimeError(f"wrote {written} parcels, expected {n}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: the sample set by default, one benchmark GeoPackage with --scale."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cadastre.samplegen",
+        description="Generate deterministic synthetic cadastral parcel files.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output directory (default: {DEFAULT_OUT})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"random seed (default: {DEFAULT_SEED})")
+    parser.add_argument("--scale", type=int, metavar="N",
+                        help="write one GeoPackage with N parcels instead of the samples")
+    args = parser.parse_args(argv)
+    if args.scale is not None:
+        if args.scale < 1:
+            parser.error("--scale must be a positive number of parcels")
+        path = generate_scale(args.out, args.scale, args.seed, progress=True)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    for entry in generate_samples(args.out, args.seed):
+        print(f"{entry['file']}: {entry['feature_count']:,} parcels, "
+              f"{entry['owner_count']:,} with owner, EPSG:{entry['epsg']}")
+    print(f"wrote {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The one load pipeline every loader runs through: strict or quarantine, all or nothing.
+
+A delivery is read, mapped and validated by its loader (``Loader.prepare``); then exactly
+one of these happens, each recorded in the load-run ledger with every located issue:
+
+- **failed**: the delivery cannot be read at all (a ``LoadError``); nothing touched.
+- **rejected** (strict mode, the default): some row or feature was rejected; nothing is
+  loaded, the rejection is recorded.
+- **loaded**: in ONE transaction, under the loader's advisory lock, the run row is written,
+  the loader stages and merges (``Loader.merge``), the counts and issues are recorded, and
+  the transaction commits; in quarantine mode the rejected rows are left out and listed.
+
+A kill at any point before COMMIT leaves the database as it was. The loaders differ only in
+what they read, how they validate and how they merge; the order of these steps, what is
+recorded when, and who the run is attributed to are decided here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy.engine import Connection, Engine
+
+from etl import ledger
+from etl.actor import Actor, claim
+from etl.progress import Progress
+from etl.report import Issue, LoadError, LoadResult
+
+
+@dataclass
+class Prepared:
+    """What validation produced, as the pipeline needs it: every issue (rejects, repairs,
+    notes), the districts the delivery touches, its identity and the layer read."""
+
+    issues: list[Issue]
+    districts: list[str]
+    sha256: str
+    layer: str | None = None
+
+
+class Loader(Protocol):
+    """One kind of delivery (parcels, a plan, a price table, ...), for one load."""
+
+    kind: str  # etl.load_run.kind
+
+    def identity(self) -> str | None:
+        """The delivery's identity (sha256 over its files) when it can be had without
+        reading it; recorded even when the load fails."""
+
+    def prepare(self, engine: Engine, result: LoadResult, run_options: dict) -> Prepared:
+        """Read, map and validate (setting ``result.features_read``/``source_srid``, and
+        adding what it learns, e.g. a sidecar's name, to ``run_options``); raise
+        ``LoadError`` for a whole-file problem."""
+
+    def lock(self, conn: Connection) -> None:
+        """Serialise concurrent loads of the same keys (an advisory lock) until COMMIT."""
+
+    def merge(self, conn: Connection, run_id: int, result: LoadResult,
+              progress: Progress) -> dict[str, int]:
+        """Stage and merge the validated rows (set-based SQL, in the given transaction);
+        the counts: inserted, updated, unchanged and any of the loader's own."""
+
+
+def run_load(engine: Engine, loader: Loader, result: LoadResult, *, quarantine: bool,
+             options: dict, progress: Progress, actor: Actor | None = None) -> LoadResult:
+    """Run one delivery through the pipeline; never raises for bad data: the result (and
+    the ledger) say what happened. ``options`` are recorded with the run; ``actor`` is who
+    the load is for (``run_by`` and the audit row), when not the operator at the shell."""
+    started = datetime.now(UTC)
+    run_by = actor.sub if actor else None
+    sha = None
+    try:
+        sha = loader.identity()
+        prepared = loader.prepare(engine, result, options)
+    except LoadError as exc:
+        result.status, result.message = "failed", exc.reason
+        ledger.record_failure(engine, result, started, options, result.file,
+                              kind=loader.kind, sha256=sha, run_by=run_by)
+        return result
+    issues = prepared.issues
+    result.rejects = [i for i in issues if i.severity == "reject"]
+    result.repairs = [i for i in issues if i.severity == "repair"]
+    result.notes = [i for i in issues if i.severity == "note"]
+    result.districts = prepared.districts
+    run = {"file_name": str(result.file), "sha256": prepared.sha256, "layer": prepared.layer,
+           "source_srid": result.source_srid, "mode": result.mode, "started_at": started,
+           "features_read": result.features_read, "options": options, "kind": loader.kind,
+           "run_by": run_by}
+    if result.rejects and not quarantine:
+        result.status = "rejected"
+        with engine.begin() as conn:
+            result.run_id = ledger.start_run(conn, status="rejected", **run)
+            ledger.finish_run(conn, result.run_id, counts={}, rejected=result.rejected,
+                              districts=result.districts)
+            ledger.record_issues(conn, result.run_id, issues)
+        return result
+
+    with engine.begin() as conn:
+        loader.lock(conn)
+        claim(conn, actor)  # before the run row: its audit trigger reads the actor
+        result.run_id = run_id = ledger.start_run(conn, status="loaded", **run)
+        counts = loader.merge(conn, run_id, result, progress)
+        ledger.finish_run(conn, run_id, counts=counts, rejected=result.rejected,
+                          districts=result.districts)
+        ledger.record_issues(conn, run_id, issues)
+    result.inserted, result.updated = counts.get("inserted", 0), counts.get("updated", 0)
+    result.unchanged = counts.get("unchanged", 0)
+    return result

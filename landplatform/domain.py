@@ -1,0 +1,74 @@
+"""The one contract through which a domain plugs into the platform.
+
+The platform (this package) knows no domain: it serves whatever layers, collections,
+routes, commands and migrations the composition root (``lis``) hands it as a list of
+``Domain`` records. A domain never registers itself by a name the platform recognises;
+what the platform must know about a layer is declared on the layer
+(``landplatform.publish.layers.Layer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from fastapi import APIRouter
+from sqlalchemy.engine import Engine
+
+from landplatform.auth.tokens import TokenVerifier
+from landplatform.publish.resources import Publisher, Units
+from landplatform.settings import Settings
+
+Echo = Callable[..., None]  # click.echo's shape: echo(message, err=False)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the platform hands a domain's router factory: the settings, the read/write
+    engine (writes, restricted reads), the public read-only engine and the token verifier."""
+
+    settings: Settings
+    engine: Engine
+    public_engine: Engine
+    verifier: TokenVerifier
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain as the platform sees it.
+
+    - ``migrations``: its alembic versions folder (one branch of the history).
+    - ``publisher``: adds its collections/processes/coverages to the pygeoapi config.
+    - ``units``: the publishing units (districts), for the one domain that keeps them.
+    - ``routers``: its HTTP routes, built from the platform's services.
+    - ``upload_paths``: path patterns that take uploads (the larger body limit).
+    - ``commands``: its ``lis`` commands and groups; ``load_commands`` go under ``lis load``.
+    - ``load_samples``: loads its part of ``data/samples`` (called in the list's order).
+    - ``after_samples``: derived data ``lis up`` brings current after the samples (e.g.
+      valuation runs).
+    - ``generate_samples``: writes its part of the samples folder (``lis samples
+      generate``): ``f(folder, seed) -> exit code``.
+    """
+
+    name: str
+    migrations: Path | None = None
+    publisher: Publisher | None = None
+    units: Units | None = None
+    routers: Callable[[Services], Sequence[APIRouter]] | None = None
+    upload_paths: tuple[str, ...] = ()
+    commands: tuple[click.Command, ...] = ()
+    load_commands: tuple[click.Command, ...] = ()
+    load_samples: Callable[[Engine, Path, Echo], bool] | None = None
+    after_samples: Callable[[Engine, Settings, Echo], bool] | None = None
+    generate_samples: Callable[[Path, int], int] | None = None
+
+
+def migration_locations(domains: Sequence[Domain]) -> list[Path]:
+    return [d.migrations for d in domains if d.migrations is not None]
+
+
+def publishing_units(domains: Sequence[Domain]) -> Units | None:
+    """The units of the first domain that keeps them (the cadastre, in practice)."""
+    return next((d.units for d in domains if d.units is not None), None)

@@ -1,0 +1,40 @@
+"""Planning as the platform sees it (``landplatform.domain.Domain``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from landplatform.domain import Domain
+from planning.cli import load_plan_cmd, planning
+from planning.loader import load_sample_plans
+from planning.publish import publisher
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_samples(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:
+    return load_sample_plans(engine, samples_dir / "plans", echo)
+
+
+def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
+    """The sample plans, over the sample parcels (none for a benchmark file)."""
+    if scale:
+        return 0
+    from planning import samplegen
+
+    return samplegen.main(["--out", str(folder / "plans"), "--seed", str(seed),
+                           "--samples", str(folder)])
+
+
+DOMAIN = Domain(
+    name="planning",
+    migrations=HERE / "migrations",
+    publisher=publisher,
+    commands=(planning,),
+    load_commands=(load_plan_cmd,),
+    load_samples=load_samples,
+    generate_samples=generate_samples,
+)

@@ -1,0 +1,122 @@
+"""The shape of the code, as tests: where things live and which way the imports point.
+
+The package arrows themselves (root -> domains -> etl -> kernel; planning and valuation
+independent) are import-linter contracts in pyproject.toml, run by ``make test`` (and so
+by CI) and here. These tests check what import-linter cannot: private names, domain
+names inside the platform and the ETL, and the migration history's ids.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from landplatform.migrate import BASELINE, revisions
+from lis import DOMAINS, MIGRATIONS
+
+PROJECT = Path(__file__).resolve().parent.parent
+PACKAGES = ("landplatform", "etl", "cadastre", "planning", "valuation", "lis")
+# The history as today's databases carry it: id -> parent(s). Moving a revision to its
+# domain's folder must not change it, so an existing database upgrades with nothing to do.
+REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
+             "0005": "0003", "0006": "0003", "0007": "0006", "0008": "0003"}
+
+
+def sources(*packages: str) -> list[Path]:
+    return sorted(p for pkg in packages for p in (PROJECT / pkg).rglob("*.py")
+                  if "tests" not in p.relative_to(PROJECT).parts)
+
+
+def strings(tree: ast.AST) -> list[ast.Constant]:
+    """String literals that are not docstrings."""
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                          | ast.AsyncFunctionDef)
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_import_contracts_hold() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint, "import-linter is not installed (pip install -e '.[test]')"
+    out = subprocess.run([lint, "--no-cache"], cwd=PROJECT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "2 kept, 0 broken" in out.stdout
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = []
+    for path in sources(*PACKAGES):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = set()  # names bound to first-party modules in this file
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module \
+                    and node.module.split(".")[0] in PACKAGES:
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(PROJECT)}: from {node.module} "
+                                     f"import {alias.name}")
+                    modules.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                modules |= {(a.asname or a.name).split(".")[0] for a in node.names
+                            if a.name.split(".")[0] in PACKAGES}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in modules and node.attr.startswith("_") \
+                    and not node.attr.startswith("__"):
+                found.append(f"{path.relative_to(PROJECT)}:{node.lineno}: "
+                             f"{node.value.id}.{node.attr}")
+    assert not found, found
+
+
+def test_etl_names_no_domain_table() -> None:
+    """The ETL's SQL reads and writes only its own ledger (``etl.*``): a loader's tables
+    are its domain's."""
+    domain_table = re.compile(r"\b(cadastre|planning|valuation|restricted|publish|audit)"
+                              r"\.[a-z_]+\b")
+    found = [f"{p.relative_to(PROJECT)}: {m.group(0)}" for p in sources("etl")
+             for node in strings(ast.parse(p.read_text(encoding="utf-8")))
+             for m in domain_table.finditer(node.value)]
+    assert not found, found
+
+
+def test_platform_recognises_no_domain_by_name() -> None:
+    """No collection id or layer key of a domain appears in the platform's code: what it
+    must know about a layer is declared on the layer."""
+    from cadastre.layers import LAND_USE_TYPES, PARCELS
+    from planning.publish import PLANNING_ZONES, PLANS
+    from valuation.publish import LAND_PRICES, PARCEL_VALUES
+
+    keys = {layer.key for layer in (PARCELS, LAND_USE_TYPES, PLANNING_ZONES, PLANS,
+                                    LAND_PRICES, PARCEL_VALUES)} | {"price-surface"}
+    pattern = re.compile(r"^(" + "|".join(map(re.escape, sorted(keys))) + r")(\b|-)")
+    found = [f"{p.relative_to(PROJECT)}:{node.lineno}: {node.value!r}"
+             for p in sources("landplatform")
+             for node in strings(ast.parse(p.read_text(encoding="utf-8")))
+             if pattern.match(node.value)]
+    assert not found, found
+
+
+def test_every_domain_owns_its_folder() -> None:
+    for domain in DOMAINS:
+        folder = PROJECT / domain.name
+        assert domain.migrations is not None and domain.migrations.parent == folder
+        assert list((folder / "mappings").glob("*.yaml")), f"{domain.name} has no mappings"
+        assert list((folder / "tests").glob("test_*.py")), f"{domain.name} has no tests"
+
+
+def test_revision_ids_are_unchanged_by_the_move() -> None:
+    found = revisions(MIGRATIONS)
+    assert {rev: parent for rev, (parent, _) in found.items()} == REVISIONS
+    owners = {rev: path.parent for rev, (_, path) in found.items()}
+    assert owners["0008"] == PROJECT / "cadastre" / "migrations"
+    assert owners["0004"] == PROJECT / "planning" / "migrations"
+    assert owners["0005"] == PROJECT / "valuation" / "migrations"
+    assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007")} == {BASELINE}

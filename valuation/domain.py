@@ -1,0 +1,47 @@
+"""Valuation as the platform sees it (``landplatform.domain.Domain``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import APIRouter
+from sqlalchemy.engine import Engine
+
+from landplatform.domain import Domain, Services
+from valuation.cli import load_prices_cmd, valuate, value_after_samples
+from valuation.loader import load_sample_prices
+from valuation.publish import publisher
+from valuation.routes import router
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_samples(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:
+    return load_sample_prices(engine, samples_dir / "prices", echo)
+
+
+def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
+    """The sample price tables, segments and value zones (none for a benchmark file)."""
+    if scale:
+        return 0
+    from valuation import samplegen
+
+    return samplegen.main(["--out", str(folder / "prices"), "--samples", str(folder)])
+
+
+def routers(services: Services) -> list[APIRouter]:
+    return [router]  # price-surface PNG previews for the map
+
+
+DOMAIN = Domain(
+    name="valuation",
+    migrations=HERE / "migrations",
+    publisher=publisher,
+    routers=routers,
+    commands=(valuate,),
+    load_commands=(load_prices_cmd,),
+    load_samples=load_samples,
+    after_samples=value_after_samples,
+    generate_samples=generate_samples,
+)

@@ -1,0 +1,571 @@
+"""Deterministic sample price tables that match the sample districts' parcels.
+
+Why synthetic: the real 2026 tables are long decisions whose rows name real roads the
+synthetic parcels do not have. The loader, the valuation engine and their tests need tables
+in the real provincial layout whose roads run along the sample parcels' edges, so that
+"a parcel on Đường Trần Phú, position 1" is a fact that can be checked by hand.
+
+Roads: the sample parcels tile each district's box in a jittered grid (``cadastre.samplegen``).
+The grid is rebuilt from the delivered files (``data/samples/manifest.json``): each parcel
+is a quadrilateral of four shared vertices, so a run of vertices along a grid line is a
+street that the parcels on both sides front exactly. Each district gets two east-west and
+two north-south roads with real street names of that district, each split into two priced
+segments where it meets the first road of the other direction; the four parcels around a
+crossing front two roads (two-frontage rule).
+
+Files (``--out``, default ``data/samples/prices``):
+- ``bang_gia_dat_ha_noi_2026.xlsx`` and ``bang_gia_dat_da_nang_2026.xlsx``: the provincial
+  layout: urban sheets (STT | Tên đường | Đoạn đường: Từ | Đến | Loại đường | VT1..VT4 under
+  a merged "Giá đất (đồng/m²)"), road names merged down over their segments, a district
+  heading row per district, prices typed as Vietnamese text ("1.200.000") in some rows and
+  as numbers in others; residential (ODT), commercial/service (TMD), production (SKC); a
+  rural residential matrix (Khu vực 1..3 x Vị trí 1..4), an agricultural sheet (land type x
+  area class x position) and the communes' area classes;
+- ``<stem>.prices.yaml`` sidecars naming the table, its sheets, rules and coefficients K;
+- ``doan_duong_ha_noi.gpkg`` (WGS84) and ``doan_duong_da_nang.shp`` (VN-2000 TM-3, EPSG:5899):
+  the segment geometries; ``vung_gia_tri_da_nang.gpkg``: one value zone with its standard
+  parcel;
+- ``bang_gia_dat_da_nang_2026_dat_o.csv`` (+ sidecar): the Đà Nẵng residential sheet as a
+  CSV export (merged cells empty), same table: loading it after the workbook changes nothing;
+- ``manifest.json``: the deliveries in load order, and the roads per district.
+
+Run ``python -m valuation.samplegen --out data/samples/prices``. No randomness: prices and
+road positions are fixed fractions and figures below, so the output is the same on every run
+(workbooks are re-zipped with fixed timestamps so the bytes are too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import shapely
+import yaml
+from pyogrio.raw import write as ogr_write
+from pyproj import CRS
+
+from cadastre.samplegen import FIXED_FILE_DATE, fixed_file_dates
+from etl.geometry import transform
+from valuation.meta import DEFAULT_RULES
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = PROJECT_DIR / "data" / "samples"
+DEFAULT_OUT = SAMPLES_DIR / "prices"
+WGS84 = CRS.from_epsg(4326)
+
+# Where the roads run, as shares of the grid: rows for east-west roads, columns for
+# north-south roads, and how far each reaches.
+H_ROWS = (0.30, 0.62)
+V_COLS = (0.28, 0.58)
+H_SPAN = (0.06, 0.88)
+V_SPAN = (0.08, 0.85)
+POSITION_SHARES = (1.0, 0.50, 0.40, 0.32)  # VT2..VT4 as shares of VT1 (domain.md: fixed shares)
+LAND_TYPE_SHARES = {"ODT": 1.0, "TMD": 0.80, "SKC": 0.60}
+SECOND_SEGMENT = 0.88  # the far segment of a road is priced lower
+
+
+@dataclass(frozen=True)
+class Road:
+    name: str
+    road_class: str
+    vt1_million: float  # VT1 of the first segment, millions of VND/m²
+
+
+# district -> (east-west road 1, 2, north-south road 1, 2): real street names of the district.
+ROADS: dict[str, tuple[Road, Road, Road, Road]] = {
+    "001": (Road("Đường Hoàng Hoa Thám", "1b", 152.0), Road("Phố Kim Mã", "1a", 187.5),
+            Road("Phố Liễu Giai", "1b", 129.8), Road("Phố Đội Cấn", "2a", 118.6)),
+    "003": (Road("Đường Lạc Long Quân", "2a", 98.4), Road("Đường Thụy Khuê", "2a", 86.2),
+            Road("Đường Âu Cơ", "2b", 72.5), Road("Phố Xuân Diệu", "1b", 110.3)),
+    "492": (Road("Đường Trần Phú", "1a", 85.6), Road("Đường Lê Duẩn", "1a", 79.2),
+            Road("Đường Nguyễn Văn Linh", "1b", 68.8), Road("Đường Bạch Đằng", "1a", 98.8)),
+    "491": (Road("Đường Điện Biên Phủ", "1b", 64.3), Road("Đường Hà Huy Tập", "2a", 52.7),
+            Road("Đường Lê Độ", "2b", 41.9), Road("Đường Nguyễn Tất Thành", "1b", 57.6)),
+}
+
+
+@dataclass(frozen=True)
+class Province:
+    code: str
+    name: str
+    slug: str
+    table_code: str
+    instrument: str
+    districts: tuple[str, ...]
+    segments_file: str
+    segments_epsg: int
+    rural_scale: float
+    rules: dict
+    coefficients: tuple[dict, ...] = ()
+
+
+PROVINCES = (
+    Province("01", "Thành phố Hà Nội", "ha_noi", "HN-2026",
+             "Quyết định 99/2025/QĐ-UBND (dữ liệu mẫu)", ("001", "003"),
+             "doan_duong_ha_noi.gpkg", 4326, 1.0, DEFAULT_RULES),
+    Province("48", "Thành phố Đà Nẵng", "da_nang", "DN-2026",
+             "Quyết định 88/2025/QĐ-UBND (dữ liệu mẫu)", ("492", "491"),
+             "doan_duong_da_nang.shp", 5899, 0.8,
+             {**DEFAULT_RULES, "two_frontages": {"pct": 115, "min_roads": 2}},
+             ({"year": 2026, "land_type": "TMD", "district_code": "492", "k": 1.1,
+               "instrument": "Quyết định 12/2026/QĐ-UBND hệ số K (dữ liệu mẫu)"},)),
+)
+RURAL_ONT_MILLION = ((18.0, 12.6, 9.9, 7.2), (14.0, 9.8, 7.7, 5.6), (10.0, 7.0, 5.5, 4.0))
+AGRICULTURAL = (("LUC", "Đất trồng lúa", 252_000), ("HNK", "Đất trồng cây hằng năm khác",
+                                                     236_000),
+                ("CLN", "Đất trồng cây lâu năm", 302_000),
+                ("NTS", "Đất nuôi trồng thủy sản", 218_000))
+ZONE_DISTRICT = "491"
+ZONE_BLOCK = ((0.88, 0.88), 3)  # top-left share (row, col) and size in cells
+ZONE_PRICE = 45_500_000
+EFFECTIVE = ("2026-01-01", "2026-12-31")
+
+
+def vnd(million: float) -> int:
+    return int(round(million * 1_000_000 / 1000) * 1000)
+
+
+def vn_text(amount: int) -> str:
+    """1200000 -> '1.200.000' (how Vietnamese documents write amounts)."""
+    return f"{amount:,}".replace(",", ".")
+
+
+# --------------------------------------------------------------------------- the grid
+def vertex_grid(geoms: np.ndarray) -> np.ndarray:
+    """The shared vertices (nrows+1, ncols+1, 2) of a sample district's parcels, which the
+    generator wrote row by row from the north-west corner (any ring orientation)."""
+    corners = np.empty((len(geoms), 4, 2))  # nw, ne, sw, se
+    for i, g in enumerate(geoms):
+        poly = g.geoms[0] if g.geom_type == "MultiPolygon" else g
+        pts = np.asarray(poly.exterior.coords)[:4]
+        top = pts[np.argsort(-pts[:, 1])[:2]]
+        bottom = pts[np.argsort(pts[:, 1])[:2]]
+        nw, ne = top[np.argsort(top[:, 0])]
+        sw, se = bottom[np.argsort(bottom[:, 0])]
+        corners[i] = (nw, ne, sw, se)
+    same = np.all(np.isclose(corners[1:, 0], corners[:-1, 1], rtol=0, atol=1e-9), axis=1)
+    ncols = int(np.argmin(same)) + 1 if not same.all() else len(geoms)
+    nrows = len(geoms) // ncols
+    if nrows * ncols != len(geoms):
+        raise ValueError("the parcels are not a complete grid")
+    cells = corners.reshape(nrows, ncols, 4, 2)
+    grid = np.empty((nrows + 1, ncols + 1, 2))
+    grid[:-1, :-1] = cells[:, :, 0]
+    grid[:-1, -1] = cells[:, -1, 1]
+    grid[-1, :-1] = cells[-1, :, 2]
+    grid[-1, -1] = cells[-1, -1, 3]
+    return grid
+
+
+def _at(share: float, n: int) -> int:
+    return int(round(share * n))
+
+
+@dataclass(frozen=True)
+class Segment:
+    district: str
+    road: Road
+    index: int  # 0 or 1
+    from_desc: str
+    to_desc: str
+    line: shapely.LineString  # in the district file's CRS
+
+    @property
+    def vt1(self) -> int:
+        return vnd(self.road.vt1_million * (1 if self.index == 0 else SECOND_SEGMENT))
+
+    def prices(self, land_type: str) -> list[int]:
+        base = self.vt1 * LAND_TYPE_SHARES[land_type]
+        return [vnd(base * s / 1_000_000) for s in POSITION_SHARES]
+
+
+def district_segments(code: str, grid: np.ndarray) -> list[Segment]:
+    nrows, ncols = grid.shape[0] - 1, grid.shape[1] - 1
+    h1, h2, v1, v2 = ROADS[code]
+    rows = [_at(s, nrows) for s in H_ROWS]
+    cols = [_at(s, ncols) for s in V_COLS]
+    c0, c1 = (_at(s, ncols) for s in H_SPAN)
+    r0, r1 = (_at(s, nrows) for s in V_SPAN)
+    out = []
+    for road, r in ((h1, rows[0]), (h2, rows[1])):
+        split = cols[0]
+        cross = f"Giao {v1.name}"
+        out.append(Segment(code, road, 0, "Đầu đường", cross,
+                           shapely.LineString(grid[r, c0:split + 1])))
+        out.append(Segment(code, road, 1, cross, "Cuối đường",
+                           shapely.LineString(grid[r, split:c1 + 1])))
+    for road, c in ((v1, cols[0]), (v2, cols[1])):
+        split = rows[0]
+        cross = f"Giao {h1.name}"
+        out.append(Segment(code, road, 0, "Đầu đường", cross,
+                           shapely.LineString(grid[r0:split + 1, c])))
+        out.append(Segment(code, road, 1, cross, "Cuối đường",
+                           shapely.LineString(grid[split:r1 + 1, c])))
+    return out
+
+
+# --------------------------------------------------------------------------- workbook
+class SheetWriter:
+    """Writes one sheet both as an openpyxl worksheet (with merges) and as CSV rows
+    (merged cells empty but for their first cell, as Excel exports them)."""
+
+    def __init__(self, ws, width: int) -> None:  # noqa: ANN001 - openpyxl worksheet
+        self.ws = ws
+        self.width = width
+        self.rows: list[list[object]] = []
+
+    def row(self, values: list[object]) -> int:
+        values = list(values) + [None] * (self.width - len(values))
+        self.rows.append(values)
+        r = len(self.rows)
+        for c, v in enumerate(values, start=1):
+            if v is not None:
+                cell = self.ws.cell(r, c, v)
+                if isinstance(v, int):
+                    cell.number_format = "#,##0"
+        return r
+
+    def merge(self, r0: int, c0: int, r1: int, c1: int) -> None:
+        self.ws.merge_cells(start_row=r0, start_column=c0, end_row=r1, end_column=c1)
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                if (r, c) != (r0, c0):
+                    self.rows[r - 1][c - 1] = None
+
+    def title(self, text: str, subtitle: str) -> None:
+        self.row([text])
+        self.merge(1, 1, 1, self.width)
+        self.row([subtitle])
+        self.merge(2, 1, 2, self.width)
+
+
+def _price_cell(amount: int, as_text: bool) -> object:
+    return vn_text(amount) if as_text else amount
+
+
+def write_segment_sheet(sheet: SheetWriter, province: Province, title: str,
+                        segments: list[Segment], land_type: str, names: dict[str, str]) -> None:
+    sheet.title(title, f"(Kèm theo {province.instrument} của UBND {province.name})")
+    r = sheet.row(["STT", "Tên đường phố", "Đoạn đường", None, "Loại đường",
+                   "Giá đất (đồng/m²)"])
+    sheet.row([None, None, "Từ", "Đến", None, "VT1", "VT2", "VT3", "VT4"])
+    sheet.merge(r, 1, r + 1, 1)
+    sheet.merge(r, 2, r + 1, 2)
+    sheet.merge(r, 3, r, 4)
+    sheet.merge(r, 5, r + 1, 5)
+    sheet.merge(r, 6, r, 9)
+    numerals = ("I", "II", "III", "IV")
+    n = 0
+    for k, district in enumerate(province.districts):
+        sheet.row([numerals[k], names[district].upper()])
+        segs = [s for s in segments if s.district == district]
+        for j in range(0, len(segs), 2):
+            n += 1
+            first = None
+            for s in segs[j:j + 2]:
+                as_text = (n + s.index) % 2 == 0
+                row = sheet.row([n, s.road.name, s.from_desc, s.to_desc, s.road.road_class,
+                                 *[_price_cell(p, as_text) for p in s.prices(land_type)]])
+                first = first or row
+            sheet.merge(first, 1, first + 1, 1)  # STT and road name over both segments
+            sheet.merge(first, 2, first + 1, 2)
+    sheet.ws.column_dimensions["B"].width = 28
+    sheet.ws.column_dimensions["C"].width = 26
+    sheet.ws.column_dimensions["D"].width = 30
+
+
+def write_rural_sheet(sheet: SheetWriter, province: Province) -> None:
+    sheet.title("BẢNG GIÁ ĐẤT Ở TẠI NÔNG THÔN",
+                f"(Kèm theo {province.instrument} của UBND {province.name})")
+    r = sheet.row(["STT", "Khu vực", "Giá đất (đồng/m²)"])
+    sheet.row([None, None, "Vị trí 1", "Vị trí 2", "Vị trí 3", "Vị trí 4"])
+    sheet.merge(r, 1, r + 1, 1)
+    sheet.merge(r, 2, r + 1, 2)
+    sheet.merge(r, 3, r, 6)
+    for k, prices in enumerate(RURAL_ONT_MILLION, start=1):
+        sheet.row([k, f"Khu vực {k}",
+                   *[_price_cell(vnd(p * province.rural_scale), k == 2) for p in prices]])
+
+
+def agricultural_price(base: int, area_class: int, position: int) -> int:
+    return int(round(base * (0.9 ** (area_class - 1)) * (1 - 0.1 * (position - 1)), -3))
+
+
+def write_agricultural_sheet(sheet: SheetWriter, province: Province) -> None:
+    sheet.title("BẢNG GIÁ ĐẤT NÔNG NGHIỆP",
+                f"(Kèm theo {province.instrument} của UBND {province.name})")
+    r = sheet.row(["STT", "Loại đất", "Mã loại đất", "Khu vực", "Giá đất (đồng/m²)"])
+    sheet.row([None, None, None, None, "VT1", "VT2", "VT3", "VT4"])
+    for c in (1, 2, 3, 4):
+        sheet.merge(r, c, r + 1, c)
+    sheet.merge(r, 5, r, 8)
+    for n, (code, name, base) in enumerate(AGRICULTURAL, start=1):
+        first = None
+        for area in (1, 2, 3):
+            row = sheet.row([n, name, code, f"Khu vực {area}",
+                             *[_price_cell(agricultural_price(base, area, p), area == 3)
+                               for p in (1, 2, 3, 4)]])
+            first = first or row
+        for c in (1, 2, 3):
+            sheet.merge(first, c, first + 2, c)
+
+
+def area_classes(communes: list[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    """Communes in code order: the first third area class 1, the next 2, the rest 3."""
+    n = len(communes)
+    return [(code, name, 1 + (3 * i) // n) for i, (code, name) in enumerate(communes)]
+
+
+def write_class_sheet(sheet: SheetWriter, province: Province,
+                      classes: list[tuple[str, str, int]]) -> None:
+    sheet.title("PHÂN KHU VỰC XÃ, PHƯỜNG", f"(Kèm theo {province.instrument})")
+    sheet.row(["STT", "Mã xã", "Tên xã, phường", "Khu vực"])
+    for n, (code, name, area) in enumerate(classes, start=1):
+        sheet.row([n, code, name, area])
+
+
+SHEETS = {
+    "ODT": ("Đất ở đô thị", "BẢNG GIÁ ĐẤT Ở TẠI ĐÔ THỊ"),
+    "TMD": ("Đất TMDV đô thị", "BẢNG GIÁ ĐẤT THƯƠNG MẠI, DỊCH VỤ TẠI ĐÔ THỊ"),
+    "SKC": ("Đất SXKD đô thị", "BẢNG GIÁ ĐẤT CƠ SỞ SẢN XUẤT PHI NÔNG NGHIỆP TẠI ĐÔ THỊ"),
+}
+RURAL_SHEET, AGRI_SHEET, CLASS_SHEET = "Đất ở nông thôn", "Đất nông nghiệp", "Phân khu vực"
+
+
+def _stable_zip(path: Path) -> None:
+    """Re-zip with fixed timestamps and order: the same workbook gives the same bytes."""
+    with zipfile.ZipFile(path) as src:
+        items = [(info.filename, src.read(info.filename)) for info in src.infolist()]
+    stamp_text = f"{FIXED_FILE_DATE}T00:00:00Z".encode()
+    items = [(name, re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>" + stamp_text, data)
+              if name == "docProps/core.xml" else data) for name, data in items]
+    stamp = tuple(int(x) for x in FIXED_FILE_DATE.split("-")) + (0, 0, 0)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in items:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(info, data)
+
+
+def write_workbook(path: Path, province: Province, segments: list[Segment],
+                   names: dict[str, str], classes: list[tuple[str, str, int]]
+                   ) -> dict[str, list[list[object]]]:
+    """Write the province's workbook; return each sheet's CSV rows."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    fixed = datetime.fromisoformat(f"{FIXED_FILE_DATE}T00:00:00")
+    book.properties.created = book.properties.modified = fixed
+    book.properties.creator = "landplatform samplegen_prices"
+    book.remove(book.active)
+    csv_rows = {}
+    for land_type, (sheet_name, title) in SHEETS.items():
+        sheet = SheetWriter(book.create_sheet(sheet_name), 9)
+        write_segment_sheet(sheet, province, title, segments, land_type, names)
+        csv_rows[sheet_name] = sheet.rows
+    write_rural_sheet(SheetWriter(book.create_sheet(RURAL_SHEET), 6), province)
+    write_agricultural_sheet(SheetWriter(book.create_sheet(AGRI_SHEET), 8), province)
+    write_class_sheet(SheetWriter(book.create_sheet(CLASS_SHEET), 4), province, classes)
+    book.save(path)
+    _stable_zip(path)
+    return csv_rows
+
+
+def sidecar(province: Province, sheets: list[dict], with_rules: bool) -> dict:
+    doc = {
+        "table_code": province.table_code,
+        "province_code": province.code,
+        "instrument": province.instrument,
+        "title": f"Bảng giá đất {province.name} áp dụng từ 01/01/2026 (dữ liệu mẫu)",
+        "effective_from": EFFECTIVE[0],
+        "effective_to": EFFECTIVE[1],
+        "sheets": sheets,
+    }
+    if with_rules:
+        doc["rules"] = province.rules
+        doc["coefficients"] = list(province.coefficients)
+    return doc
+
+
+def _write_yaml(path: Path, doc: dict) -> None:
+    header = ("# Sidecar of a sample price table (valuation/samplegen.py): which table the\n"
+              "# file is, the role of each sheet, the adjustment rules and coefficients K.\n")
+    path.write_text(header + yaml.safe_dump(doc, allow_unicode=True, sort_keys=False),
+                    encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- geometry
+def _remove(path: Path) -> None:
+    for suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg") if path.suffix == ".shp" else ("",):
+        (path.with_suffix(suffix) if suffix else path).unlink(missing_ok=True)
+
+
+def write_segments(path: Path, epsg: int, segments: list[Segment],
+                   file_epsg: dict[str, int]) -> None:
+    lines = []
+    for s in segments:
+        line = np.array([s.line], dtype=object)
+        if file_epsg[s.district] != epsg:
+            line = transform(line, CRS.from_epsg(file_epsg[s.district]), CRS.from_epsg(epsg))
+        lines.append(line[0])
+    fields = {"TenDuong": [s.road.name for s in segments],
+              "Tu": [s.from_desc for s in segments],
+              "Den": [s.to_desc for s in segments],
+              "LoaiDuong": [s.road.road_class for s in segments],
+              "MaHuyen": [s.district for s in segments]}
+    _remove(path)
+    driver = "ESRI Shapefile" if path.suffix == ".shp" else "GPKG"
+    options = ({"DBF_DATE_LAST_UPDATE": FIXED_FILE_DATE} if driver == "ESRI Shapefile" else {})
+    ogr_write(path, np.asarray(shapely.to_wkb(np.array(lines, dtype=object)), dtype=object),
+              [np.array(v, dtype=object) for v in fields.values()], list(fields),
+              layer="doan_duong", driver=driver, geometry_type="LineString",
+              crs=f"EPSG:{epsg}", encoding="UTF-8" if driver == "ESRI Shapefile" else None,
+              layer_options=options)
+
+
+def zone_polygon(grid: np.ndarray) -> tuple[shapely.Polygon, tuple[int, int]]:
+    """A block of ZONE_BLOCK cells along the parcels' edges; and its centre cell."""
+    (row_share, col_share), size = ZONE_BLOCK
+    nrows, ncols = grid.shape[0] - 1, grid.shape[1] - 1
+    r0, c0 = _at(row_share, nrows), _at(col_share, ncols)
+    r1, c1 = r0 + size, c0 + size
+    ring = np.concatenate([grid[r0, c0:c1 + 1], grid[r0 + 1:r1 + 1, c1],
+                           grid[r1, c0:c1][::-1], grid[r0 + 1:r1, c0][::-1]])
+    poly = shapely.geometry.polygon.orient(shapely.Polygon(ring), 1.0)  # counter-clockwise
+    return poly, (r0 + size // 2, c0 + size // 2)
+
+
+def write_zone(path: Path, polygon: shapely.Polygon, standard_ref: str, epsg: int) -> None:
+    _remove(path)
+    fields = {"MaVung": ["VGT-491-01"], "LoaiDat": ["ODT"], "GiaDat": [ZONE_PRICE],
+              "ThuaChuan": [standard_ref], "MaHuyen": [ZONE_DISTRICT]}
+    ogr_write(path, np.asarray(shapely.to_wkb(np.array([polygon], dtype=object)),
+                               dtype=object),
+              [np.array(v, dtype=object) for v in fields.values()], list(fields),
+              layer="vung_gia_tri", driver="GPKG", geometry_type="Polygon",
+              crs=f"EPSG:{epsg}")
+
+
+# --------------------------------------------------------------------------- main
+def _commune_names(reference: Path) -> dict[str, tuple[str, str, str]]:
+    """commune code -> (district code, district name, commune name)."""
+    out = {}
+    with reference.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            out[row["commune_code"]] = (row["district_code"], row["district_name"],
+                                        row["commune_name"])
+    return out
+
+
+def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
+    """Write every file; return the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parcels = json.loads((samples_dir / "manifest.json").read_text(encoding="utf-8"))
+    parcels = parcels["files"] if isinstance(parcels, dict) else parcels
+    by_district = {e["district_code"]: e for e in parcels}
+    communes = _commune_names(PROJECT_DIR / "landplatform" / "reference"
+                              / "admin_units_pre2025.csv")
+    names = {d: n for d, n, _ in communes.values()}
+    deliveries = []
+    roads_manifest: dict[str, list[dict]] = {}
+    with fixed_file_dates():
+        for province in PROVINCES:
+            segments: list[Segment] = []
+            file_epsg: dict[str, int] = {}
+            zone = None
+            for district in province.districts:
+                entry = by_district[district]
+                frame = pyogrio.read_dataframe(samples_dir / entry["file"], layer=entry["layer"])
+                grid = vertex_grid(np.asarray(frame.geometry.values, dtype=object))
+                file_epsg[district] = entry["epsg"]
+                segs = district_segments(district, grid)
+                segments += segs
+                roads_manifest[district] = [
+                    {"road_name": s.road.name, "from_desc": s.from_desc, "to_desc": s.to_desc,
+                     "road_class": s.road.road_class,
+                     "vt1": {lt: s.prices(lt)[0] for lt in LAND_TYPE_SHARES}} for s in segs]
+                if district == ZONE_DISTRICT:
+                    polygon, (zr, zc) = zone_polygon(grid)
+                    f = entry["fields"]
+                    cell = zr * (grid.shape[1] - 1) + zc
+                    ref = ".".join(str(frame[f[k]].iloc[cell]) if k == "MaXa"
+                                   else str(int(frame[f[k]].iloc[cell]))
+                                   for k in ("MaXa", "SoHieuToBanDo", "SoThuTuThua"))
+                    zone = (polygon, ref, entry["epsg"])
+            stem = f"bang_gia_dat_{province.slug}_2026"
+            classes = area_classes(sorted((c, v[2]) for c, v in communes.items()
+                                          if v[0] in province.districts))
+            csv_rows = write_workbook(out_dir / f"{stem}.xlsx", province, segments, names,
+                                      classes)
+            sheets = [{"sheet": SHEETS[lt][0], "role": "segments", "land_type": lt,
+                       "positions": 4} for lt in SHEETS]
+            sheets += [{"sheet": RURAL_SHEET, "role": "area_matrix", "land_type": "ONT",
+                        "positions": 4},
+                       {"sheet": AGRI_SHEET, "role": "area_matrix", "positions": 4},
+                       {"sheet": CLASS_SHEET, "role": "area_classes"}]
+            _write_yaml(out_dir / f"{stem}.prices.yaml", sidecar(province, sheets, True))
+            seg_path = out_dir / province.segments_file
+            write_segments(seg_path, province.segments_epsg, segments, file_epsg)
+            delivery = {"file": f"{stem}.xlsx", "segments": seg_path.name, "zones": None,
+                        "table_code": province.table_code, "province_code": province.code,
+                        "format": "xlsx", "segments_epsg": province.segments_epsg,
+                        "districts": list(province.districts)}
+            if zone is not None:
+                polygon, ref, epsg = zone
+                zone_path = out_dir / "vung_gia_tri_da_nang.gpkg"
+                write_zone(zone_path, polygon, ref, epsg)
+                delivery["zones"] = zone_path.name
+                delivery["zone"] = {"zone_code": "VGT-491-01", "land_type": "ODT",
+                                    "vnd_per_m2": ZONE_PRICE, "standard_parcel": ref}
+            deliveries.append(delivery)
+            if province.code == "48":
+                csv_name = f"{stem}_dat_o.csv"
+                with (out_dir / csv_name).open("w", encoding="utf-8", newline="") as fh:
+                    csv.writer(fh).writerows(
+                        [["" if v is None else (vn_text(v) if isinstance(v, int) and v > 999
+                                                else v) for v in row]
+                         for row in csv_rows[SHEETS["ODT"][0]]])
+                _write_yaml(out_dir / f"{stem}_dat_o.prices.yaml",
+                            sidecar(province, [{"role": "segments", "land_type": "ODT",
+                                                "positions": 4}], False))
+                deliveries.append({"file": csv_name, "segments": None, "zones": None,
+                                   "table_code": province.table_code,
+                                   "province_code": province.code, "format": "csv",
+                                   "note": "the residential sheet of the workbook exported "
+                                           "as CSV: loading it after the workbook changes "
+                                           "nothing"})
+    manifest = {"deliveries": deliveries, "roads": roads_manifest,
+                "effective": list(EFFECTIVE)}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2)
+                                           + "\n", encoding="utf-8")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m valuation.samplegen",
+                                     description="Generate the sample land price tables.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output directory (default: {DEFAULT_OUT})")
+    parser.add_argument("--samples", type=Path, default=SAMPLES_DIR,
+                        help="folder of the sample parcels (manifest.json)")
+    args = parser.parse_args(argv)
+    manifest = generate(args.out, args.samples)
+    for d in manifest["deliveries"]:
+        print(f"{d['file']}: table {d['table_code']}"
+              + (f", segments {d['segments']}" if d.get("segments") else "")
+              + (f", zones {d['zones']}" if d.get("zones") else ""))
+    print(f"wrote {args.out / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
