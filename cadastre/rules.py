@@ -16,15 +16,7 @@ from pyproj import CRS
 
 from cadastre.reference import Reference
 from etl.fieldmap import FieldMapping
-from etl.geometry import (
-    EXTENT_MARGIN_DEG,
-    area_issues,
-    bounds_within,
-    check_polygons,
-    inside_vietnam,
-    metric_areas,
-    transform,
-)
+from etl.geometry import area_issues, check_polygons, locate, metric_areas
 from etl.report import Issue
 from etl.rowcheck import RowChecker, srid_of
 from etl.values import (
@@ -260,24 +252,13 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     issues += geom_issues
 
     # Reproject to the storage CRS and check the location.
-    wgs = np.full(n, None, dtype=object)
-    wgs[geom_ok] = transform(geoms[geom_ok], source_crs, WGS84)
-    located = geom_ok.copy()
-    if geom_ok.any():
-        inside_vn, vn_issues = inside_vietnam(wgs, geom_ok, feature_nos, source_crs)
-        issues += vn_issues
-        located &= inside_vn
-        district = out["district_code"].to_numpy()
-        for code in pd.unique(district[located & pd.notna(district)]):
-            box = ref.district_extents.get(code)
-            if box is None:
-                continue
-            sel = np.flatnonzero(located & (district == code))
-            for i in sel[~bounds_within(wgs[sel], box, EXTENT_MARGIN_DEG)]:
-                issues.append(Issue(int(feature_nos[i]), "geometry",
-                                    f"parcel lies outside district {code} (its commune "
-                                    f"{out.at[i, 'commune_code']}'s district)"))
-                located[i] = False
+    communes = out["commune_code"].to_numpy()
+    wgs, located, where_issues = locate(
+        geoms, geom_ok, feature_nos, source_crs, out["district_code"].to_numpy(),
+        ref.district_extents,
+        lambda i, code: f"parcel lies outside district {code} (its commune "
+                        f"{communes[i]}'s district)")
+    issues += where_issues
 
     # Area in the province's official TM-3 CRS vs the stated area.
     computed = np.full(n, np.nan)

@@ -8,8 +8,10 @@ always reported; anything else rejects the feature with shapely's reason.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
@@ -140,6 +142,32 @@ def inside_vietnam(wgs: np.ndarray, ok: np.ndarray, feature_nos: np.ndarray,
                             f"{len(outside)} of {n} features fall outside Vietnam: the "
                             f"declared CRS ({source_crs.name}) is probably wrong"))
     return inside, issues
+
+
+def locate(geoms: np.ndarray, ok: np.ndarray, feature_nos: np.ndarray, source_crs: CRS,
+           districts: np.ndarray, extents: dict[str, tuple[float, float, float, float]],
+           outside: Callable[[int, str], str]) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
+    """Reproject the valid geometries to WGS84 and check where they lie: in Vietnam, and
+    within the extent of each feature's district (``districts``, where its extent is
+    known, give or take ``EXTENT_MARGIN_DEG``). Returns (WGS84 geometries, located,
+    issues); ``outside(index, district)`` words the reject of a feature outside it."""
+    wgs = np.full(len(geoms), None, dtype=object)
+    wgs[ok] = transform(geoms[ok], source_crs, WGS84)
+    located = ok.copy()
+    issues: list[Issue] = []
+    if not ok.any():
+        return wgs, located, issues
+    inside_vn, issues = inside_vietnam(wgs, ok, feature_nos, source_crs)
+    located &= inside_vn
+    for code in pd.unique(districts[located & pd.notna(districts)]):
+        box = extents.get(code)
+        if box is None:
+            continue
+        sel = np.flatnonzero(located & (districts == code))
+        for i in sel[~bounds_within(wgs[sel], box, EXTENT_MARGIN_DEG)]:
+            issues.append(Issue(int(feature_nos[i]), "geometry", outside(int(i), code)))
+            located[i] = False
+    return wgs, located, issues
 
 
 def metric_areas(geoms: np.ndarray, wgs: np.ndarray, source_crs: CRS,

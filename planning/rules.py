@@ -25,12 +25,10 @@ from cadastre.rules import LAND_USE_SPLIT, ParcelChecker
 from etl import sidecar
 from etl.fieldmap import FieldMapping
 from etl.geometry import (
-    EXTENT_MARGIN_DEG,
     WGS84,
     area_issues,
-    bounds_within,
     check_polygons,
-    inside_vietnam,
+    locate,
     metric_areas,
     transform,
 )
@@ -301,19 +299,12 @@ def prepare_zones(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Referenc
     geoms, geom_ok, geom_issues = check_polygons(np.asarray(frame.geometry.values, dtype=object),
                                                  feature_nos)
     issues += geom_issues
-    wgs = np.full(n, None, dtype=object)
-    wgs[geom_ok] = transform(geoms[geom_ok], source_crs, WGS84)
-    inside_vn, vn_issues = inside_vietnam(wgs, geom_ok, feature_nos, source_crs)
-    issues += vn_issues
-    located = geom_ok & inside_vn
-    box = ref.district_extents.get(meta.district_code)
-    if box is not None and located.any():
-        sel = np.flatnonzero(located)
-        for i in sel[~bounds_within(wgs[sel], box, EXTENT_MARGIN_DEG)]:
-            issues.append(Issue(int(feature_nos[i]), "geometry",
-                                f"zone lies outside district {meta.district_code}, the "
-                                f"district of plan {meta.plan_code}"))
-            located[i] = False
+    wgs, located, where_issues = locate(
+        geoms, geom_ok, feature_nos, source_crs, np.full(n, meta.district_code, dtype=object),
+        ref.district_extents,
+        lambda i, code: f"zone lies outside district {code}, the district of plan "
+                        f"{meta.plan_code}")
+    issues += where_issues
 
     epsg = ref.province_epsg.get(meta.province_code)
     metric = np.full(n, None, dtype=object)
