@@ -36,8 +36,8 @@ print(*d['project']['dependencies'], sep=chr(10))" > /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt /tmp/pyproject.toml
 
-# The project itself (non-editable: alembic.ini, the migrations, reference CSVs and the ETL
-# field mappings travel as package data). Its requirements are already satisfied above.
+# The project itself (non-editable: alembic.ini, the migrations, reference CSVs and the
+# domains' field mappings travel as package data). Its requirements are already satisfied above.
 COPY --from=build /wheels/ /tmp/wheels/
 RUN pip install --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels
 

@@ -46,7 +46,7 @@ class Cell:
         return asdict(self)
 
 
-def _percentile(sorted_ms: list[float], q: float) -> float:
+def percentile(sorted_ms: list[float], q: float) -> float:
     """Nearest-rank percentile (no interpolation: p99 of 50 samples is the largest)."""
     k = max(0, min(len(sorted_ms) - 1, int(-(-q * len(sorted_ms) // 1)) - 1))
     return sorted_ms[k]
@@ -91,8 +91,8 @@ async def drive(call: Callable[[int, object], Awaitable[None]], resources: Seque
     cell.requests = len(latencies) + cell.errors
     if latencies:
         latencies.sort()
-        cell.p50_ms = round(_percentile(latencies, 0.50), 2)
-        cell.p99_ms = round(_percentile(latencies, 0.99), 2)
+        cell.p50_ms = round(percentile(latencies, 0.50), 2)
+        cell.p99_ms = round(percentile(latencies, 0.99), 2)
         cell.mean_ms = round(sum(latencies) / len(latencies), 2)
         cell.rps = round(len(latencies) / cell.seconds, 2)
         cell.kb_per_response = round(cell.body_bytes / len(latencies) / 1024, 1)

@@ -38,7 +38,7 @@ import httpx
 
 from bench import database, loadtest_report, machine
 from bench.database import BenchDB
-from bench.loadgen import _percentile
+from bench.loadgen import percentile
 from bench.servers import Server, ServerError, platform_server
 from bench.workload import hash_key, tile_of
 from cadastre.writes import etag
@@ -438,8 +438,8 @@ class Run:
             row = {"kind": kind, "title": KIND_TITLES[kind], "requests": len(ok) + st.errors,
                    "ok": len(ok), "errors": st.errors,
                    "rps": round(len(ok) / self.seconds, 2) if self.seconds else None,
-                   "p50_ms": round(_percentile(ok, 0.5), 1) if ok else None,
-                   "p99_ms": round(_percentile(ok, 0.99), 1) if ok else None,
+                   "p50_ms": round(percentile(ok, 0.5), 1) if ok else None,
+                   "p99_ms": round(percentile(ok, 0.99), 1) if ok else None,
                    "max_ms": round(ok[-1], 1) if ok else None,
                    "statuses": {str(k): v for k, v in sorted(st.statuses.items())},
                    "error_samples": st.error_samples}

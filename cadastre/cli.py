@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cadastre.rules import DELIVERIES
 from etl.commands import echo_result, geometry_load_options
 from landplatform.cli import engine, ensure_database
 
@@ -15,11 +16,19 @@ from landplatform.cli import engine, ensure_database
 @click.command("parcels")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @geometry_load_options("features")
+@click.option("--delivery", type=click.Choice(DELIVERIES),
+              help="changes: changed parcels, whose old numbers (SoThuTuThuaCu) retire "
+                   "their parents (default); resurvey: the whole cadastre of its communes "
+                   "(đo đạc lại). Default: the sidecar's, else changes.")
+@click.option("--scale", type=int, help="Map scale denominator of sheets the file and its "
+                                        "sidecar state none for, e.g. 500.")
 def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None,
-                     encoding: str | None, quarantine: bool, area_tolerance: float,
-                     report: Path | None, quiet: bool) -> None:
+                     encoding: str | None, quarantine: bool, report: Path | None,
+                     quiet: bool, delivery: str | None, scale: int | None) -> None:
     """Validate, reproject and load cadastral parcel FILES (one transaction each).
 
+    A file's sidecar (<file>.parcels.yaml) may say what it is (delivery: changes |
+    resurvey) and its map scale (scale: 500; sheet_scales: {12: 1000}); the options win.
     Exits 1 when a file is rejected or fails; nothing of that file is loaded.
     """
     from cadastre.loader import load_parcels
@@ -30,7 +39,7 @@ def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None
     failed = 0
     for path in files:
         result = load_parcels(engine(), path,
-                              options=Options(crs=crs, area_tolerance=area_tolerance),
+                              options=Options(crs=crs, delivery=delivery, scale=scale),
                               quarantine=quarantine, layer=layer, encoding=encoding,
                               progress=Progress("load", enabled=not quiet))
         target = report if report is None or len(files) == 1 \

@@ -7,9 +7,7 @@ said here, on the layer.
 
 from __future__ import annotations
 
-from landplatform.publish.layers import Counts, Field, Layer
-
-PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
+from landplatform.publish.layers import Counts, Field, Layer, Temporal
 
 PARCELS = Layer(
     key="parcels",
@@ -35,15 +33,44 @@ PARCELS = Layer(
         Field("current_province_code", "string", "Province since 1 July 2025"),
         Field("current_commune_code", "string", "Commune since 1 July 2025 (if whole)"),
         Field("valid_from", "date-time", "Version valid from"),
+        Field("valid_to", "date-time", "Version valid until (empty: current)"),
     ),
     title_field="parcel_ref",
     # Below z12 a parcel is a few pixels: nothing readable to draw, so tiles are empty.
     min_zoom=12,
     # Exact counts of a district's (or the nation's) parcels: the loader keeps them.
     counts=Counts("publish.districts", "district_code", "parcel_count"),
-    # Officers write their district's parcels (cadastre/writes.py).
+    # Officers write their district's parcels (Part 4, cadastre/writes.py).
     writable=True,
-    conformance=(PART4,),
+    # ?datetime= reads the cadastre as it was then: every version with its validity.
+    temporal=Temporal("publish.parcel_versions", "valid_from", "valid_to"),
+)
+
+PARCEL_CHANGES = Layer(
+    key="parcel-changes",
+    view="publish.parcel_changes",
+    title="Cadastral changes",
+    description="What changed in the cadastre, where and when: every parcel created, "
+                "updated, split, merged, renumbered, re-surveyed or retired, with the "
+                "delivery (file name) or API write that made it. No owners, no officers.",
+    keywords=("cadastre", "changes", "biến động", "lineage"),
+    fields=(
+        Field("kind", "string", "Change (create, update, split, merge, renumber, "
+                                "resurvey, retire)"),
+        Field("occurred_at", "date-time", "When"),
+        Field("district_code", "string", "District code (pre-2025 GSO)"),
+        Field("commune_code", "string", "Commune code (MaXa)"),
+        Field("sheet_no", "integer", "Map sheet number"),
+        Field("parcel_no", "integer", "Parcel number"),
+        Field("parcel_ref", "string", "commune.sheet.parcel"),
+        Field("parcel_uid", "integer", "Parcel id (its id in the parcel collections)"),
+        Field("load_run_id", "integer", "Load run"),
+        Field("run_kind", "string", "Kind of load (parcels, api)"),
+        Field("delivery", "string", "Delivered file (or 'api')"),
+    ),
+    title_field="parcel_ref",
+    # ?datetime= selects changes by when they happened
+    temporal=Temporal("publish.parcel_changes", "occurred_at", "occurred_at"),
 )
 
 LAND_USE_TYPES = Layer(

@@ -10,7 +10,7 @@ only real differences are written.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,19 +19,64 @@ from sqlalchemy.engine import Connection, Engine
 from cadastre import MAPPINGS
 from cadastre import merge as m
 from cadastre.reference import Reference
-from cadastre.rules import Options, prepare_parcels
+from cadastre.rules import DELIVERIES, Options, parse_scale, prepare_parcels
 from etl.actor import Actor
 from etl.fieldmap import FieldMapping
-from etl.pipeline import Prepared, run_load
+from etl.pipeline import Prepared, Refused, run_load
 from etl.progress import Progress
-from etl.report import Issue, LoadResult
+from etl.report import Issue, LoadError, LoadResult
 from etl.rowcheck import resolve_crs
 from etl.samples import load_listed, read_manifest
+from etl.sidecar import find_sidecar, read_sidecar
 from etl.sources import file_sha256, open_source
 
 KIND = "parcels"
 # Layer names a cadastral GeoPackage of several layers names its parcels by.
 PARCEL_LAYERS = ("thua_dat", "thuadat", "parcels", "parcel")
+SIDECAR = ".parcels.yaml"  # what a delivery says about itself (see delivery_options)
+SIDECAR_KEYS = {"delivery", "scale", "sheet_scales"}
+
+
+@dataclass
+class ParcelLoadResult(LoadResult):
+    """A parcel load's result, with what it retired and linked."""
+
+    delivery: str = "changes"
+    retired: int = 0
+    lineage: int = 0
+
+    def summary(self) -> str:
+        text_ = super().summary()
+        if self.status == "loaded" and (self.retired or self.lineage):
+            text_ += f"; {self.retired} retired, {self.lineage} parent -> child links"
+        return text_
+
+
+def delivery_sha256(path: Path) -> str:
+    """A delivery's identity: its files and its sidecar (a changed scale or kind of
+    delivery is a new delivery)."""
+    sidecar = find_sidecar(path, SIDECAR)
+    return file_sha256(path, extra=[sidecar] if sidecar else [])
+
+
+def delivery_options(path: Path, given: Options) -> tuple[Options, Path | None]:
+    """The options of a delivery: what the command line gave, else what its sidecar
+    (``<file>.parcels.yaml``: ``delivery: changes|resurvey``, ``scale: 500``,
+    ``sheet_scales: {12: 1000}``) says, else the defaults."""
+    sidecar_path = find_sidecar(path, SIDECAR)
+    doc = read_sidecar(sidecar_path, path.name, SIDECAR_KEYS, "parcel delivery")
+    delivery = given.delivery or doc.get("delivery") or "changes"
+    if delivery not in DELIVERIES:
+        raise LoadError(path, f"delivery must be one of {', '.join(DELIVERIES)}, not "
+                              f"{delivery!r}")
+    try:
+        scale = given.scale or (parse_scale(doc["scale"]) if doc.get("scale") else None)
+        sheets = {int(k): parse_scale(v) for k, v in (doc.get("sheet_scales") or {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise LoadError(path, f"{sidecar_path.name if sidecar_path else 'scale'}: {exc}") \
+            from None
+    return replace(given, delivery=delivery, scale=scale,
+                   sheet_scales={**sheets, **given.sheet_scales}), sidecar_path
 
 
 class ParcelLoader:
@@ -41,16 +86,25 @@ class ParcelLoader:
 
     def __init__(self, path: Path, options: Options, layer: str | None,
                  encoding: str | None, mapping: str | Path,
-                 only_districts: set[str] | None, progress: Progress) -> None:
+                 only_districts: set[str] | None, quarantine: bool,
+                 progress: Progress) -> None:
         self.path, self.options, self.layer, self.encoding = path, options, layer, encoding
         self.mapping, self.only_districts, self.progress = mapping, only_districts, progress
+        self.quarantine = quarantine
         self.rows: pd.DataFrame | None = None
+        self.parents: pd.DataFrame | None = None
 
     def identity(self) -> str | None:
         return None  # the file's sha256 comes with reading it (or from the failure record)
 
-    def prepare(self, engine: Engine, result: LoadResult, run_options: dict) -> Prepared:
+    def prepare(self, engine: Engine, result: ParcelLoadResult, run_options: dict
+                ) -> Prepared:
         path, progress = self.path, self.progress
+        self.options, sidecar = delivery_options(path, self.options)
+        result.delivery = self.options.delivery
+        run_options.update(delivery=self.options.delivery, scale=self.options.scale,
+                           sheet_scales=self.options.sheet_scales,
+                           sidecar=sidecar.name if sidecar else None)
         progress.step(f"reading {path.name}")
         source = open_source(path, layer=self.layer, encoding=self.encoding,
                              preferred_layers=PARCEL_LAYERS)
@@ -60,8 +114,9 @@ class ParcelLoader:
         progress.step(f"validating {result.features_read:,} features ({crs.name})")
         with engine.connect() as conn:
             ref = Reference.load(conn)
-        rows, issues = prepare_parcels(source.frame, path.name, crs, ref,
-                                       FieldMapping.load(self.mapping, MAPPINGS), self.options)
+        rows, issues, parents = prepare_parcels(source.frame, path.name, crs, ref,
+                                                FieldMapping.load(self.mapping, MAPPINGS),
+                                                self.options)
         issues = source.issues + issues  # whole-file repairs: encoding, M values
         # The rows hold what is staged: drop the read frame (an empty one keeps the type)
         # so a million features are not held twice through staging and the merge.
@@ -69,26 +124,62 @@ class ParcelLoader:
         if self.only_districts is not None:
             rows, outside = restrict_districts(rows, self.only_districts)
             issues += outside
-        self.rows = rows
+            parents = parents[parents["feature_no"].isin(rows["feature_no"])]
+        self.rows, self.parents = rows, parents
         return Prepared(issues, sorted(rows["district_code"].dropna().unique().tolist()),
-                        source.sha256, source.layer)
+                        file_sha256(path, extra=[sidecar]) if sidecar else source.sha256,
+                        source.layer)
 
     def lock(self, conn: Connection) -> None:
         m.lock_districts(conn, sorted(self.rows["district_code"].dropna().unique().tolist()))
 
-    def merge(self, conn: Connection, run_id: int, result: LoadResult,
-              progress: Progress) -> dict[str, int]:
+    def merge(self, conn: Connection, run_id: int, result: ParcelLoadResult,
+              progress: Progress, issues: list[Issue]) -> dict[str, int]:
         progress.step(f"staging {len(self.rows):,} rows")
-        m.stage(conn, self.rows, lambda d, t: progress.update("staging", d, t))
+        m.stage(conn, self.rows, self.parents,
+                lambda d, t: progress.update("staging", d, t))
+        progress.step("checking overlaps with current parcels")
+        found = overlap_issues(m.overlaps(conn, self.options.delivery))
+        rejects = [i for i in found if i.severity == "reject"]
+        if rejects and not self.quarantine:
+            raise Refused(found)
+        if rejects:
+            m.drop_features(conn, sorted({i.feature_no for i in rejects}))
+        issues += found
         progress.step("merging in one transaction")
-        return m.merge(conn, run_id)
+        counts = m.merge(conn, run_id, self.options.delivery)
+        issues += [Issue(no, "old_parcel_no", f"old number {ref} is not a current parcel: "
+                         "no parent linked", ref, severity="note")
+                   for no, ref in m.unknown_parents(conn)]
+        result.retired, result.lineage = counts["retired"], counts["lineage"]
+        return counts
+
+
+def overlap_issues(rows: list[tuple[int, str, float, float, bool]]) -> list[Issue]:
+    """A located issue per overlap, naming both parcels and the overlap: a reject within
+    the district (a delivery cannot lay parcels over others of its own district); a note
+    across a district boundary (where the districts' own surveys disagree, which no
+    parcel delivery settles: see docs/ARCHITECTURE.md, "Topology")."""
+    out = []
+    for no, other, overlap, tolerance, same_district in rows:
+        what = (f"overlaps current parcel {other} by {overlap:,.2f} m² (more than the "
+                f"{tolerance:,.2f} m² the survey's accuracy allows)")
+        if same_district:
+            out.append(Issue(no, "geometry", f"{what}; a delivery that replaces it names it "
+                             "by its old number (SoThuTuThuaCu) or is a re-survey of the "
+                             "commune", other))
+        else:
+            out.append(Issue(no, "geometry", f"{what}, a parcel of another district: the "
+                             "two districts' surveys disagree at their boundary", other,
+                             severity="note"))
+    return out
 
 
 def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
                  quarantine: bool = False, layer: str | None = None,
                  encoding: str | None = None, mapping: str | Path = "parcels",
                  progress: Progress | None = None, only_districts: set[str] | None = None,
-                 actor: Actor | None = None) -> LoadResult:
+                 actor: Actor | None = None) -> ParcelLoadResult:
     """Load one file; never raises for bad data, the result says what happened.
 
     ``only_districts`` (an API load for one district): a feature whose commune lies in any
@@ -98,8 +189,9 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
     """
     options = options or Options()
     progress = progress or Progress("load", enabled=False)
-    result = LoadResult(file=path, mode="quarantine" if quarantine else "strict")
-    loader = ParcelLoader(path, options, layer, encoding, mapping, only_districts, progress)
+    result = ParcelLoadResult(file=path, mode="quarantine" if quarantine else "strict")
+    loader = ParcelLoader(path, options, layer, encoding, mapping, only_districts, quarantine,
+                          progress)
     run_options = {**asdict(options), "layer": layer, "encoding": encoding,
                    "mapping": str(mapping)}
     return run_load(engine, loader, result, quarantine=quarantine, options=run_options,
@@ -127,6 +219,6 @@ def load_sample_parcels(engine: Engine, samples_dir: Path, echo: Callable[..., N
         return True
     entries = manifest["files"] if isinstance(manifest, dict) else manifest
     return load_listed(engine, [samples_dir / e["file"] for e in entries], kind=KIND,
-                       label="", identity=file_sha256, name=lambda p: p.name,
+                       label="", identity=delivery_sha256, name=lambda p: p.name,
                        load=lambda p: load_parcels(engine, p, progress=Progress("samples")),
                        echo=echo)

@@ -22,14 +22,20 @@ CREATE TEMP TABLE stage_parcel (
     legal_area_m2 numeric(14,1), land_use text, land_use_source text, address text,
     current_province_code text, current_commune_code text, source_srid int,
     geom geometry(MultiPolygon, 4326), owner_name text, owner_id_number text,
-    certificate_serial text, certificate_date date
+    certificate_serial text, certificate_date date, scale int, scale_stated int
+) ON COMMIT DROP
+"""
+# The parcels each staged parcel came from, by their old numbers (see rules.parent_refs).
+PARENT_DDL = """
+CREATE TEMP TABLE stage_parent (
+    feature_no int, commune_code text, sheet_no int, parcel_no int
 ) ON COMMIT DROP
 """
 COPY_COLUMNS = (
     "feature_no, province_code, district_code, commune_code, sheet_no, parcel_no, area_m2, "
     "computed_area_m2, legal_area_m2, land_use, land_use_source, address, "
     "current_province_code, current_commune_code, source_srid, geom, owner_name, "
-    "owner_id_number, certificate_serial, certificate_date"
+    "owner_id_number, certificate_serial, certificate_date, scale, scale_stated"
 )
 STAGE_STATS_COLUMNS = ("feature_no, district_code, commune_code, sheet_no, parcel_no, "
                        "owner_name, owner_id_number, certificate_serial")
@@ -44,15 +50,21 @@ PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no,
                "load_run_id, geom")
 
 
-def stage(conn: Connection, rows: pd.DataFrame,
+def stage(conn: Connection, rows: pd.DataFrame, parents: pd.DataFrame | None = None,
           progress: Callable[[int, int], None] | None = None) -> None:
-    """COPY the rows into a temp table (geometry as hex EWKB, parsed by PostGIS)."""
+    """COPY the rows (and their parents by old number) into temp tables (geometry as hex
+    EWKB, parsed by PostGIS)."""
     # The merge's statements are big joins over the whole stage: their estimated cost
     # crosses jit_above_cost at a few hundred thousand rows, and compiling them costs more
     # than it saves (seconds per statement). Off for this transaction only.
     conn.execute(text("SET LOCAL jit = off"))
     conn.execute(text(STAGE_DDL))
     copy_rows(conn, "stage_parcel", COPY_COLUMNS, rows, progress)
+    conn.execute(text(PARENT_DDL))
+    if parents is not None and len(parents):
+        copy_rows(conn, "stage_parent", "feature_no, commune_code, sheet_no, parcel_no",
+                  parents)
+    conn.execute(text("ANALYZE stage_parent"))
     # No index on the stage: every merge step reads all of it (hash joins, or probes of
     # the parcel table's natural-key index from each stage row), never the other way.
     # Statistics for the columns the merge joins and filters on; sampling the geometry
@@ -65,8 +77,16 @@ def lock_districts(conn: Connection, districts: list[str]) -> None:
     advisory_lock(conn, "parcels", districts)
 
 
-def merge(conn: Connection, run_id: int) -> dict[str, int]:
-    """Merge stage_parcel into the cadastre; return counts."""
+def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str, int]:
+    """Merge stage_parcel into the cadastre; return counts.
+
+    ``delivery``: ``changes`` (parcels whose old numbers name current parcels retire them,
+    linked parent -> child) or ``resurvey`` (the delivery is the whole cadastre of its
+    communes: the parcels it does not carry are retired, each new or changed parcel is
+    linked to the old parcels it overlaps, with the area they share).
+    """
+    if delivery == "resurvey":
+        _snapshot_communes(conn)
     changed_expr = " OR ".join(f"p.{c} IS DISTINCT FROM s.{c}" for c in VERSIONED)
     conn.execute(text(f"""
         CREATE TEMP TABLE merge_plan ON COMMIT DROP AS
@@ -136,10 +156,17 @@ def merge(conn: Connection, run_id: int) -> dict[str, int]:
                      WITH ORDINALITY AS part(code, seq)
          WHERE m.action IN ('new', 'changed')
     """))
+    # The sheet's scale, where the delivery states one, for later deliveries' tolerance.
     conn.execute(text("""
-        INSERT INTO cadastre.map_sheet (district_code, commune_code, sheet_no, source_srid)
-        SELECT DISTINCT district_code, commune_code, sheet_no, source_srid FROM stage_parcel
-        ON CONFLICT DO NOTHING
+        INSERT INTO cadastre.map_sheet (district_code, commune_code, sheet_no, source_srid,
+                                        scale)
+        SELECT DISTINCT ON (district_code, commune_code, sheet_no) district_code,
+               commune_code, sheet_no, source_srid, scale_stated
+          FROM stage_parcel
+         ORDER BY district_code, commune_code, sheet_no, scale_stated NULLS LAST
+        ON CONFLICT (district_code, commune_code, sheet_no) DO UPDATE
+           SET scale = EXCLUDED.scale
+         WHERE EXCLUDED.scale IS NOT NULL AND map_sheet.scale IS DISTINCT FROM EXCLUDED.scale
     """))
     conn.execute(text("""
         INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id, detail)
@@ -148,12 +175,214 @@ def merge(conn: Connection, run_id: int) -> dict[str, int]:
           FROM merge_plan m JOIN stage_parcel s USING (feature_no)
          WHERE m.action IN ('new', 'changed')
     """), params)
+    lineage = _lineage(conn, run_id, delivery)
     owners = _merge_owners(conn, run_id)
-    refresh_district_summary(conn)
+    touched = conn.execute(text(
+        "SELECT DISTINCT district_code FROM stage_parcel UNION "
+        "SELECT DISTINCT district_code FROM retiring")).scalars().all()
+    refresh_district_summary(conn, list(touched))
     counts = dict(conn.execute(text(
         "SELECT action, count(*) FROM merge_plan GROUP BY action")).all())
     return {"inserted": counts.get("new", 0), "updated": counts.get("changed", 0),
-            "unchanged": counts.get("unchanged", 0), **owners}
+            "unchanged": counts.get("unchanged", 0), **lineage, **owners}
+
+
+def _snapshot_communes(conn: Connection) -> None:
+    """The current cadastre of the delivery's communes as it was before this load (a
+    re-survey links new parcels to these geometries)."""
+    conn.execute(text("""
+        CREATE TEMP TABLE old_parcel ON COMMIT DROP AS
+        SELECT p.district_code, p.uid, p.area_m2, p.geom
+          FROM cadastre.parcel p
+         WHERE p.status = 'current'
+           AND (p.district_code, p.commune_code) IN (
+                SELECT DISTINCT district_code, commune_code FROM stage_parcel)
+    """))
+    conn.execute(text("CREATE INDEX ON old_parcel USING gist (geom)"))
+    conn.execute(text("ANALYZE old_parcel"))
+
+
+# The area two parcels share, m² on the ellipsoid (as exact as the province's TM-3 here).
+SHARED = "round(ST_Area(ST_Intersection({a}, {b})::geography)::numeric, 1)"
+
+
+def _lineage(conn: Connection, run_id: int, delivery: str) -> dict[str, int]:
+    """Link parents to children and retire the parents this delivery replaces.
+
+    ``lineage_plan``: one row per (child, parent). For changed parcels the parents are
+    the current parcels their old numbers name (not the parcel itself); for a re-survey,
+    every old parcel of the communes a new or changed parcel overlaps. A parent the
+    delivery carries again keeps its number and stays current; every other parent is
+    retired (history row, status historic, a 'retire' event). The child gets one event of
+    the change's kind and the lineage rows point at it.
+    """
+    params = {"run": run_id}
+    if delivery == "resurvey":
+        # An overlap within the survey's accuracy (the permissible area error of the
+        # smaller parcel, as for overlaps: ``overlaps``) is the two surveys' digitising,
+        # not land that passed from one parcel to the other.
+        conn.execute(text(f"""
+            CREATE TEMP TABLE lineage_plan ON COMMIT DROP AS
+            SELECT child_uid, child_district, parent_uid, parent_district, kind,
+                   shared_area_m2
+              FROM (
+                SELECT m.uid AS child_uid, s.district_code AS child_district,
+                       o.uid AS parent_uid, o.district_code AS parent_district,
+                       'resurvey'::text AS kind, {SHARED.format(a="o.geom", b="s.geom")}
+                       AS shared_area_m2,
+                       0.0004 * s.scale * sqrt(least(s.area_m2, o.area_m2)) AS noise
+                  FROM merge_plan m JOIN stage_parcel s USING (feature_no)
+                  JOIN old_parcel o ON o.geom && s.geom AND o.uid <> m.uid
+                 WHERE m.action IN ('new', 'changed')
+                   AND ST_Relate(o.geom, s.geom, '2********')) links
+             WHERE shared_area_m2 > noise
+        """))
+        conn.execute(text("""
+            CREATE TEMP TABLE retiring ON COMMIT DROP AS
+            SELECT o.district_code, o.uid FROM old_parcel o
+             WHERE NOT EXISTS (SELECT 1 FROM merge_plan m WHERE m.uid = o.uid)
+        """))
+    else:
+        conn.execute(text(f"""
+            CREATE TEMP TABLE lineage_plan ON COMMIT DROP AS
+            WITH links AS (
+                SELECT DISTINCT m.uid AS child_uid, s.district_code AS child_district,
+                       p.uid AS parent_uid, p.district_code AS parent_district
+                  FROM stage_parent sp JOIN merge_plan m USING (feature_no)
+                  JOIN stage_parcel s USING (feature_no)
+                  JOIN cadastre.parcel p
+                    ON p.commune_code = sp.commune_code AND p.sheet_no = sp.sheet_no
+                   AND p.parcel_no = sp.parcel_no AND p.status = 'current'
+                 WHERE p.uid <> m.uid),
+            counted AS (
+                SELECT *, count(*) OVER (PARTITION BY child_uid) AS parents,
+                       count(*) OVER (PARTITION BY parent_uid) AS children
+                  FROM links)
+            SELECT l.child_uid, l.child_district, l.parent_uid, l.parent_district,
+                   CASE WHEN max(l.parents) OVER (PARTITION BY l.child_uid) > 1 THEN 'merge'
+                        WHEN max(l.children) OVER (PARTITION BY l.child_uid) > 1
+                        THEN 'split' ELSE 'renumber' END AS kind,
+                   {SHARED.format(a="coalesce(h.geom, pp.geom)", b="cp.geom")}
+                   AS shared_area_m2
+              FROM counted l
+              JOIN cadastre.parcel pp ON pp.district_code = l.parent_district
+                                     AND pp.uid = l.parent_uid
+              JOIN cadastre.parcel cp ON cp.district_code = l.child_district
+                                     AND cp.uid = l.child_uid
+              -- a parent this delivery changed: its version before the load
+              LEFT JOIN cadastre.parcel_history h
+                ON h.district_code = l.parent_district AND h.uid = l.parent_uid
+               AND h.superseded_by_run = :run
+        """), params)
+        conn.execute(text("""
+            CREATE TEMP TABLE retiring ON COMMIT DROP AS
+            SELECT DISTINCT l.parent_district AS district_code, l.parent_uid AS uid
+              FROM lineage_plan l
+             WHERE NOT EXISTS (SELECT 1 FROM merge_plan m WHERE m.uid = l.parent_uid)
+        """))
+    conn.execute(text("""
+        WITH children AS (
+            SELECT child_district, child_uid, min(kind) AS kind,
+                   jsonb_agg(parent_uid ORDER BY parent_uid) AS parents
+              FROM lineage_plan GROUP BY child_district, child_uid),
+        events AS (
+            INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id,
+                                               detail)
+            SELECT child_district, child_uid, kind, :run, jsonb_build_object('parents', parents)
+              FROM children
+            RETURNING event_id, district_code, parcel_uid)
+        INSERT INTO cadastre.parcel_lineage (event_id, parent_district_code, parent_uid,
+                                             child_district_code, child_uid, kind,
+                                             shared_area_m2, load_run_id)
+        SELECT e.event_id, l.parent_district, l.parent_uid, l.child_district, l.child_uid,
+               l.kind, l.shared_area_m2, :run
+          FROM lineage_plan l JOIN events e
+            ON e.district_code = l.child_district AND e.parcel_uid = l.child_uid
+    """), params)
+    conn.execute(text(f"""
+        INSERT INTO cadastre.parcel_history (uid, {PARCEL_COLS}, superseded_by_run)
+        SELECT p.uid, {', '.join('p.' + c.strip() for c in PARCEL_COLS.split(','))}, :run
+          FROM cadastre.parcel p JOIN retiring r
+            ON r.district_code = p.district_code AND r.uid = p.uid
+    """), params)
+    conn.execute(text("""
+        UPDATE cadastre.parcel p SET status = 'historic', valid_to = now(), load_run_id = :run
+          FROM retiring r WHERE r.district_code = p.district_code AND r.uid = p.uid
+    """), params)
+    conn.execute(text("""
+        INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id,
+                                           detail)
+        SELECT district_code, uid, 'retire', :run, jsonb_build_object('via', 'delivery')
+          FROM retiring
+    """), params)
+    linked, retired = conn.execute(text(
+        "SELECT (SELECT count(*) FROM lineage_plan), (SELECT count(*) FROM retiring)")).one()
+    return {"lineage": linked, "retired": retired}
+
+
+def unknown_parents(conn: Connection) -> list[tuple[int, str]]:
+    """Old numbers that name no current parcel and no parent already linked to the
+    feature (a re-load of the same delivery links nothing twice): (feature, number)."""
+    return [tuple(r) for r in conn.execute(text("""
+        SELECT sp.feature_no, sp.commune_code || '.' || sp.sheet_no || '.' || sp.parcel_no
+          FROM stage_parent sp JOIN merge_plan m USING (feature_no)
+         WHERE NOT EXISTS (
+                SELECT 1 FROM cadastre.parcel p
+                 WHERE p.commune_code = sp.commune_code AND p.sheet_no = sp.sheet_no
+                   AND p.parcel_no = sp.parcel_no
+                   AND (p.status = 'current' OR EXISTS (
+                        SELECT 1 FROM cadastre.parcel_lineage l
+                         WHERE l.parent_district_code = p.district_code
+                           AND l.parent_uid = p.uid AND l.child_uid = m.uid)))
+         ORDER BY sp.feature_no
+    """))]
+
+
+def overlaps(conn: Connection, delivery: str
+             ) -> list[tuple[int, str, float, float, bool]]:
+    """Staged parcels that overlap a current parcel they do not replace by more than the
+    tolerance: (feature, the other parcel's number, overlap m², tolerance m², whether the
+    other parcel is of the same district).
+
+    Replaced are: the parcel of the same number, the parents the delivery's old numbers
+    name and, for a re-survey, every parcel of its communes. The tolerance is the
+    permissible area error (ΔP = 0.0004·M·√P) of the smaller of the two at the staged
+    sheet's scale: an overlap within the survey's own accuracy is noise, not a conflict.
+    Set-wise, on the parcels' spatial index.
+    """
+    resurveyed = ("AND (p.district_code, p.commune_code) NOT IN (SELECT DISTINCT "
+                  "district_code, commune_code FROM stage_parcel)"
+                  if delivery == "resurvey" else "")
+    return [tuple(r) for r in conn.execute(text(f"""
+        WITH pairs AS (
+            SELECT s.feature_no, p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no
+                   AS other, ST_Area(ST_Intersection(s.geom, p.geom)::geography) AS overlap,
+                   0.0004 * s.scale * sqrt(least(s.area_m2, p.area_m2)) AS tolerance,
+                   p.district_code = s.district_code AS same_district
+              FROM stage_parcel s
+              JOIN cadastre.parcel p ON p.geom && s.geom AND p.status = 'current'
+             WHERE NOT EXISTS (
+                    SELECT 1 FROM stage_parcel k
+                     WHERE k.district_code = p.district_code
+                       AND k.commune_code = p.commune_code AND k.sheet_no = p.sheet_no
+                       AND k.parcel_no = p.parcel_no)
+               AND NOT EXISTS (
+                    SELECT 1 FROM stage_parent sp
+                     WHERE sp.commune_code = p.commune_code AND sp.sheet_no = p.sheet_no
+                       AND sp.parcel_no = p.parcel_no)
+               {resurveyed}
+               AND ST_Relate(s.geom, p.geom, '2********'))
+        SELECT feature_no, other, round(overlap::numeric, 2)::float8,
+               round(tolerance::numeric, 2)::float8, same_district
+          FROM pairs WHERE overlap > tolerance ORDER BY feature_no, other
+    """))]
+
+
+def drop_features(conn: Connection, feature_nos: list[int]) -> None:
+    """Leave staged features out of the merge (rejected by a check on the stage)."""
+    for table in ("stage_parcel", "stage_parent"):
+        conn.execute(text(f"DELETE FROM {table} WHERE feature_no = ANY(:nos)"),
+                     {"nos": feature_nos})
 
 
 def refresh_district_summary(conn: Connection, districts: list[str] | None = None) -> None:
@@ -163,9 +392,11 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
                else "SELECT unnest(CAST(:districts AS text[]))")
     conn.execute(text(f"""
         INSERT INTO cadastre.district_summary AS d
-               (district_code, parcel_count, min_lon, min_lat, max_lon, max_lat, updated_at)
+               (district_code, parcel_count, min_lon, min_lat, max_lon, max_lat, updated_at,
+                first_valid_from)
         SELECT t.code, count(p.uid), ST_XMin(ST_Extent(p.geom)), ST_YMin(ST_Extent(p.geom)),
-               ST_XMax(ST_Extent(p.geom)), ST_YMax(ST_Extent(p.geom)), now()
+               ST_XMax(ST_Extent(p.geom)), ST_YMax(ST_Extent(p.geom)), now(),
+               min(p.valid_from)
           FROM ({touched}) AS t(code)
           LEFT JOIN cadastre.parcel p  -- a district with no current parcel left counts 0
             ON p.district_code = t.code AND p.status = 'current'
@@ -173,10 +404,14 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
         ON CONFLICT (district_code) DO UPDATE
            SET parcel_count = EXCLUDED.parcel_count, min_lon = EXCLUDED.min_lon,
                min_lat = EXCLUDED.min_lat, max_lon = EXCLUDED.max_lon,
-               max_lat = EXCLUDED.max_lat, updated_at = EXCLUDED.updated_at
-         WHERE (d.parcel_count, d.min_lon, d.min_lat, d.max_lon, d.max_lat)
+               max_lat = EXCLUDED.max_lat, updated_at = EXCLUDED.updated_at,
+               -- the earliest version only ever moves back (versions are kept)
+               first_valid_from = least(d.first_valid_from, EXCLUDED.first_valid_from)
+         WHERE (d.parcel_count, d.min_lon, d.min_lat, d.max_lon, d.max_lat,
+                d.first_valid_from)
                IS DISTINCT FROM (EXCLUDED.parcel_count, EXCLUDED.min_lon, EXCLUDED.min_lat,
-                                 EXCLUDED.max_lon, EXCLUDED.max_lat)
+                                 EXCLUDED.max_lon, EXCLUDED.max_lat,
+                                 least(d.first_valid_from, EXCLUDED.first_valid_from))
     """), {} if districts is None else {"districts": districts})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from cadastre.layers import LAND_USE_TYPES, PARCELS
+from cadastre.layers import LAND_USE_TYPES, PARCEL_CHANGES, PARCELS
 from landplatform.publish.resources import (
     COMMON_CRS,
     VIETNAM_BBOX,
@@ -29,14 +29,25 @@ def published_districts(engine: Engine) -> list[dict]:
             "SELECT * FROM publish.districts ORDER BY district_code"))]
 
 
+def temporal(begin: object) -> dict:
+    """A collection's temporal extent: from its earliest version, open-ended (the
+    collection answers ``?datetime=`` for any instant since)."""
+    return {"begin": begin, "end": None,
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+
+
 def publisher(engine: Engine, districts: list[dict]) -> dict[str, dict]:
     """The cadastre's resources for the generated pygeoapi config (a ``Publisher``)."""
+    starts = [d["first_valid_from"] for d in districts if d.get("first_valid_from")]
     resources = {
         PARCELS.key: collection(
             PARCELS, title="Cadastral parcels (national)",
-            description=PARCELS.description + " Filter with ?district_code=...",
+            description=PARCELS.description + " Filter with ?district_code=...; "
+                        "?datetime= gives the cadastre as it was then.",
             bbox=VIETNAM_BBOX, crs=units_crs(districts)),
     }
+    if starts:
+        resources[PARCELS.key]["extents"]["temporal"] = temporal(min(starts))
     for d in districts:
         resources[f"{PARCELS.key}-{d['district_code']}"] = collection(
             PARCELS,
@@ -47,6 +58,16 @@ def publisher(engine: Engine, districts: list[dict]) -> dict[str, dict]:
             crs=district_crs(d),
             fixed={"district_code": d["district_code"]},
         )
+        if d.get("first_valid_from"):
+            resources[f"{PARCELS.key}-{d['district_code']}"]["extents"]["temporal"] = \
+                temporal(d["first_valid_from"])
+    resources[PARCEL_CHANGES.key] = collection(
+        PARCEL_CHANGES, title=PARCEL_CHANGES.title,
+        description=PARCEL_CHANGES.description + " Filter with ?district_code=..., "
+                    "?kind=... or ?datetime=start/end.",
+        bbox=VIETNAM_BBOX, crs=units_crs(districts))
+    if starts:
+        resources[PARCEL_CHANGES.key]["extents"]["temporal"] = temporal(min(starts))
     resources[LAND_USE_TYPES.key] = collection(
         LAND_USE_TYPES, title=LAND_USE_TYPES.title, description=LAND_USE_TYPES.description,
         bbox=VIETNAM_BBOX, crs=COMMON_CRS)

@@ -7,7 +7,7 @@ them there), so validation never hard-codes a code list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -19,6 +19,16 @@ class Commune:
     province_code: str
     current_province_code: str | None
     current_commune_code: str | None
+    kind: str = "commune"  # ward (phường) | town (thị trấn) | commune (xã)
+
+
+def commune_kind(name: str) -> str:
+    """The unit's type from its official name: urban ward, town, or rural commune."""
+    if name.startswith("Phường"):
+        return "ward"
+    if name.startswith("Thị trấn"):
+        return "town"
+    return "commune"
 
 
 @dataclass(frozen=True)
@@ -27,14 +37,16 @@ class Reference:
     land_use: dict[str, str | None]  # code -> replacement code (None: current code)
     district_extents: dict[str, tuple[float, float, float, float]]
     province_epsg: dict[str, int]
+    # (commune, sheet) -> scale denominator, as earlier deliveries recorded it
+    sheet_scales: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, conn: Connection) -> Reference:
         communes = {
             row.code: Commune(row.district_code, row.province_code, row.cur_province,
-                              row.cur_commune)
+                              row.cur_commune, commune_kind(row.name))
             for row in conn.execute(text("""
-                SELECT c.code, d.code AS district_code, d.parent_code AS province_code,
+                SELECT c.code, c.name, d.code AS district_code, d.parent_code AS province_code,
                        x.cur_province, x.cur_commune
                   FROM admin.admin_unit c
                   JOIN admin.admin_unit d
@@ -65,4 +77,7 @@ class Reference:
         }
         epsg = dict(conn.execute(text(
             "SELECT province_code, epsg FROM admin.province_crs")).all())
-        return cls(communes, land_use, extents, epsg)
+        scales = {(row.commune_code, row.sheet_no): row.scale for row in conn.execute(text(
+            "SELECT commune_code, sheet_no, scale FROM cadastre.map_sheet "
+            "WHERE scale IS NOT NULL"))}
+        return cls(communes, land_use, extents, epsg, scales)

@@ -3,7 +3,12 @@ reads, and officers' file loads; built from the platform's services (``Domain.ro
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 
 from cadastre.layers import PARCELS
 from cadastre.lookup import find_parcel
@@ -35,10 +40,126 @@ def lookup_router(base_url: str) -> APIRouter:
     return router
 
 
+NUMBER = {"commune_code": Path(pattern=r"^\d{5}$"), "sheet_no": Path(gt=0, lt=2**31),
+          "parcel_no": Path(gt=0, lt=2**31)}
+VERSIONS = """
+    SELECT json_build_object(
+             'type', 'Feature', 'id', v.id || '@' || to_char(v.valid_from AT TIME ZONE 'UTC',
+                                                             'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             'geometry', ST_AsGeoJSON(v.geom, 8)::json,
+             'properties', json_build_object(
+                'parcel_id', v.id, 'parcel_ref', v.parcel_ref, 'status', v.status,
+                'valid_from', v.valid_from, 'valid_to', v.valid_to, 'area_m2', v.area_m2,
+                'legal_area_m2', v.legal_area_m2, 'land_use', v.land_use,
+                'address', v.address, 'load_run_id', v.load_run_id,
+                'made_by', v.run_kind, 'delivery', v.delivery,
+                'ended_by_run', v.ended_by_run))
+      FROM publish.parcel_versions v
+     WHERE v.id = :uid AND v.district_code = :d
+     ORDER BY v.valid_from, v.valid_to NULLS LAST
+"""
+# Ancestors (up the parent links) and descendants (down), every generation, with how
+# each link was made. Bounded: a parcel's family is small, but a cycle must not loop.
+LINEAGE = """
+    WITH RECURSIVE up AS (
+        SELECT l.*, 1 AS depth, ARRAY[l.child_uid, l.parent_uid] AS path
+          FROM publish.parcel_lineage l
+         WHERE l.child_district_code = :d AND l.child_uid = :uid
+        UNION ALL
+        SELECT l.*, up.depth + 1, up.path || l.parent_uid
+          FROM publish.parcel_lineage l JOIN up
+            ON l.child_district_code = up.parent_district_code
+           AND l.child_uid = up.parent_uid
+         WHERE NOT l.parent_uid = ANY(up.path) AND up.depth < 50),
+    down AS (
+        SELECT l.*, 1 AS depth, ARRAY[l.parent_uid, l.child_uid] AS path
+          FROM publish.parcel_lineage l
+         WHERE l.parent_district_code = :d AND l.parent_uid = :uid
+        UNION ALL
+        SELECT l.*, down.depth + 1, down.path || l.child_uid
+          FROM publish.parcel_lineage l JOIN down
+            ON l.parent_district_code = down.child_district_code
+           AND l.parent_uid = down.child_uid
+         WHERE NOT l.child_uid = ANY(down.path) AND down.depth < 50)
+    SELECT 'ancestor' AS side, depth, kind, shared_area_m2, occurred_at, parent_uid,
+           parent_ref, child_uid, child_ref, load_run_id, run_kind, delivery FROM up
+    UNION ALL
+    SELECT 'descendant', depth, kind, shared_area_m2, occurred_at, parent_uid, parent_ref,
+           child_uid, child_ref, load_run_id, run_kind, delivery FROM down
+    ORDER BY side, depth, occurred_at, parent_ref, child_ref
+"""
+# The parcel a number names: the current one, else the latest retired one.
+BY_NUMBER = """
+    SELECT id, district_code, parcel_ref, status FROM publish.parcel_versions
+     WHERE commune_code = :c AND sheet_no = :s AND parcel_no = :p
+     ORDER BY status = 'current' DESC, valid_to DESC NULLS FIRST LIMIT 1
+"""
+
+
+def memory_router(engine: Engine) -> APIRouter:
+    """A parcel's history (every version) and lineage (parents and children), by number:
+    public, from ``publish.*`` (no owner, no officer)."""
+    router = APIRouter()
+
+    def parcel(conn: Connection, commune: str, sheet: int, number: int) -> dict:
+        row = conn.execute(text(BY_NUMBER), {"c": commune, "s": sheet, "p": number}) \
+            .mappings().first()
+        if row is None:
+            raise HTTPException(404, f"no parcel {sheet}/{number} in commune {commune}, "
+                                     "current or retired")
+        return dict(row)
+
+    @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}/history",
+                tags=["cadastre"])
+    def history(commune_code: str = NUMBER["commune_code"],
+                sheet_no: int = NUMBER["sheet_no"], parcel_no: int = NUMBER["parcel_no"]
+                ) -> Response:
+        """Every version of the parcel, oldest first, with its validity and the load or
+        write that made it (a GeoJSON FeatureCollection)."""
+        with engine.connect() as conn:
+            found = parcel(conn, commune_code, sheet_no, parcel_no)
+            versions = conn.execute(text(VERSIONS), {"uid": found["id"],
+                                                     "d": found["district_code"]}).scalars()
+            body = {"type": "FeatureCollection", "parcel_id": found["id"],
+                    "parcel_ref": found["parcel_ref"], "status": found["status"],
+                    "features": list(versions)}
+        return Response(json.dumps(body, default=str), media_type="application/geo+json")
+
+    @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}/lineage",
+                tags=["cadastre"])
+    def lineage(commune_code: str = NUMBER["commune_code"],
+                sheet_no: int = NUMBER["sheet_no"], parcel_no: int = NUMBER["parcel_no"]
+                ) -> dict:
+        """The parcel's ancestors and descendants, every generation: the kind of each
+        change (split, merge, renumber, resurvey), the area parent and child share, when
+        and by which delivery."""
+        with engine.connect() as conn:
+            found = parcel(conn, commune_code, sheet_no, parcel_no)
+            rows = conn.execute(text(LINEAGE), {"uid": found["id"],
+                                                "d": found["district_code"]}).mappings().all()
+        links = [{"depth": r["depth"], "kind": r["kind"],
+                  "shared_area_m2": None if r["shared_area_m2"] is None
+                  else float(r["shared_area_m2"]),
+                  "occurred_at": r["occurred_at"].isoformat(),
+                  "parent": {"id": r["parent_uid"], "parcel_ref": r["parent_ref"]},
+                  "child": {"id": r["child_uid"], "parcel_ref": r["child_ref"]},
+                  "load_run_id": r["load_run_id"], "made_by": r["run_kind"],
+                  "delivery": r["delivery"], "side": r["side"]} for r in rows]
+        return {"parcel_id": found["id"], "parcel_ref": found["parcel_ref"],
+                "status": found["status"],
+                "ancestors": [{k: v for k, v in x.items() if k != "side"}
+                              for x in links if x["side"] == "ancestor"],
+                "descendants": [{k: v for k, v in x.items() if k != "side"}
+                                for x in links if x["side"] == "descendant"]}
+
+    return router
+
+
 def routers(services: Services) -> list[APIRouter]:
     settings = services.settings
     return [
         lookup_router(settings.base_url),
+        memory_router(services.public_engine),
         # Writes (Features Part 4) and restricted reads: read/write engine, bearer tokens.
         writes_router(WriteService(services.engine, settings.base_url), services.verifier),
         # File loads by district officers (multipart upload, run through the loader).

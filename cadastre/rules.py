@@ -8,7 +8,7 @@ reports every independent problem it has, not only the first.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,6 @@ from etl.values import (
     texts_column,
 )
 
-WGS84 = CRS.from_epsg(4326)
 LAND_USE_SPLIT = re.compile(r"\s*[+,;/]\s*")
 AREA_SLICE_ROWS = 50_000
 MAX_TEXT = {"address": 500, "owner_name": 200, "owner_id_number": 20,
@@ -41,14 +40,43 @@ STAGE_COLUMNS = [
     "feature_no", "province_code", "district_code", "commune_code", "sheet_no", "parcel_no",
     "area_m2", "computed_area_m2", "legal_area_m2", "land_use", "land_use_source",
     "address", "current_province_code", "current_commune_code", "source_srid", "wkb",
-    "owner_name", "owner_id_number", "certificate_serial", "certificate_date",
+    "owner_name", "owner_id_number", "certificate_serial", "certificate_date", "scale",
+    "scale_stated",
 ]
+# Map scales of cadastral sheets (Thông tư 25/2014/TT-BTNMT: 1:200 to 1:10000).
+SCALES = (200, 500, 1000, 2000, 5000, 10000)
+# The scale assumed for a sheet when neither the delivery, its sidecar nor an earlier
+# delivery states one, by the kind of unit (domain.md: urban sheets 1:200-1:500,
+# peri-urban 1:1000, rural 1:2000-1:10000): the largest usual scale, i.e. the strictest
+# tolerance a real sheet of that kind is held to.
+DEFAULT_SCALE = {"ward": 500, "town": 1000, "commune": 2000}
+DELIVERIES = ("changes", "resurvey")
+OLD_REF = re.compile(r"^(?:(\d{1,9})\s*/\s*)?(\d{1,9})$")  # "12" or "5/12" (sheet/parcel)
+OLD_SPLIT = re.compile(r"\s*[,;+]\s*")  # several old numbers: "12, 13" or "5/12; 5/13"
 
 
 @dataclass(frozen=True)
 class Options:
+    """How to read a parcel delivery: its CRS when the file has none; what it is
+    (``changes``: changed parcels, their old numbers retire their parents; ``resurvey``:
+    the whole cadastre of its communes, đo đạc lại); the map scale of sheets it states
+    none for, and per sheet (``sheet_scales``: sheet number -> scale)."""
+
     crs: str | None = None
-    area_tolerance: float = 0.01
+    delivery: str | None = None  # None: the sidecar's, else "changes"
+    scale: int | None = None
+    sheet_scales: dict[int, int] = field(default_factory=dict)
+
+
+def permissible_area_error(stated: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The largest difference between a parcel's stated and drawn area the cadastral
+    mapping regulation allows: ΔP = 0.0004 · M · √P (M the sheet's scale denominator, P the
+    area in m²; Thông tư 25/2014/TT-BTNMT), never tighter than the rounding of the stated
+    value (half its last digit: a value stated to 0.1 m² may be off by 0.05 m²)."""
+    with np.errstate(invalid="ignore"):
+        regulation = 0.0004 * scale * np.sqrt(np.abs(stated))
+        whole = np.isclose(stated, np.round(stated))
+    return np.maximum(regulation, np.where(whole, 0.5, 0.05))
 
 
 class ParcelChecker(RowChecker):
@@ -90,7 +118,8 @@ class ParcelChecker(RowChecker):
 
 
 ATTRIBUTE_COLUMNS = [c for c in STAGE_COLUMNS if c not in ("wkb", "computed_area_m2",
-                                                           "source_srid")]
+                                                           "source_srid", "scale",
+                                                           "scale_stated")]
 TEXT_FIELDS = ("address", "owner_name", "owner_id_number", "certificate_serial")
 
 
@@ -235,10 +264,98 @@ def check_attributes(attrs: pd.DataFrame, ref: Reference
     return cols, rows.issues
 
 
+def parse_scale(value: object) -> int:
+    """A scale denominator: 500, "500", "1:500" or "1/500"."""
+    text_ = str(value).strip().replace(" ", "")
+    if text_.startswith(("1:", "1/")):
+        text_ = text_[2:]
+    scale = parse_positive_int(text_)
+    if scale not in SCALES:
+        raise ValueError(f"not a cadastral map scale (1:{', 1:'.join(map(str, SCALES))})")
+    return scale
+
+
+def sheet_scales(attrs: pd.DataFrame, out: pd.DataFrame, ref: Reference, options: Options
+                 ) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
+    """Each feature's map scale and where it came from: the feature's own ``scale``, else
+    the delivery's for its sheet (sidecar ``sheet_scales``), else the delivery's
+    (``scale``), else what an earlier delivery recorded for the sheet, else the default
+    for the kind of unit (``DEFAULT_SCALE``). Column-wise: a million features cost
+    a few dictionary look-ups each."""
+    rows = RowChecker()
+    n = len(out)
+    scales = np.zeros(n, dtype=np.int64)
+    source = np.full(n, "", dtype=object)
+
+    def fill(values: pd.Series | np.ndarray, why: str) -> None:
+        values = pd.to_numeric(pd.Series(values), errors="coerce").fillna(0).to_numpy()
+        take = (scales == 0) & (values > 0)
+        scales[take] = values[take]
+        source[take] = why
+
+    given = _column(attrs, "scale").tolist()
+    own = np.zeros(n)
+    for i in (i for i, v in enumerate(given) if not is_blank(v)):
+        own[i] = rows.optional(i + 1, "scale", given[i], parse_scale) or 0
+    fill(own, "the feature")
+    sheet = pd.Series(out["sheet_no"].to_numpy(dtype=float, na_value=np.nan))
+    fill(sheet.map(options.sheet_scales), "the delivery's sheet")
+    if options.scale:
+        fill(np.full(n, options.scale), "the delivery")
+    commune = pd.Series(out["commune_code"].to_numpy(dtype=object))
+    if ref.sheet_scales:
+        recorded = {f"{c}|{s}": v for (c, s), v in ref.sheet_scales.items()}
+        key = commune.astype(str) + "|" + sheet.map(lambda v: "" if v != v else str(int(v)))
+        fill(key.map(recorded), "the recorded sheet")
+    kind = commune.map({code: c.kind for code, c in ref.communes.items()}).fillna("commune")
+    rest = scales == 0
+    scales[rest] = kind[rest].map(DEFAULT_SCALE).to_numpy()
+    source[rest] = ("the default for a " + kind[rest]).to_numpy()
+    return scales, source, rows.issues
+
+
+def parent_refs(attrs: pd.DataFrame, out: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
+    """The parcels each changed parcel came from, by their old numbers: ``old_parcel_no``
+    ("12", several as "12, 13", or "5/12; 5/13" with their sheets), ``old_sheet_no`` for
+    numbers without one (else the parcel's own sheet), ``old_commune_code`` (else its own
+    commune). One row per (feature, parent)."""
+    rows = RowChecker()
+    found: list[tuple[int, str, int, int]] = []
+    old_parcels = _column(attrs, "old_parcel_no").tolist()
+    old_sheets = _column(attrs, "old_sheet_no").tolist()
+    old_communes = _column(attrs, "old_commune_code").tolist()
+    for i in np.flatnonzero([not is_blank(v) for v in old_parcels]).tolist():
+        no = i + 1
+        commune = out.at[i, "commune_code"]
+        if not is_blank(old_communes[i]):
+            commune = rows.optional(no, "old_commune_code", old_communes[i],
+                                    lambda v: parse_code(v, 5))
+        sheet = out.at[i, "sheet_no"]
+        if not is_blank(old_sheets[i]):
+            sheet = rows.optional(no, "old_sheet_no", old_sheets[i], parse_positive_int)
+        value = str(old_parcels[i]).strip()
+        if isinstance(old_parcels[i], float) and old_parcels[i] == int(old_parcels[i]):
+            value = str(int(old_parcels[i]))
+        for token in (t for t in OLD_SPLIT.split(value) if t):
+            match = OLD_REF.match(token.replace(" ", ""))
+            if match is None:
+                rows.reject(no, "old_parcel_no", "old numbers are parcel numbers, or "
+                            "sheet/parcel, separated by ',' or ';'", value)
+                break
+            parent_sheet = int(match.group(1)) if match.group(1) else sheet
+            if commune is None or parent_sheet is None or parent_sheet != parent_sheet:
+                continue  # the parcel's own commune or sheet is rejected already
+            found.append((no, commune, int(parent_sheet), int(match.group(2))))
+    frame = pd.DataFrame(found, columns=["feature_no", "commune_code", "sheet_no",
+                                         "parcel_no"])
+    return frame.drop_duplicates(ignore_index=True), rows.issues
+
+
 def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Reference,
                     mapping: FieldMapping, options: Options
-                    ) -> tuple[pd.DataFrame, list[Issue]]:
-    """Validate a file's features; return (rows to stage, issues)."""
+                    ) -> tuple[pd.DataFrame, list[Issue], pd.DataFrame]:
+    """Validate a file's features; return (rows to stage, issues, their parents by old
+    number)."""
     attrs = mapping.select(frame, file)
     n = len(frame)
     feature_nos = np.arange(1, n + 1)
@@ -272,12 +389,26 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
             computed[sel] = metric_areas(geoms[sel], wgs[sel], source_crs,
                                          ref.province_epsg.get(code))
     stated = out["area_m2"].to_numpy(dtype=float, na_value=np.nan)
-    issues += area_issues(computed, stated, located, feature_nos, options.area_tolerance)
-
+    scales, scale_source, scale_issues = sheet_scales(attrs, out, ref, options)
+    issues += scale_issues
+    limits = permissible_area_error(stated, scales)
+    issues += area_issues(
+        computed, stated, located, feature_nos, limits,
+        lambda i: f"the {limits[i]:,.2f} m² the cadastral mapping regulation allows for "
+                  f"{stated[i]:,.1f} m² on a 1:{scales[i]} sheet ({scale_source[i]}'s "
+                  "scale; ΔP = 0.0004·M·√P, TT 25/2014/TT-BTNMT, or the stated value's "
+                  "rounding)")
+    parents, parent_issues = parent_refs(attrs, out)
+    issues += parent_issues
     issues += duplicate_keys(out)
 
     out["computed_area_m2"] = np.round(computed, 1)
     out["source_srid"] = srid_of(source_crs)
+    out["scale"] = scales
+    # The scale the delivery itself states: recorded on the map sheet for later deliveries.
+    stated_scale = np.isin(scale_source, ["the feature", "the delivery's sheet",
+                                          "the delivery"])
+    out["scale_stated"] = np.where(stated_scale, scales, np.nan)
     # The WGS84 geometries themselves: COPY encodes them (as MultiPolygon EWKB, SRID 4326)
     # a chunk at a time, instead of holding a hex string per feature next to them.
     has_geom = located & ~np.isnan(computed)
@@ -290,7 +421,8 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     for name in ("sheet_no", "parcel_no"):  # whole numbers once the rejects are gone
         if staged[name].notna().all():
             staged[name] = staged[name].astype(np.int64)
-    return staged, issues
+    parents = parents[~parents["feature_no"].isin(rejected)].reset_index(drop=True)
+    return staged, issues, parents
 
 
 def duplicate_keys(out: pd.DataFrame) -> list[Issue]:

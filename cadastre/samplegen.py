@@ -433,6 +433,16 @@ def _write(path: Path, geoms: np.ndarray, data: dict[str, np.ndarray],
     )
 
 
+# The scale of the sample sheets: the generated lots (about a hectare) are what 1:2000
+# cadastral sheets map; the sidecar says so, as a delivery's would.
+SAMPLE_SCALE = 2000
+SIDECAR = f"""# Sidecar of a sample parcel delivery (cadastre/samplegen.py): what the delivery
+# is and the scale of its map sheets, which decides the permissible area error.
+delivery: changes
+scale: {SAMPLE_SCALE}
+"""
+
+
 def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
     """Write the four sample districts, ``manifest.json`` and ``README.md`` to ``out_dir``.
 
@@ -457,8 +467,11 @@ def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
             remove_dataset(path)
             _write(path, geoms, data, names, spec.driver, spec.epsg,
                    spec.layer or path.stem)
+            path.with_suffix(".parcels.yaml").write_text(SIDECAR, encoding="utf-8")
             manifest.append({
                 "file": path.name,
+                "sidecar": path.with_suffix(".parcels.yaml").name,
+                "scale": SAMPLE_SCALE,
                 "district_code": district.code,
                 "district_name": district.name,
                 "province_code": district.province_code,
@@ -502,8 +515,8 @@ EPSG:5897, Đà Nẵng 107°45' = EPSG:5899) or WGS84, and three field-naming co
 {rows}
 
 `manifest.json` lists the same facts per file; read it rather than hard-coding counts.
-Keys: file, district_code, district_name, province_code, province_name, format, layer
-(GPKG only, else null), epsg (of the file), source_epsg (the province's TM-3 CRS),
+Keys: file, sidecar, scale, district_code, district_name, province_code, province_name,
+format, layer (GPKG only, else null), epsg (of the file), source_epsg (the province's TM-3 CRS),
 field_convention, fields (canonical national name -> name in the file), encoding,
 geometry_type, feature_count, owner_count, legacy_code_count, total_stated_area_m2, seed.
 
@@ -516,7 +529,10 @@ geometry_type, feature_count, owner_count, legacy_code_count, total_stated_area_
 - Keys: communes (MaXa, real pre-2025 codes) own contiguous strips of grid columns; map
   sheets (SoHieuToBanDo) are 8 x 8-cell blocks per commune; parcel numbers (SoThuTuThua)
   run 1..M per sheet. (MaXa, SoHieuToBanDo, SoThuTuThua) is unique.
-- DienTich is the TM-3 area times a factor in [0.997, 1.003], rounded to 0.1 m².
+- DienTich is the TM-3 area times a factor in [0.997, 1.003], rounded to 0.1 m². The
+  parcels are about a hectare each, the size of lots mapped at 1:2000: each file's sidecar
+  (`<file>.parcels.yaml`) says so (`scale: 2000`), and the loader holds the stated areas
+  to the regulation's permissible error at that scale (ΔP = 0.0004·M·√P).
 - Land use (KyHieuMucDichSuDung): Thông tư 08/2024 codes, urban mix (ODT ~55 %,
   ODT+CLN ~8 %); about 1 % of the Ba Đình parcels carry the superseded 2018 code BHK
   (the loader maps it to HNK).

@@ -35,10 +35,12 @@ from sqlalchemy.engine import Connection, Engine
 from cadastre import MAPPINGS
 from cadastre import merge as m
 from cadastre.layers import PARCELS
+from cadastre.loader import overlap_issues
 from cadastre.reference import Reference
-from cadastre.rules import WGS84, Options, prepare_parcels
+from cadastre.rules import Options, prepare_parcels
 from etl import ledger
 from etl.fieldmap import FieldMapping
+from etl.geometry import WGS84
 from etl.report import Issue, LoadError
 from etl.values import parse_code
 from landplatform.auth.principal import (
@@ -59,11 +61,15 @@ REFERENCE_TTL_S = 60.0
 # mapping exactly like a delivered file does.
 NATIONAL = {"commune_code": "MaXa", "sheet_no": "SoHieuToBanDo", "parcel_no": "SoThuTuThua",
             "area_m2": "DienTich", "land_use": "KyHieuMucDichSuDung",
-            "legal_area_m2": "DienTichPhapLy", "address": "DiaChi"}
+            "legal_area_m2": "DienTichPhapLy", "address": "DiaChi", "scale": "TyLe",
+            # where the parcel came from: its parents retire (a split, merge, renumbering)
+            "old_commune_code": "MaXaCu", "old_sheet_no": "SoHieuToBanDoCu",
+            "old_parcel_no": "SoThuTuThuaCu"}
 KEY = ("commune_code", "sheet_no", "parcel_no")
 # What GET returns but a write does not set (clients such as QGIS send them back).
 READ_ONLY = {"id", "province_code", "district_code", "parcel_ref", "primary_land_use",
-             "status", "current_province_code", "current_commune_code", "valid_from"}
+             "status", "current_province_code", "current_commune_code", "valid_from",
+             "valid_to"}
 PUBLIC_ROW = """
     SELECT to_jsonb(v) - 'geom' || jsonb_build_object('geometry', ST_AsGeoJSON(v.geom, 9)::jsonb)
       FROM publish.parcels v
@@ -135,7 +141,7 @@ class WriteService:
 
     def district_of(self, collection: str) -> str:
         match = DISTRICT_COLLECTION.match(collection)
-        if match is None:
+        if match is None or not PARCELS.writable:
             raise WriteError(405, "MethodNotAllowed", f"collection {collection} is read-only; "
                              "parcels are written through their district's collection "
                              "parcels-<district code>")
@@ -191,8 +197,8 @@ class WriteService:
         frame = gpd.GeoDataFrame({NATIONAL[k]: [props.get(k)] for k in NATIONAL},
                                  geometry=[geometry], crs=WGS84)
         try:
-            rows, issues = prepare_parcels(frame, "request", WGS84, ref, self.mapping,
-                                           Options())
+            rows, issues, parents = prepare_parcels(frame, "request", WGS84, ref,
+                                                    self.mapping, Options())
         except LoadError as exc:
             raise WriteError(400, "InvalidParameterValue", exc.reason) from None
         rejects = [i for i in issues if i.severity == "reject"]
@@ -200,12 +206,26 @@ class WriteService:
             reasons = "; ".join(f"{i.field}: {i.reason}" for i in rejects)
             raise WriteError(400, "InvalidParameterValue",
                              f"the feature was rejected: {reasons}", issues)
-        return rows, issues
+        for code in sorted(set(parents["commune_code"])):  # parents retire: the caller's
+            parent = ref.communes.get(code)
+            if parent is not None and not w.principal.may_act_in(parent.district_code):
+                raise forbidden(w.principal, parent.district_code)
+        return rows, issues, parents
+
+    def stage_checked(self, conn: Connection, rows: object, parents: object) -> None:
+        """Stage the parcel and refuse it (409) where it overlaps a current parcel it does
+        not replace, as a delivery would be refused (``merge.overlaps``)."""
+        m.stage(conn, rows, parents)
+        found = [i for i in overlap_issues(m.overlaps(conn, "changes"))
+                 if i.severity == "reject"]
+        if found:
+            raise WriteError(409, "Conflict", "the parcel overlaps current parcels it does "
+                             "not replace: " + "; ".join(i.reason for i in found), found)
 
     # -- the writes ------------------------------------------------------------------------
     def create(self, w: Write) -> Response:
         props, geometry = self.parse(w)
-        rows, issues = self.validate(w, props, geometry)
+        rows, issues, parents = self.validate(w, props, geometry)
         key = rows.loc[0, list(KEY)].tolist()
         with self.engine.begin() as conn:
             m.lock_districts(conn, [w.district])
@@ -218,7 +238,7 @@ class WriteService:
                 raise WriteError(409, "Conflict", f"parcel {key[0]}.{key[1]}.{key[2]} exists "
                                  f"(id {existing.uid}); replace it with PUT")
             run_id = self._start(conn, w)
-            m.stage(conn, rows)
+            self.stage_checked(conn, rows, parents)
             counts = m.merge(conn, run_id)
             uid = conn.execute(text("SELECT uid FROM merge_plan")).scalar_one()
             if existing is not None:  # a retired number given again: the parcel comes back
@@ -239,7 +259,7 @@ class WriteService:
         with self.engine.connect() as conn:
             current = self._current(conn, w.district, uid)
         props, geometry = self.parse(w, fill={k: current[k] for k in KEY})
-        rows, issues = self.validate(w, props, geometry)
+        rows, issues, parents = self.validate(w, props, geometry)
         given = tuple(rows.loc[0, list(KEY)].tolist())
         if (given[0], int(given[1]), int(given[2])) != tuple(current[k] for k in KEY):
             raise WriteError(400, "InvalidParameterValue",
@@ -249,7 +269,7 @@ class WriteService:
             m.lock_districts(conn, [w.district])
             before = self._locked(conn, w, uid)
             run_id = self._start(conn, w)
-            m.stage(conn, rows)
+            self.stage_checked(conn, rows, parents)
             counts = m.merge(conn, run_id)
             after = self._row(conn, w.district, uid)
             self._finish(conn, w, run_id, counts, issues, "replace", uid, before, after)

@@ -33,9 +33,6 @@ def geometry_load_options(noun: str):  # noqa: ANN201 - a click decorator
         click.option("--quarantine", is_flag=True,
                      help=f"Load the valid {noun}, record the rejected ones "
                           "(default: all or none)."),
-        click.option("--area-tolerance", type=float, default=0.01, show_default=True,
-                     help="Allowed relative difference between DienTich and the geometry's "
-                          "area."),
         click.option("--report", type=click.Path(path_type=Path),
                      help=f"Write every rejected or repaired {noun[:-1]} to this CSV."),
         click.option("--quiet", is_flag=True, help="No progress lines."),

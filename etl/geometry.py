@@ -183,14 +183,15 @@ def metric_areas(geoms: np.ndarray, wgs: np.ndarray, source_crs: CRS,
 
 
 def area_issues(computed: np.ndarray, stated: np.ndarray, mask: np.ndarray,
-                feature_nos: np.ndarray, tolerance: float, field: str = "area_m2"
-                ) -> list[Issue]:
-    """Stated area vs the geometry's, relative difference over ``tolerance``."""
+                feature_nos: np.ndarray, limits: np.ndarray, rule: Callable[[int], str],
+                field: str = "area_m2") -> list[Issue]:
+    """Stated area vs the geometry's: a reject where they differ by more than ``limits``
+    (m², per feature); ``rule(index)`` says which limit that was and why."""
     checkable = mask & ~np.isnan(stated) & ~np.isnan(computed)
-    rel = np.zeros(len(computed))
-    rel[checkable] = np.abs(computed[checkable] - stated[checkable]) / stated[checkable]
+    diff = np.zeros(len(computed))
+    diff[checkable] = np.abs(computed[checkable] - stated[checkable])
     return [Issue(int(feature_nos[i]), field,
                   f"stated area {stated[i]:,.1f} m² differs from the geometry's "
-                  f"{computed[i]:,.1f} m² by {100 * rel[i]:.2f}% (tolerance "
-                  f"{100 * tolerance:g}%)", str(stated[i]))
-            for i in np.flatnonzero(checkable & (rel > tolerance))]
+                  f"{computed[i]:,.1f} m² by {diff[i]:,.2f} m², more than {rule(int(i))}",
+                  str(stated[i]))
+            for i in np.flatnonzero(checkable & (diff > limits))]

@@ -10,7 +10,11 @@ one of these happens, each recorded in the load-run ledger with every located is
   the loader stages and merges (``Loader.merge``), the counts and issues are recorded, and
   the transaction commits; in quarantine mode the rejected rows are left out and listed.
 
-A kill at any point before COMMIT leaves the database as it was. The loaders differ only in
+A check the database makes on the staged rows (e.g. the cadastre's overlaps with current
+parcels) is part of the merge: in strict mode the loader raises ``Refused`` and the
+transaction is rolled back, the run recorded as rejected; in quarantine mode it leaves the
+rows out and adds their issues. A kill at any point before COMMIT leaves the database as
+it was. The loaders differ only in
 what they read, how they validate and how they merge; the order of these steps, what is
 recorded when, and who the run is attributed to are decided here, once.
 """
@@ -40,6 +44,15 @@ class Prepared:
     layer: str | None = None
 
 
+class Refused(Exception):
+    """Raised by ``Loader.merge`` (strict mode) when the database rejects staged rows:
+    nothing of the load is kept, and the run is recorded as rejected with ``issues``."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(f"{len(issues)} staged row(s) rejected")
+        self.issues = issues
+
+
 class Loader(Protocol):
     """One kind of delivery (parcels, a plan, a price table, ...), for one load."""
 
@@ -57,10 +70,12 @@ class Loader(Protocol):
     def lock(self, conn: Connection) -> None:
         """Serialise concurrent loads of the same keys (an advisory lock) until COMMIT."""
 
-    def merge(self, conn: Connection, run_id: int, result: LoadResult,
-              progress: Progress) -> dict[str, int]:
+    def merge(self, conn: Connection, run_id: int, result: LoadResult, progress: Progress,
+              issues: list[Issue]) -> dict[str, int]:
         """Stage and merge the validated rows (set-based SQL, in the given transaction);
-        the counts: inserted, updated, unchanged and any of the loader's own."""
+        the counts: inserted, updated, unchanged and any of the loader's own. Issues found
+        on the way (rows the database rejected in quarantine mode, notes) are appended to
+        ``issues``; in strict mode a reject raises ``Refused``."""
 
 
 def run_load(engine: Engine, loader: Loader, result: LoadResult, *, quarantine: bool,
@@ -80,31 +95,47 @@ def run_load(engine: Engine, loader: Loader, result: LoadResult, *, quarantine: 
                               kind=loader.kind, sha256=sha, run_by=run_by)
         return result
     issues = prepared.issues
-    result.rejects = [i for i in issues if i.severity == "reject"]
-    result.repairs = [i for i in issues if i.severity == "repair"]
-    result.notes = [i for i in issues if i.severity == "note"]
+    _split(result, issues)
     result.districts = prepared.districts
     run = {"file_name": str(result.file), "sha256": prepared.sha256, "layer": prepared.layer,
            "source_srid": result.source_srid, "mode": result.mode, "started_at": started,
            "features_read": result.features_read, "options": options, "kind": loader.kind,
            "run_by": run_by}
     if result.rejects and not quarantine:
-        result.status = "rejected"
-        with engine.begin() as conn:
-            result.run_id = ledger.start_run(conn, status="rejected", **run)
-            ledger.finish_run(conn, result.run_id, counts={}, rejected=result.rejected,
-                              districts=result.districts)
-            ledger.record_issues(conn, result.run_id, issues)
-        return result
+        return _rejected(engine, result, run, issues)
 
-    with engine.begin() as conn:
-        loader.lock(conn)
-        claim(conn, actor)  # before the run row: its audit trigger reads the actor
-        result.run_id = run_id = ledger.start_run(conn, status="loaded", **run)
-        counts = loader.merge(conn, run_id, result, progress)
-        ledger.finish_run(conn, run_id, counts=counts, rejected=result.rejected,
-                          districts=result.districts)
-        ledger.record_issues(conn, run_id, issues)
+    try:
+        with engine.begin() as conn:
+            loader.lock(conn)
+            claim(conn, actor)  # before the run row: its audit trigger reads the actor
+            result.run_id = run_id = ledger.start_run(conn, status="loaded", **run)
+            counts = loader.merge(conn, run_id, result, progress, issues)
+            _split(result, issues)
+            ledger.finish_run(conn, run_id, counts=counts, rejected=result.rejected,
+                              districts=result.districts)
+            ledger.record_issues(conn, run_id, issues)
+    except Refused as refused:  # rolled back: nothing of the load is kept
+        issues = issues + refused.issues
+        _split(result, issues)
+        return _rejected(engine, result, run, issues)
     result.inserted, result.updated = counts.get("inserted", 0), counts.get("updated", 0)
     result.unchanged = counts.get("unchanged", 0)
+    return result
+
+
+def _split(result: LoadResult, issues: list[Issue]) -> None:
+    result.rejects = [i for i in issues if i.severity == "reject"]
+    result.repairs = [i for i in issues if i.severity == "repair"]
+    result.notes = [i for i in issues if i.severity == "note"]
+
+
+def _rejected(engine: Engine, result: LoadResult, run: dict, issues: list[Issue]
+              ) -> LoadResult:
+    """Record a rejected run (strict mode): its issues, no data."""
+    result.status = "rejected"
+    with engine.begin() as conn:
+        result.run_id = ledger.start_run(conn, status="rejected", **run)
+        ledger.finish_run(conn, result.run_id, counts={}, rejected=result.rejected,
+                          districts=result.districts)
+        ledger.record_issues(conn, result.run_id, issues)
     return result

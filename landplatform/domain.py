@@ -41,7 +41,9 @@ class Domain:
 
     - ``migrations``: its alembic versions folder (one branch of the history).
     - ``publisher``: adds its collections/processes/coverages to the pygeoapi config.
-    - ``units``: the publishing units (districts), for the one domain that keeps them.
+    - ``units``: the publishing units, for the one domain that keeps them: one dict per
+      district with ``district_code``, ``district_name``, ``province_name``, ``tm3_epsg``
+      and its extent (``min_lon`` ... ``max_lat``), handed to every publisher.
     - ``routers``: its HTTP routes, built from the platform's services.
     - ``upload_paths``: path patterns that take uploads (the larger body limit).
     - ``commands``: its ``lis`` commands and groups; ``load_commands`` go under ``lis load``.
@@ -49,7 +51,8 @@ class Domain:
     - ``after_samples``: derived data ``lis up`` brings current after the samples (e.g.
       valuation runs).
     - ``generate_samples``: writes its part of the samples folder (``lis samples
-      generate``): ``f(folder, seed) -> exit code``.
+      generate``): ``f(folder, seed, scale) -> exit code``; ``scale`` (a benchmark file of
+      that many parcels instead of the samples) is for the domains that make one.
     """
 
     name: str
@@ -62,7 +65,7 @@ class Domain:
     load_commands: tuple[click.Command, ...] = ()
     load_samples: Callable[[Engine, Path, Echo], bool] | None = None
     after_samples: Callable[[Engine, Settings, Echo], bool] | None = None
-    generate_samples: Callable[[Path, int], int] | None = None
+    generate_samples: Callable[[Path, int, int | None], int] | None = None
 
 
 def migration_locations(domains: Sequence[Domain]) -> list[Path]:

@@ -35,8 +35,9 @@ def _config(locations: Sequence[Path] = ()) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, locations: Sequence[Path] = (), revision: str = "heads") -> None:
-    """Bring the schema to ``revision`` (default: every branch tip); no-op when there."""
+def upgrade(engine: Engine, locations: Sequence[Path], revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` (default: every branch tip); no-op when there.
+    ``locations``: every domain's migrations folder (the baseline is always included)."""
     cfg = _config(locations)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -48,11 +49,11 @@ def current_heads(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
-def expected_heads(locations: Sequence[Path] = ()) -> set[str]:
+def expected_heads(locations: Sequence[Path]) -> set[str]:
     return set(ScriptDirectory.from_config(_config(locations)).get_heads())
 
 
-def revisions(locations: Sequence[Path] = ()) -> dict[str, tuple[str | None, Path]]:
+def revisions(locations: Sequence[Path]) -> dict[str, tuple[str | None, Path]]:
     """Every revision: id -> (its parent(s) as alembic writes them, its file)."""
     script = ScriptDirectory.from_config(_config(locations))
     return {r.revision: (r.down_revision, Path(r.path)) for r in script.walk_revisions()}

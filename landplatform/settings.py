@@ -49,9 +49,8 @@ class Settings(BaseSettings):
                                 description="Largest request body accepted (413 above).")
     max_upload_bytes: int = Field(
         default=200 * 1024 * 1024, validation_alias="LIS_MAX_UPLOAD_BYTES",
-        description="Largest file upload accepted by the API's load routes "
-                    "(POST /districts/{d}/loads/...; 413 above). Other routes keep "
-                    "LIS_MAX_BODY_BYTES.")
+        description="Largest file upload accepted by the routes a domain declares as "
+                    "taking uploads (413 above). Other routes keep LIS_MAX_BODY_BYTES.")
     max_delivery_bytes: int = Field(
         default=4 * 1024**3, validation_alias="LIS_MAX_DELIVERY_BYTES",
         description="Largest delivery a loader reads: the files on disk and, for a .zip, "

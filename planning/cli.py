@@ -27,6 +27,8 @@ from landplatform.cli import engine, ensure_database
 @click.option("--approved-by", help="Approving authority.")
 @click.option("--title", help="The plan's title.")
 @geometry_load_options("zones")
+@click.option("--area-tolerance", type=float, default=0.01, show_default=True,
+              help="Allowed relative difference between a zone's stated and drawn area.")
 def load_plan_cmd(file: Path, crs: str | None, layer: str | None, encoding: str | None,
                   quarantine: bool, area_tolerance: float, report: Path | None, quiet: bool,
                   **metadata: str | None) -> None:

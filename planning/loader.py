@@ -16,11 +16,12 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from cadastre.loader import PARCEL_LAYERS
 from cadastre.reference import Reference
 from etl.fieldmap import FieldMapping
 from etl.pipeline import Prepared, run_load
 from etl.progress import Progress
-from etl.report import LoadError, LoadResult
+from etl.report import Issue, LoadError, LoadResult
 from etl.rowcheck import resolve_crs
 from etl.samples import load_listed, read_manifest
 from etl.sources import file_sha256, open_source
@@ -107,7 +108,9 @@ class PlanLoader:
         result.plan_code = meta.plan_code
         run_options["plan"] = meta.as_json()
         progress.step(f"reading {path.name} (plan {meta.plan_code})")
-        source = open_source(path, layer=self.layer, encoding=self.encoding)
+        # as before the domains were split: a several-layer file prefers a parcel-named one
+        source = open_source(path, layer=self.layer, encoding=self.encoding,
+                             preferred_layers=PARCEL_LAYERS)
         result.features_read = len(source.frame)
         crs = resolve_crs(path.name, source.crs, options.crs)
         result.source_srid = crs.to_2d().to_epsg(min_confidence=70)
@@ -123,7 +126,7 @@ class PlanLoader:
         pm.lock_plan(conn, self.meta.plan_code)
 
     def merge(self, conn: Connection, run_id: int, result: PlanLoadResult,
-              progress: Progress) -> dict[str, int]:
+              progress: Progress, issues: list[Issue]) -> dict[str, int]:
         meta = self.meta
         plan_id, result.plan_action = pm.upsert_plan(conn, meta, result.source_srid, run_id)
         progress.step(f"staging {len(self.rows):,} zones")

@@ -315,7 +315,10 @@ def prepare_zones(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Referenc
                            else transform(wgs[located], WGS84, metric_crs))
         computed[located] = metric_areas(geoms[located], wgs[located], source_crs, epsg)
     stated = out["area_m2"].to_numpy(dtype=float, na_value=np.nan)
-    issues += area_issues(computed, stated, located, feature_nos, options.area_tolerance)
+    limits = options.area_tolerance * stated
+    issues += area_issues(computed, stated, located, feature_nos, limits,
+                          lambda i: f"the {100 * options.area_tolerance:g}% tolerance "
+                                    f"({limits[i]:,.2f} m²)")
     issues += _duplicate_codes(out)
     issues += overlapping_zones(metric, located, out["zone_code"].to_numpy(dtype=object),
                                 feature_nos, options)

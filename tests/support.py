@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -11,6 +13,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
+from cadastre.merge import refresh_district_summary
 from landplatform.db import make_engine
 from landplatform.migrate import upgrade
 from lis import MIGRATIONS
@@ -58,7 +61,8 @@ def create_database(server: URL, name: str) -> URL:
     With ``LIS_TEST_TEMPLATE_DB`` (a database on the test server, migrated by an earlier
     version of the platform) every test database starts as a copy of it and is then
     migrated by this version: the suite runs on the schema an existing install upgrades
-    to, not only on a schema made from scratch (docs/ARCHITECTURE.md, "The contract").
+    to, not only on a schema made from scratch (docs/ARCHITECTURE.md, "The contract":
+    how this was run for the move of the migrations into the domains' folders).
     """
     conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
     template = os.environ.get("LIS_TEST_TEMPLATE_DB")
@@ -88,3 +92,22 @@ def data_snapshot(engine: Engine) -> dict[str, object]:
                 f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
                 f" FROM {table} t")).one())
     return snap
+
+
+@contextmanager
+def free_ground(engine: Engine, where: str, params: dict | None = None) -> Iterator[None]:
+    """Take the current parcels ``where`` selects out of the cadastre for a test (their
+    status only, no history), so test parcels may be laid where they lie without
+    overlapping a current parcel (which every write path refuses); put them back after."""
+    with engine.begin() as conn:
+        freed = conn.execute(text(
+            f"UPDATE cadastre.parcel SET status = 'historic' WHERE status = 'current' "
+            f"AND ({where}) RETURNING district_code, uid"), params or {}).all()
+        refresh_district_summary(conn, sorted({d for d, _ in freed}))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE cadastre.parcel SET status = 'current', valid_to = NULL "
+                              "WHERE uid = ANY(:uids)"), {"uids": [u for _, u in freed]})
+            refresh_district_summary(conn, sorted({d for d, _ in freed}))

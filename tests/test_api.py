@@ -23,8 +23,8 @@ def test_collections_are_generated_per_district(api: str, manifest: list[dict]) 
     # every sample district has parcels, a plan, a price table and a valuation
     per_district = ("parcels", "planning-zones", "land-prices", "parcel-values", "price-surface")
     expected = {f"{kind}-{e['district_code']}" for e in manifest for kind in per_district}
-    national = {"parcels", "land-use-types", "admin-units", "planning-zones", "plans",
-                "land-prices", "parcel-values"}
+    national = {"parcels", "parcel-changes", "land-use-types", "admin-units",
+                "planning-zones", "plans", "land-prices", "parcel-values"}
     assert ids == expected | national
 
 

@@ -307,9 +307,9 @@ def test_concurrent_requests_for_a_tile_share_one_build(api_db_url: URL) -> None
     class CountingService(FeaturesService):
         statements = 0
 
-        def _execute(self, fn):  # noqa: ANN001, ANN202 - the real database, counted
+        def execute(self, fn):  # noqa: ANN001, ANN202 - the real database, counted
             self.statements += 1
-            return super()._execute(fn)
+            return super().execute(fn)
 
     engine = make_engine(api_db_url, public=True)
     col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[],

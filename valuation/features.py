@@ -21,6 +21,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
+from cadastre.loader import PARCEL_LAYERS
 from etl.fieldmap import FieldMapping
 from etl.geometry import WGS84, bounds_within, check_polygons, inside_vietnam, transform
 from etl.report import Issue
@@ -71,7 +72,8 @@ def _read(path: Path, layer: str | None, crs: str | None, mapping: str,
           encoding: str | None = None) -> tuple[list[dict], np.ndarray, CRS, list[Issue]]:
     """Records, geometries, CRS, and the whole-file repairs made while reading (named
     ``<file>!<field>`` like every price-table issue)."""
-    source = open_source(path, layer=layer, encoding=encoding)
+    # as before the domains were split: a several-layer file prefers a parcel-named one
+    source = open_source(path, layer=layer, encoding=encoding, preferred_layers=PARCEL_LAYERS)
     # --crs names the CRS of the geometry files that have none (segments and zones may
     # come in different CRSs): a file declaring its own keeps it.
     src_crs = resolve_crs(path.name, source.crs, crs if source.crs is None else None)

@@ -268,13 +268,15 @@ class PriceLoader:
                            | {f["district_code"] for f in (seg_features.by_key.values()
                                                            if seg_features else [])
                               if f["district_code"]})
-        return Prepared(issues, districts, self.sha, layer)
+        order = {"reject": 0, "repair": 1, "note": 2}  # as the ledger has always listed them
+        return Prepared(sorted(issues, key=lambda i: order.get(i.severity, 3)), districts,
+                        self.sha, layer)
 
     def lock(self, conn: Connection) -> None:
         pm.lock_table(conn, self.meta.table_code)
 
     def merge(self, conn: Connection, run_id: int, result: PriceLoadResult,
-              progress: Progress) -> dict[str, int]:
+              progress: Progress, issues: list[Issue]) -> dict[str, int]:
         meta, parsed = self.meta, self.parsed
         seg_frame, rate_frame, zone_frame = _frames(parsed, self.seg_features,
                                                     self.zone_features)

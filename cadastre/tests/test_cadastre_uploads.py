@@ -24,9 +24,10 @@ from sqlalchemy.engine import Engine
 
 from cadastre.merge import refresh_district_summary
 from landplatform.auth.tokens import issue_local
-from support import SAMPLES, TEST_AUTH_SECRET, data_snapshot
+from support import SAMPLES, TEST_AUTH_SECRET, data_snapshot, free_ground
 
 SHEETS = 980  # up to 989
+FIRST = 3  # the test files are cut from the first features of a sample
 NATIONAL = {"SoHieuToBa": "SoHieuToBanDo", "SoThuTuThu": "SoThuTuThua",
             "KyHieuMucD": "KyHieuMucDichSuDung"}
 OWNER_FIELDS = ["TenChu", "SoCCCD", "SoGCN", "NgayCapGCN"]
@@ -43,9 +44,10 @@ OFFICER_001 = bearer("officer", "001")
 ADMIN = bearer("admin")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def retire_what_the_module_loaded(api_db: Engine) -> Iterator[None]:
-    """Retire the test sheets' parcels at the end (also after a failed test)."""
+@pytest.fixture(autouse=True)
+def retire_what_the_test_loaded(api_db: Engine) -> Iterator[None]:
+    """Retire the test sheets' parcels after each test (also a failed one): the tests
+    lay their parcels on the same ground, and a parcel over a current one is refused."""
     yield
     with api_db.begin() as conn:
         districts = conn.execute(text("""
@@ -57,11 +59,31 @@ def retire_what_the_module_loaded(api_db: Engine) -> Iterator[None]:
             refresh_district_summary(conn, sorted(set(districts)))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def free_sample_ground(api_db: Engine) -> Iterator[None]:
+    """The parcels the test files are cut from, taken out for the module: a file laying
+    new parcels over current ones is refused (the overlap rule), and these files are
+    about who may load what, not about overlaps."""
+    keys = [(str(r["MaXa"]), int(r["SoHieuToBa"]), int(r["SoThuTuThu"]))
+            for name in ("parcels_001_ba_dinh.shp", "parcels_492_hai_chau.shp")
+            for r in pyogrio.read_dataframe(SAMPLES / name, max_features=FIRST,
+                                            read_geometry=False).to_dict("records")]
+    with free_ground(api_db, "(commune_code, sheet_no, parcel_no) IN (SELECT * FROM "
+                             "unnest(CAST(:c AS text[]), CAST(:s AS int[]), "
+                             "CAST(:p AS int[])))",
+                     {"c": [k[0] for k in keys], "s": [k[1] for k in keys],
+                      "p": [k[2] for k in keys]}):
+        yield
+
+
 def sample(name: str, n: int, sheet: int) -> gpd.GeoDataFrame:
-    """The first ``n`` features of a sample delivery, on ``sheet``, owners left out."""
+    """The first ``n`` features of a sample delivery, on ``sheet``, owners left out (the
+    samples' lots are mapped at 1:2000, as their sidecars say: ``TyLe`` says it here)."""
+    assert n <= FIRST
     frame = pyogrio.read_dataframe(SAMPLES / name, max_features=n)
     frame = frame.drop(columns=[c for c in OWNER_FIELDS if c in frame.columns])
     frame["SoHieuToBa"] = sheet
+    frame["TyLe"] = 2000
     return frame
 
 

@@ -2,9 +2,9 @@
 
 pygeoapi derives its list from provider types and would claim, for instance, Features
 Part 4 (create/replace/delete) for any feature provider; we answer this one ourselves.
-Classes a layer brings (for instance Features Part 4 on a writable layer's per-district
-collections) are declared on the layer (``Layer.conformance``) and listed only when a
-collection of that layer is configured. Each class here is exercised by the test suite.
+Classes a layer brings are declared on the layer (``Layer.conformance``; Features Part 4
+follows from ``Layer.writable``) and listed only when a collection of that layer is
+configured. Each class here is exercised by the test suite.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ FEATURES = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
 ]
+# create/replace/delete, where a layer is declared writable (its domain serves the writes)
+PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
 TILES = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
@@ -57,8 +59,11 @@ def conformance_classes(config: dict) -> list[str]:
         classes += processes.CONFORMANCE_CLASSES
     if "coverage" in provider_types:
         classes += coverages.CONFORMANCE_CLASSES
-    classes += [c for r in config["resources"].values() for p in r.get("providers", [])
-                if p["type"] == "feature" for c in p["data"].get("conformance") or ()]
+    layers = [p["data"] for r in config["resources"].values() for p in r.get("providers", [])
+              if p["type"] == "feature"]
+    classes += [c for data in layers for c in data.get("conformance") or ()]
+    if any(data.get("writable") for data in layers):
+        classes.append(PART4)
     return sorted(set(classes))
 
 

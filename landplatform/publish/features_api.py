@@ -29,7 +29,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import read
 from landplatform.publish.layers import Counts, Layer
-from landplatform.publish.query import CRS84_URI, FeatureQuery, QueryError, target_crs
+from landplatform.publish.query import (
+    CRS84_URI,
+    FeatureQuery,
+    QueryError,
+    at_time,
+    target_crs,
+)
 
 GEOJSON = "application/geo+json"
 MAX_PARAM_CHARS = 8192  # a filter longer than this is not a land officer's query
@@ -56,6 +62,7 @@ class Collection:
     fixed: dict[str, str]
     crs: tuple[str, ...]
     title: str
+    frozen: str  # the layer declaration as the config carries it
 
 
 def collections_from_config(config: dict) -> dict[str, Collection]:
@@ -68,9 +75,11 @@ def collections_from_config(config: dict) -> dict[str, Collection]:
             if prov["type"] == "feature" and prov["name"].endswith("PostGISProvider"):
                 data = prov["data"]
                 declaration = {k: v for k, v in data.items() if k != "filter"}
-                layer, table = layer_from_config(json.dumps(declaration, sort_keys=True))
+                frozen = json.dumps(declaration, sort_keys=True)
+                layer, table = layer_from_config(frozen)
                 found[cid] = Collection(cid, layer, table, dict(data.get("filter") or {}),
-                                        tuple(prov.get("crs") or [CRS84_URI]), res["title"])
+                                        tuple(prov.get("crs") or [CRS84_URI]), res["title"],
+                                        frozen)
     return found
 
 
@@ -156,13 +165,15 @@ class FeaturesService:
         if "filter" in params:
             fq.filter_ast = _cql2(params["filter"], params.get("filter-lang"),
                                   params.get("filter-crs"))
+        if "datetime" in params:
+            at_time(fq, params["datetime"], col.frozen)
         fq.properties = [(k, v) for k, v in params.items() if k in types]
         for name, value in fq.properties:
             fq.typed(name, value)  # reject badly typed values now, as a 400
         return fq, opts
 
     # -- execution --------------------------------------------------------------------
-    def _execute(self, fn):  # noqa: ANN001, ANN202
+    def execute(self, fn):  # noqa: ANN001, ANN202
         try:
             return read(self.engine, fn)
         except PoolTimeout as exc:
@@ -176,7 +187,7 @@ class FeaturesService:
         """Exact counts of whole collections of a layer that declares where they come
         from (``Layer.counts``: a small view its loader keeps), cached briefly."""
         counts = col.layer.counts
-        if counts is None or fq.bbox or fq.properties or fq.filter_ast:
+        if counts is None or fq.bbox or fq.properties or fq.filter_ast or fq.interval:
             return None
         fixed = set(col.fixed)
         if fixed - {counts.key}:
@@ -185,7 +196,7 @@ class FeaturesService:
         if cached is None or time.monotonic() - cached[0] > SUMMARY_TTL_S:
             table = sa.table(counts.view.split(".")[1], sa.column(counts.key),
                              sa.column(counts.column), schema=counts.view.split(".")[0])
-            rows = self._execute(lambda c: c.execute(
+            rows = self.execute(lambda c: c.execute(
                 sa.select(table.c[counts.key], table.c[counts.column])).all())
             cached = (time.monotonic(), {r[0]: int(r[1]) for r in rows})
             self._counts[counts] = cached
@@ -201,7 +212,7 @@ class FeaturesService:
             first_page = opts["after"] is None and opts["offset"] == 0
             if opts["hits"]:
                 if matched is None:
-                    matched = self._execute(lambda c: c.execute(fq.count_stmt()).scalar_one())
+                    matched = self.execute(lambda c: c.execute(fq.count_stmt()).scalar_one())
                 return Response(json.dumps({"type": "FeatureCollection", "features": [],
                                             "numberMatched": matched, "numberReturned": 0}),
                                 media_type=GEOJSON)
@@ -209,7 +220,7 @@ class FeaturesService:
             sql, values = fq.page_sql(self.engine.dialect, opts["limit"],
                                       offset=opts["offset"], after=opts["after"],
                                       count_cap=cap)
-            features, returned, last, capped = self._execute(
+            features, returned, last, capped = self.execute(
                 lambda c: c.exec_driver_sql(sql, values).one())
             if cap is not None:
                 if returned < opts["limit"]:
@@ -245,7 +256,7 @@ class FeaturesService:
                 key = fid
             sql = self._item_sql(col, crs_uri)
             params = sql.construct_params({"fid": key})
-            features, returned, _, _ = self._execute(
+            features, returned, _, _ = self.execute(
                 lambda c: c.exec_driver_sql(sql.string, params).one())
         except QueryError as exc:
             return _exception(400, "InvalidParameterValue", str(exc))

@@ -43,6 +43,21 @@ class Counts:
     key: str
     column: str
 
+    def __post_init__(self) -> None:
+        if self.view.count(".") != 1:
+            raise ValueError(f"Counts.view must be schema.view, not {self.view!r}")
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """Where every version of a layer's features lives, for OGC API ``datetime``: a view
+    with the layer's fields and each version's validity ``[start, end)`` (end NULL: still
+    valid), so a request for an instant reads the features as they were then."""
+
+    view: str
+    start: str
+    end: str
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -50,7 +65,8 @@ class Layer:
     about it is declared here, so the platform never recognises a layer by its name:
     ``min_zoom`` (below it the layer's tiles are empty), ``counts`` (see ``Counts``),
     ``writable`` (its per-unit collections take OGC API Features Part 4 writes, served by
-    the domain that declares it) and ``conformance`` (classes it brings to /conformance)."""
+    the domain that declares it), ``conformance`` (classes it brings to /conformance) and
+    ``temporal`` (see ``Temporal``)."""
 
     key: str  # collection id, or its prefix for per-district collections
     view: str  # schema-qualified view name
@@ -66,6 +82,7 @@ class Layer:
     counts: Counts | None = None
     writable: bool = False
     conformance: tuple[str, ...] = ()
+    temporal: Temporal | None = None
 
     def to_config(self) -> dict:
         """The layer as provider ``data`` in the pygeoapi config (plain, YAML-safe)."""
@@ -75,11 +92,13 @@ class Layer:
                 "min_zoom": self.min_zoom,
                 "counts": None if self.counts is None else [
                     self.counts.view, self.counts.key, self.counts.column],
-                "writable": self.writable, "conformance": list(self.conformance)}
+                "writable": self.writable, "conformance": list(self.conformance),
+                "temporal": None if self.temporal is None else [
+                    self.temporal.view, self.temporal.start, self.temporal.end]}
 
     @classmethod
     def from_config(cls, data: dict) -> Layer:
-        counts = data.get("counts")
+        counts, temporal = data.get("counts"), data.get("temporal")
         return cls(key=data["layer"], view=data["view"], title=data["layer"],
                    description="", keywords=(), id_field=data["id_field"],
                    id_type=data["id_type"], geom_field=data["geom_field"],
@@ -87,7 +106,8 @@ class Layer:
                    min_zoom=int(data.get("min_zoom") or 0),
                    counts=Counts(*counts) if counts else None,
                    writable=bool(data.get("writable")),
-                   conformance=tuple(data.get("conformance") or ()))
+                   conformance=tuple(data.get("conformance") or ()),
+                   temporal=Temporal(*temporal) if temporal else None)
 
     def field_types(self) -> dict[str, str]:
         return {f.name: f.type for f in self.fields}
@@ -95,14 +115,21 @@ class Layer:
     def field_schemas(self) -> dict[str, dict]:
         return {f.name: f.schema for f in self.fields}
 
-    def table(self) -> sa.Table:
-        """A SQLAlchemy table for the view, built from the declaration (no reflection)."""
+    def table(self, versions: bool = False) -> sa.Table:
+        """A SQLAlchemy table for the view (``versions``: the temporal view, with each
+        version's validity), built from the declaration (no reflection)."""
         cols = [sa.Column(self.id_field, SQL_TYPES[self.id_type])]
         cols += [sa.Column(f.name, SQL_TYPES[f.type]) for f in self.fields
                  if f.name != self.id_field]
+        view = self.view
+        if versions and self.temporal is not None:
+            view = self.temporal.view
+            names = {c.name for c in cols}
+            cols += [sa.Column(n, SQL_TYPES["date-time"])
+                     for n in (self.temporal.start, self.temporal.end) if n not in names]
         if self.geom_field:
             cols.append(sa.Column(self.geom_field, Geometry(srid=4326)))
-        schema, name = self.view.split(".")
+        schema, name = view.split(".")
         return sa.Table(name, sa.MetaData(), *cols, schema=schema)
 
 

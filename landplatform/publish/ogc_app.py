@@ -77,7 +77,7 @@ def build_ogc_app(config: dict, out_dir: Path) -> Starlette:
     bootstrap.write_text(yaml.safe_dump({**config, "resources": {}}, allow_unicode=True,
                                         sort_keys=False), encoding="utf-8")
     (out_dir / "pygeoapi-config.json").write_text(
-        json.dumps(config, ensure_ascii=False, indent=1), encoding="utf-8")
+        json.dumps(config, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     openapi = openapi_document(config)
     openapi_path = out_dir / "openapi.json"
     openapi_path.write_text(json.dumps(openapi), encoding="utf-8")

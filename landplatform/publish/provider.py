@@ -28,7 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from landplatform.publish.engine import get_public_engine, read
 from landplatform.publish.layers import Layer
-from landplatform.publish.query import FeatureQuery, QueryError
+from landplatform.publish.query import FeatureQuery, QueryError, at_time
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def layer_from_config(frozen: str) -> tuple[Layer, sa.Table]:
     return layer, layer.table()
 
 
+
 class PostGISProvider(BaseProvider):
     """Provider for the views declared in ``landplatform.publish.layers``."""
 
@@ -47,7 +48,8 @@ class PostGISProvider(BaseProvider):
         super().__init__(provider_def)
         data = provider_def["data"]
         declaration = {k: v for k, v in data.items() if k != "filter"}
-        self.layer, self.table = layer_from_config(json.dumps(declaration, sort_keys=True))
+        self.frozen = json.dumps(declaration, sort_keys=True)
+        self.layer, self.table = layer_from_config(self.frozen)
         self.fixed: dict[str, str] = dict(data.get("filter") or {})
         self.id_field = self.layer.id_field
         self.geom_field = self.layer.geom_field
@@ -99,9 +101,11 @@ class PostGISProvider(BaseProvider):
               q: str | None = None, filterq=None, crs_transform_spec=None,  # noqa: ANN001
               **kwargs) -> dict:
         try:
-            fq = self._query(bbox=bbox, properties=properties, filterq=filterq, sortby=sortby,
-                             select_properties=select_properties, skip_geometry=skip_geometry,
-                             crs_transform_spec=crs_transform_spec)
+            fq = at_time(self._query(bbox=bbox, properties=properties, filterq=filterq,
+                                     sortby=sortby, select_properties=select_properties,
+                                     skip_geometry=skip_geometry,
+                                     crs_transform_spec=crs_transform_spec),
+                         datetime_, self.frozen)
             count_stmt = fq.count_stmt()
             page_stmt = fq.page_stmt(limit, offset=offset)
         except QueryError as exc:

@@ -7,10 +7,11 @@ through SQLAlchemy Core, and names are checked against the layer's declared fiel
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -67,6 +68,35 @@ def check_filter(node: object, names: set[str]) -> None:
         raise QueryError(f"filter names unknown properties: {', '.join(sorted(unknown))}")
 
 
+def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
+    """An OGC API ``datetime``: an instant, a date (its whole day) or an interval
+    ``start/end`` with ``..`` (or nothing) for an open end; times without a zone are UTC.
+    (start, end), inclusive; ``None``: open."""
+    def instant(text_: str, end: bool) -> datetime | None:
+        text_ = text_.strip()
+        if text_ in ("", ".."):
+            return None
+        try:
+            if len(text_) == 10:
+                day = datetime.combine(date.fromisoformat(text_), time(), tzinfo=UTC)
+                return day + timedelta(days=1) - timedelta(microseconds=1) if end else day
+            moment = datetime.fromisoformat(text_.replace("Z", "+00:00"))
+        except ValueError:
+            raise QueryError(f"datetime {value!r} is not an RFC 3339 date-time, a date, "
+                             "or an interval of them ('start/end', '..' for open)") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    if "/" in value:
+        start_text, _, end_text = value.partition("/")
+        start, end = instant(start_text, False), instant(end_text, True)
+        if start is None and end is None:
+            raise QueryError("a datetime interval needs at least one end")
+        if start is not None and end is not None and end < start:
+            raise QueryError("the datetime interval ends before it starts")
+        return start, end
+    return instant(value, False), instant(value, True)
+
+
 @dataclass
 class FeatureQuery:
     """What a client asked of one collection, already parsed and checked."""
@@ -81,6 +111,8 @@ class FeatureQuery:
     select: list[str] | None = None
     skip_geometry: bool = False
     crs_uri: str | None = None
+    # validity asked for with ``datetime``: the table is then the layer's versions view
+    interval: tuple[datetime | None, datetime | None] | None = None
 
     # -- WHERE ------------------------------------------------------------------------
     def typed(self, name: str, value: str) -> object:
@@ -112,6 +144,13 @@ class FeatureQuery:
         t = self.table
         conds: list[sa.ColumnElement] = [t.c[k] == v for k, v in self.fixed.items()]
         conds += [t.c[name] == self.typed(name, value) for name, value in self.properties]
+        if self.interval is not None and self.layer.temporal is not None:
+            lo, hi = self.interval
+            start, end = t.c[self.layer.temporal.start], t.c[self.layer.temporal.end]
+            if hi is not None:
+                conds.append(start <= hi)
+            if lo is not None:  # validity is [start, end); an instant (start = end) is in
+                conds.append(sa.or_(end.is_(None), end >= lo if start is end else end > lo))
         if self.bbox and self.layer.geom_field:
             minx, miny, maxx, maxy = self.bbox
             if not (all(math.isfinite(v) for v in self.bbox) and -180 <= minx <= maxx <= 180
@@ -245,6 +284,22 @@ class FeatureQuery:
             sa.func.max(feat.c.fid),
             capped,
         )
+
+
+@lru_cache
+def versions_table(frozen: str) -> sa.Table | None:
+    """The table of the layer's every version (``Layer.temporal``), once per declaration."""
+    layer = Layer.from_config(json.loads(frozen))
+    return layer.table(versions=True) if layer.temporal else None
+
+
+def at_time(fq: FeatureQuery, value: str | None, frozen: str) -> FeatureQuery:
+    """``fq`` for the features valid at ``value`` (an OGC API ``datetime``) when the layer
+    keeps its versions; a layer without them ignores ``datetime``."""
+    if value and fq.layer.temporal is not None:
+        fq.interval = parse_datetime(value)
+        fq.table = versions_table(frozen)
+    return fq
 
 
 # Placeholders of a page template; nothing a client sends can contain them, because they

@@ -97,7 +97,7 @@ class TileBuilder:
     async def _build(self, col: Collection, z: int, x: int, y: int,
                      key: tuple) -> tuple[bytes, bool]:
         data, count = await run_in_threadpool(
-            self.service._execute, lambda c: c.execute(tile_statement(col, z, x, y)).one())
+            self.service.execute, lambda c: c.execute(tile_statement(col, z, x, y)).one())
         hit = (bytes(data or b""), count > MAX_FEATURES)
         self.cache.put(key, *hit)
         return hit
