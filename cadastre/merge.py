@@ -28,7 +28,8 @@ CREATE TEMP TABLE stage_parcel (
 # The parcels each staged parcel came from, by their old numbers (see rules.parent_refs).
 PARENT_DDL = """
 CREATE TEMP TABLE stage_parent (
-    feature_no int, commune_code text, sheet_no int, parcel_no int
+    feature_no int, commune_code text, sheet_no int, parcel_no int, change_kind text,
+    change_date date
 ) ON COMMIT DROP
 """
 COPY_COLUMNS = (
@@ -62,8 +63,8 @@ def stage(conn: Connection, rows: pd.DataFrame, parents: pd.DataFrame | None = N
     copy_rows(conn, "stage_parcel", COPY_COLUMNS, rows, progress)
     conn.execute(text(PARENT_DDL))
     if parents is not None and len(parents):
-        copy_rows(conn, "stage_parent", "feature_no, commune_code, sheet_no, parcel_no",
-                  parents)
+        copy_rows(conn, "stage_parent", "feature_no, commune_code, sheet_no, parcel_no, "
+                  "change_kind, change_date", parents)
     conn.execute(text("ANALYZE stage_parent"))
     # No index on the stage: every merge step reads all of it (hash joins, or probes of
     # the parcel table's natural-key index from each stage row), never the other way.
@@ -285,11 +286,17 @@ def _lineage(conn: Connection, run_id: int, delivery: str) -> dict[str, int]:
             SELECT child_district, child_uid, min(kind) AS kind,
                    jsonb_agg(parent_uid ORDER BY parent_uid) AS parents
               FROM lineage_plan GROUP BY child_district, child_uid),
+        stated AS (  -- what the delivery says of the change, as it says it
+            SELECT m.uid, max(sp.change_kind) AS kind, max(sp.change_date) AS changed_on
+              FROM stage_parent sp JOIN merge_plan m USING (feature_no)
+             GROUP BY m.uid),
         events AS (
             INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id,
                                                detail)
-            SELECT child_district, child_uid, kind, :run, jsonb_build_object('parents', parents)
-              FROM children
+            SELECT c.child_district, c.child_uid, c.kind, :run, jsonb_strip_nulls(
+                   jsonb_build_object('parents', c.parents, 'stated_kind', st.kind,
+                                      'changed_on', st.changed_on))
+              FROM children c LEFT JOIN stated st ON st.uid = c.child_uid
             RETURNING event_id, district_code, parcel_uid)
         INSERT INTO cadastre.parcel_lineage (event_id, parent_district_code, parent_uid,
                                              child_district_code, child_uid, kind,

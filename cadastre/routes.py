@@ -16,13 +16,19 @@ from cadastre.uploads import LoadService, loads_router
 from cadastre.writes import WriteService, writes_router
 from landplatform.domain import Services
 
+# The numbers a land officer gives: a 5-digit commune code, sheet and parcel numbers that
+# fit the database's integers (a longer one is a 422, not an overflow in PostgreSQL).
+NUMBER = {"commune_code": Path(pattern=r"^\d{5}$"), "sheet_no": Path(gt=0, lt=2**31),
+          "parcel_no": Path(gt=0, lt=2**31)}
+
 
 def lookup_router(base_url: str) -> APIRouter:
     router = APIRouter()
 
     @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}", tags=["cadastre"])
-    def parcel_by_number(commune_code: str = Path(pattern=r"^\d{5}$"),
-                         sheet_no: int = Path(gt=0), parcel_no: int = Path(gt=0)) -> dict:
+    def parcel_by_number(commune_code: str = NUMBER["commune_code"],
+                         sheet_no: int = NUMBER["sheet_no"],
+                         parcel_no: int = NUMBER["parcel_no"]) -> dict:
         """A parcel by commune code + map sheet number + parcel number, as GeoJSON."""
         feature = find_parcel(commune_code, sheet_no, parcel_no)
         if feature is None:
@@ -40,8 +46,6 @@ def lookup_router(base_url: str) -> APIRouter:
     return router
 
 
-NUMBER = {"commune_code": Path(pattern=r"^\d{5}$"), "sheet_no": Path(gt=0, lt=2**31),
-          "parcel_no": Path(gt=0, lt=2**31)}
 VERSIONS = """
     SELECT json_build_object(
              'type', 'Feature', 'id', v.id || '@' || to_char(v.valid_from AT TIME ZONE 'UTC',

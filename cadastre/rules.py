@@ -35,7 +35,7 @@ from etl.values import (
 LAND_USE_SPLIT = re.compile(r"\s*[+,;/]\s*")
 AREA_SLICE_ROWS = 50_000
 MAX_TEXT = {"address": 500, "owner_name": 200, "owner_id_number": 20,
-            "certificate_serial": 30}
+            "certificate_serial": 30, "change_kind": 100}
 STAGE_COLUMNS = [
     "feature_no", "province_code", "district_code", "commune_code", "sheet_no", "parcel_no",
     "area_m2", "computed_area_m2", "legal_area_m2", "land_use", "land_use_source",
@@ -318,10 +318,14 @@ def parent_refs(attrs: pd.DataFrame, out: pd.DataFrame) -> tuple[pd.DataFrame, l
     """The parcels each changed parcel came from, by their old numbers: ``old_parcel_no``
     ("12", several as "12, 13", or "5/12; 5/13" with their sheets), ``old_sheet_no`` for
     numbers without one (else the parcel's own sheet), ``old_commune_code`` (else its own
-    commune). One row per (feature, parent)."""
-    rows = RowChecker()
-    found: list[tuple[int, str, int, int]] = []
+    commune). One row per (feature, parent), with the change's kind and date as the
+    delivery states them (``change_kind``, ``change_date``: kept with the child's event;
+    the kind the platform records is derived from the links)."""
+    rows = RowChecker(MAX_TEXT)
+    found: list[tuple] = []
     old_parcels = _column(attrs, "old_parcel_no").tolist()
+    kinds = _column(attrs, "change_kind").tolist()
+    dates = _column(attrs, "change_date").tolist()
     old_sheets = _column(attrs, "old_sheet_no").tolist()
     old_communes = _column(attrs, "old_commune_code").tolist()
     for i in np.flatnonzero([not is_blank(v) for v in old_parcels]).tolist():
@@ -333,6 +337,8 @@ def parent_refs(attrs: pd.DataFrame, out: pd.DataFrame) -> tuple[pd.DataFrame, l
         sheet = out.at[i, "sheet_no"]
         if not is_blank(old_sheets[i]):
             sheet = rows.optional(no, "old_sheet_no", old_sheets[i], parse_positive_int)
+        kind = rows.text(no, "change_kind", kinds[i])
+        changed_on = rows.optional(no, "change_date", dates[i], parse_date)
         value = str(old_parcels[i]).strip()
         if isinstance(old_parcels[i], float) and old_parcels[i] == int(old_parcels[i]):
             value = str(int(old_parcels[i]))
@@ -345,9 +351,10 @@ def parent_refs(attrs: pd.DataFrame, out: pd.DataFrame) -> tuple[pd.DataFrame, l
             parent_sheet = int(match.group(1)) if match.group(1) else sheet
             if commune is None or parent_sheet is None or parent_sheet != parent_sheet:
                 continue  # the parcel's own commune or sheet is rejected already
-            found.append((no, commune, int(parent_sheet), int(match.group(2))))
+            found.append((no, commune, int(parent_sheet), int(match.group(2)), kind,
+                          changed_on.isoformat() if changed_on else None))
     frame = pd.DataFrame(found, columns=["feature_no", "commune_code", "sheet_no",
-                                         "parcel_no"])
+                                         "parcel_no", "change_kind", "change_date"])
     return frame.drop_duplicates(ignore_index=True), rows.issues
 
 

@@ -43,7 +43,7 @@ from cadastre.loader import load_parcels
 from cadastre.rules import Options
 from etl.actor import Actor
 from etl.report import LoadResult
-from etl.sources import SHAPEFILE_PARTS, ZipTooLarge, expand_member
+from etl.sources import SHAPEFILE_PARTS, ZipTooLarge, expand_member, zip_bomb
 from landplatform.auth.principal import Principal, forbidden, principal_dependency, require
 from landplatform.auth.tokens import TokenVerifier
 from landplatform.http import request_id
@@ -248,6 +248,11 @@ def extract_shapefile(archive: Path, directory: Path, max_bytes: int) -> Path:
                       f"({', '.join(sorted(stems))})")
         if sum(i.file_size for i in wanted.values()) > max_bytes:
             raise bad(f"{archive.name} expands beyond {max_bytes:,} bytes; refused")
+        for info in wanted.values():  # the loader's zip-bomb rule, member by member
+            if zip_bomb(info):
+                raise bad(f"{archive.name}: member {info.filename!r} expands "
+                          f"{info.file_size / max(info.compress_size, 1):,.0f} times; "
+                          "refused as a zip bomb")
         stem = safe_name(stems.pop())
         total = 0
         for suffix, info in wanted.items():
@@ -368,7 +373,7 @@ class LoadService:
             result = await run_in_threadpool(
                 load_parcels, self.engine, path, options=Options(crs=crs),
                 quarantine=quarantine, encoding=encoding, only_districts={district},
-                actor=actor)
+                actor=actor, name=f"upload:{file_name}")
             status, body = report(result, district, file_name)
             return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
         finally:

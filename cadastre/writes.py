@@ -51,7 +51,7 @@ from landplatform.auth.principal import (
     require_district,
 )
 from landplatform.auth.tokens import TokenVerifier
-from landplatform.http import request_id
+from landplatform.http import client_request_id, request_id
 
 GEOJSON = "application/geo+json"
 DISTRICT_COLLECTION = re.compile(rf"^{re.escape(PARCELS.key)}-(\d{{3}})$")
@@ -100,11 +100,12 @@ class Write:
     principal: Principal
     collection: str
     district: str
-    request_id: str
+    request_id: str  # the server's
     method: str
     path: str
     body: bytes
     if_match: str | None
+    client_request_id: str | None = None  # the client's X-Request-ID, kept beside
 
 
 def etag(row: dict | None) -> str | None:
@@ -169,6 +170,12 @@ class WriteService:
                              f"{', '.join(NATIONAL)}; owners and certificates are never "
                              "written through the public features API)")
         props = {k: v for k, v in props.items() if k in NATIONAL}
+        wrong = sorted(k for k, v in props.items()
+                       if v is not None and not isinstance(v, str | int | float)
+                       or isinstance(v, bool))
+        if wrong:
+            raise WriteError(400, "InvalidBody", f"properties must be strings or numbers: "
+                             f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not")
         for k, v in (fill or {}).items():
             props.setdefault(k, v)
         geometry = doc.get("geometry")
@@ -326,7 +333,9 @@ class WriteService:
                                 sha256=hashlib.sha256(w.body).hexdigest(), layer=None,
                                 source_srid=4326, mode="strict", status="loaded",
                                 started_at=datetime.now(UTC), features_read=1,
-                                options={"request_id": w.request_id}, kind="api",
+                                options={"request_id": w.request_id,
+                                         "client_request_id": w.client_request_id},
+                                kind="api",
                                 run_by=w.principal.sub)
 
     def _event(self, conn: Connection, district: str, uid: int, kind: str, run_id: int) -> None:
@@ -343,12 +352,14 @@ class WriteService:
         conn.execute(text("""
             INSERT INTO audit.write_log (actor_sub, actor_role, actor_district, action,
                                          collection, district_code, parcel_uid, request_id,
+                                         client_request_id,
                                          before, after, load_run_id)
-            VALUES (:sub, :role, :adistrict, :action, :collection, :d, :uid, :rid,
+            VALUES (:sub, :role, :adistrict, :action, :collection, :d, :uid, :rid, :crid,
                     CAST(:before AS jsonb), CAST(:after AS jsonb), :run)
         """), {"sub": w.principal.sub, "role": w.principal.role,
                "adistrict": w.principal.district, "action": action,
                "collection": w.collection, "d": w.district, "uid": uid, "rid": w.request_id,
+               "crid": w.client_request_id,
                "before": None if before is None else json.dumps(before),
                "after": None if after is None else json.dumps(after), "run": run_id})
 
@@ -413,7 +424,7 @@ def writes_router(service: WriteService, verifier: TokenVerifier) -> APIRouter:
                 raise WriteError(413, "PayloadTooLarge", f"a feature body is at most "
                                  f"{MAX_BODY // 1024} KiB")
             w = Write(who, collection, district, rid, request.method, request.url.path,
-                      body, request.headers.get("if-match"))
+                      body, request.headers.get("if-match"), client_request_id(request))
             return await run_in_threadpool(action, w, *(_uid(a) for a in args))
         except WriteError as exc:
             return exc.response(rid)

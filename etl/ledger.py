@@ -81,7 +81,8 @@ def record_failure(engine: Engine, result: LoadResult, started: datetime, option
     sha = sha256 or (file_sha256(path) if path.exists() else "-")
     try:
         with engine.begin() as conn:
-            result.run_id = start_run(conn, file_name=str(path), sha256=sha, layer=None,
+            result.run_id = start_run(conn, file_name=result.name or str(path), sha256=sha,
+                                      layer=None,
                                       source_srid=result.source_srid, mode=result.mode,
                                       status="failed", started_at=started,
                                       features_read=result.features_read, options=options,

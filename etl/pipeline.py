@@ -97,7 +97,8 @@ def run_load(engine: Engine, loader: Loader, result: LoadResult, *, quarantine: 
     issues = prepared.issues
     _split(result, issues)
     result.districts = prepared.districts
-    run = {"file_name": str(result.file), "sha256": prepared.sha256, "layer": prepared.layer,
+    run = {"file_name": result.name or str(result.file), "sha256": prepared.sha256,
+           "layer": prepared.layer,
            "source_srid": result.source_srid, "mode": result.mode, "started_at": started,
            "features_read": result.features_read, "options": options, "kind": loader.kind,
            "run_by": run_by}

@@ -56,6 +56,9 @@ class LoadResult:
     districts: list[str] = field(default_factory=list)
     source_srid: int | None = None
     message: str | None = None
+    # the delivery's name as its sender gave it (an upload's file name): recorded in the
+    # ledger instead of where the server happened to keep the file
+    name: str | None = None
 
     @property
     def rejected(self) -> int:

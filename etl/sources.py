@@ -155,6 +155,13 @@ def check_size(path: Path, files: Sequence[Path] = ()) -> int:
     return limit
 
 
+def zip_bomb(info: zipfile.ZipInfo) -> bool:
+    """A member that states it expands more than ``MAX_ZIP_RATIO`` times (past a floor of
+    ``ZIP_RATIO_FLOOR`` bytes): no real delivery compresses like that."""
+    ratio = info.file_size / max(info.compress_size, 1)
+    return info.file_size > ZIP_RATIO_FLOOR and ratio > MAX_ZIP_RATIO
+
+
 class ZipTooLarge(Exception):
     """An archive's members expand beyond the bytes allowed."""
 
@@ -196,10 +203,11 @@ def check_zip(path: Path, limit: int) -> dict[str, zipfile.ZipInfo]:
             name = info.filename
             if name.lower().endswith((".zip", *UNSUPPORTED_ARCHIVES)):
                 raise LoadError(path, f"{name}: an archive inside the .zip is not supported")
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > ZIP_RATIO_FLOOR and ratio > MAX_ZIP_RATIO:
-                raise LoadError(path, f"{name} expands {ratio:,.0f} times ({info.file_size:,} "
-                                      f"bytes from {info.compress_size:,}), more than "
+            if zip_bomb(info):
+                raise LoadError(path, f"{name} expands "
+                                      f"{info.file_size / max(info.compress_size, 1):,.0f} "
+                                      f"times ({info.file_size:,} bytes from "
+                                      f"{info.compress_size:,}), more than "
                                       f"{MAX_ZIP_RATIO}: refused as a zip bomb")
             try:
                 total = expand_member(archive, info, total, limit)

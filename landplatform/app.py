@@ -31,6 +31,7 @@ from landplatform.publish.features_api import (
     features_router,
 )
 from landplatform.publish.ogc_app import build_ogc_app
+from landplatform.publish.process_guard import process_router
 from landplatform.publish.resources import build_config
 from landplatform.publish.tiles import tiles_router
 from landplatform.settings import Settings, get_settings
@@ -57,8 +58,9 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
             with engine.connect() as conn:
                 current = set(conn.execute(text(
                     "SELECT version_num FROM public.alembic_version")).scalars())
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]},
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            # what failed is for the server's log, not for whoever asks /health
+            return JSONResponse({"status": "unavailable", "database": "unreachable"},
                                 status_code=503, headers={"Retry-After": "5"})
         ok = current == heads
         return JSONResponse({"status": "ok" if ok else "degraded", "database": "ok",
@@ -75,6 +77,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     ogc = build_ogc_app(config, settings.var_dir / "pygeoapi")
     from pygeoapi.starlette_app import collection_coverage as pygeoapi_coverage
     from pygeoapi.starlette_app import collection_items as pygeoapi_items
+    from pygeoapi.starlette_app import execute_process_jobs as pygeoapi_execute
 
     # The JSON features path, vector tiles and /conformance are ours; pygeoapi serves
     # everything else (and the HTML/JSON-LD items pages, handed over by the router).
@@ -86,5 +89,6 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
+    app.include_router(process_router(pygeoapi_execute))
     app.mount("/", ogc)
     return app

@@ -11,7 +11,16 @@ _CLIENT_ID = re.compile(r"[\w.\-:]{1,100}")
 
 
 def request_id(request: Request) -> str:
-    """The request's id for responses and the audit: the client's ``X-Request-ID`` when
-    it is a short plain token, else a new one."""
+    """The request's id, for responses, logs and the audit: always the server's own, made
+    once per request (a client cannot choose the id the audit files its act under)."""
+    rid = request.scope.setdefault("state", {}).get("lis_request_id")
+    if rid is None:
+        rid = request.scope["state"]["lis_request_id"] = uuid.uuid4().hex
+    return rid
+
+
+def client_request_id(request: Request) -> str | None:
+    """The client's ``X-Request-ID`` when it is a short plain token (kept beside the
+    server's id, so a client can find its request), else None."""
     given = request.headers.get("x-request-id", "")
-    return given if _CLIENT_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if _CLIENT_ID.fullmatch(given) else None

@@ -24,7 +24,8 @@ PACKAGES = ("landplatform", "etl", "cadastre", "planning", "valuation", "lis", "
 # domain's folder must not change it, so an existing database upgrades with nothing to do.
 REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0005": "0003", "0006": "0003", "0007": "0006", "0008": "0003",
-             "0009": "0008"}  # 0009 is new since the move (the cadastre's memory)
+             "0009": "0008",  # new since the move: the cadastre's memory
+             "0010": "0007"}  # new since the move: the client's request id in the audit
 
 
 def sources(*packages: str) -> list[Path]:
@@ -120,4 +121,4 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     assert owners["0008"] == owners["0009"] == PROJECT / "cadastre" / "migrations"
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
-    assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007")} == {BASELINE}
+    assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010")} == {BASELINE}

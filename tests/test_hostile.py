@@ -118,3 +118,35 @@ def test_request_body_is_capped(api: str) -> None:
     r = httpx.post(f"{api}/processes", content=chunks(),
                    headers={"Content-Type": "application/json"}, timeout=60)
     assert r.status_code in (405, 413)
+
+
+# --- malformed input that used to be answered with a 500 --------------------------------
+@pytest.mark.parametrize(("path", "status", "says"), [
+    # a CQL2 IN list on the JSON path (the statement template carried the placeholder)
+    (f"{ITEMS}?f=json&filter=land_use IN ('ODT','CLN')&limit=2", 200, None),
+    (f"{ITEMS}?f=html&filter=land_use IN ('ODT','CLN')&limit=2", 200, None),
+    # a literal of the wrong type for the property
+    (f"{ITEMS}?f=json&filter=sheet_no = 'abc'", 400, "sheet_no is a integer"),
+    (f"{ITEMS}?f=json&filter=valid_from > '2020-01-01'", 400, "TIMESTAMP("),
+    # a spatial predicate on the HTML path (pygeoapi's CRS84 URI in the geometry)
+    (f"{ITEMS}?f=html&filter=S_INTERSECTS(geom,POINT(105.83 21.03))", 200, None),
+    # a coverage bbox that misses the raster
+    ("/collections/price-surface-001/coverage?bbox=0,0,1,1&f=json", 400, "does not meet"),
+    # a sheet number of 20 digits
+    ("/cadastre/parcels/00001/12345678901234567890/1", 422, None),
+    ("/cadastre/parcels/00001/12345678901234567890/1/history", 422, None),
+])
+def test_no_5xx_for_malformed_input(api: str, path: str, status: int, says: str | None
+                                    ) -> None:
+    r = httpx.get(api + path, timeout=60)
+    assert r.status_code == status, (path, r.status_code, r.text[:300])
+    if says:
+        assert says in r.text, r.text[:300]
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"x"', b"1", b'{"inputs": []}', b"{not json"])
+def test_process_bodies_that_are_not_execute_requests_are_400(api: str, body: bytes) -> None:
+    r = httpx.post(f"{api}/processes/planning-overlay/execution", content=body,
+                   headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 400, (body, r.status_code, r.text[:300])
+

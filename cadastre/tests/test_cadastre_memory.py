@@ -92,7 +92,9 @@ def test_split_merge_and_renumber_link_parents_to_children(db: Engine, tmp_path:
     g = dict(zip(old["parcel_no"], old.geometry, strict=True))
     left, right = halves(g[1])
     merged = shapely.union(g[2], g[3])
-    rows = [parcel_row("00001", 1, 1001, left, "1"), parcel_row("00001", 1, 1002, right, "1"),
+    stated = {"LoaiBienDong": "Tách thửa", "NgayBienDong": "30/11/2026"}
+    rows = [parcel_row("00001", 1, 1001, left, "1", **stated),
+            parcel_row("00001", 1, 1002, right, "1", **stated),
             parcel_row("00001", 1, 1003, merged, "2, 3"),
             parcel_row("00001", 1, 1004, g[4], "1/4")]  # sheet/parcel form
     result = load_parcels(db, delivery(tmp_path / "changes.gpkg", rows))
@@ -114,6 +116,12 @@ def test_split_merge_and_renumber_link_parents_to_children(db: Engine, tmp_path:
             SELECT kind, count(*) FROM cadastre.parcel_event WHERE load_run_id = :r
              GROUP BY kind"""), {"r": result.run_id}).all())
     assert events == {"create": 4, "split": 2, "merge": 1, "renumber": 1, "retire": 4}
+    with db.connect() as conn:  # what the delivery said of the change, kept with it
+        details = conn.execute(text("""
+            SELECT detail FROM cadastre.parcel_event WHERE load_run_id = :r AND kind = 'split'
+        """), {"r": result.run_id}).scalars().all()
+    assert [(d["stated_kind"], d["changed_on"]) for d in details] == \
+        [("Tách thửa", "2026-11-30")] * 2
 
     again = load_parcels(db, tmp_path / "changes.gpkg")  # the same delivery: nothing new
     assert (again.status, again.unchanged, again.retired, again.lineage) == \

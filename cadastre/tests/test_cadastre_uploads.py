@@ -161,9 +161,13 @@ def test_officer_loads_their_district(api: str, api_db: Engine, tmp_path: Path) 
     with api_db.connect() as conn:
         run = conn.execute(text("SELECT kind, run_by, status, inserted, districts "
                                 "FROM etl.load_run WHERE run_id = :r"), {"r": run_id}).one()
+        file_name = conn.execute(text("SELECT file_name FROM etl.load_run WHERE run_id = :r"),
+                                 {"r": run_id}).scalar_one()
         audit = conn.execute(text("SELECT * FROM audit.write_log WHERE load_run_id = :r"),
                              {"r": run_id}).mappings().all()
     assert tuple(run) == ("parcels", "loader-officer-001", "loaded", 3, ["001"])
+    assert file_name == "upload:thua_dat_001.gpkg"  # the client's name, not a server path
+    assert audit[0]["request_id"] == r.headers["x-request-id"]  # the server's own id
     assert len(audit) == 1
     assert (audit[0]["action"], audit[0]["actor_sub"], audit[0]["actor_role"],
             audit[0]["actor_district"], audit[0]["district_code"]) == (
@@ -255,9 +259,9 @@ def test_bad_files_are_422_with_located_reasons(api: str, api_db: Engine,
     assert data_snapshot(api_db) == snapshot
 
 
-def zipped(members: dict[str, bytes]) -> bytes:
+def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w", method) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
@@ -275,6 +279,9 @@ def test_unsafe_or_unusable_uploads_are_400(api: str, api_db: Engine) -> None:
         ("two.zip", zipped({**shapefile, "y.shp": b"\0"}), "more than one"),
         ("incomplete.zip", zipped({"x.shp": b"\0"}), "missing"),
         ("notazip.zip", b"PK but not really", "not a readable"),
+        # 8 MiB of zeros in a few kB: refused before anything is unpacked
+        ("bomb.zip", zipped({"x.shp": b"\0" * 100, "x.shx": b"\0" * 100,
+                             "x.dbf": b"\0" * (8 << 20)}, zipfile.ZIP_DEFLATED), "zip bomb"),
         ("thua_dat.exe", b"MZ", "not a delivery"),
     ]
     for name, data, reason in cases:

@@ -147,8 +147,10 @@ def test_officer_creates_replaces_and_retires_a_parcel(api: str, api_db: Engine)
     url = f"{api}/collections/parcels-001/items"
 
     r = httpx.post(url, json=feature(tpl, TEST_SHEETS + 1, 1, address="1 Test Street"),
-                   headers=OFFICER_001)
+                   headers={**OFFICER_001, "X-Request-ID": "client-chosen-1"})
     assert r.status_code == 201, r.text
+    # the server files the write under its own id; the client's is kept beside it
+    assert r.headers["x-request-id"] != "client-chosen-1"
     created = r.json()
     uid, etag = created["id"], r.headers["etag"]
     assert r.headers["location"].endswith(f"/collections/parcels-001/items/{uid}")
@@ -161,6 +163,8 @@ def test_officer_creates_replaces_and_retires_a_parcel(api: str, api_db: Engine)
     assert (audit["action"], audit["actor_sub"], audit["actor_role"],
             audit["actor_district"]) == ("create", "officer-001", "officer", "001")
     assert audit["before"] is None and audit["after"]["land_use"] == "ODT"
+    assert (audit["request_id"], audit["client_request_id"]) == (
+        r.headers["x-request-id"], "client-chosen-1")
     with api_db.connect() as conn:
         run = conn.execute(text("SELECT kind, run_by, inserted, status FROM etl.load_run "
                                 "WHERE run_id = :r"), {"r": audit["load_run_id"]}).one()
@@ -251,7 +255,11 @@ def test_validation_failures_carry_the_loaders_reasons(api: str, api_db: Engine)
         issues = r.json()["issues"]
         assert any(i["field"] == field and reason in i["reason"] for i in issues), issues
     for bad in (b"{not json", b'{"type": "FeatureCollection"}',
-                json.dumps(feature(tpl, TEST_SHEETS, 5, owner_name="X")).encode()):
+                json.dumps(feature(tpl, TEST_SHEETS, 5, owner_name="X")).encode(),
+                # properties of the wrong JSON types (a 500 before)
+                json.dumps(feature(tpl, TEST_SHEETS, 5, sheet_no=[1])).encode(),
+                json.dumps(feature(tpl, TEST_SHEETS, 5, area_m2={"v": 1})).encode(),
+                json.dumps(feature(tpl, TEST_SHEETS, 5, land_use=True)).encode()):
         r = httpx.post(url, content=bad, headers={**OFFICER_001,
                                                   "Content-Type": "application/geo+json"})
         assert r.status_code == 400, r.text

@@ -99,6 +99,12 @@ def checked_query(params: list[tuple[str, str]], path: str | None = None,
                                          f"bbox in CRS84 ({CRS84_URI})")
             continue
         out.append((key, value))
+    if path is not None and bbox is not None:
+        (left, bottom, right, top), _dx, _dy = _grid(path)
+        if bbox[2] <= left or bbox[0] >= right or bbox[3] <= bottom or bbox[1] >= top:
+            raise CoverageQueryError(
+                f"bbox {','.join(f'{v:g}' for v in bbox)} does not meet the coverage, "
+                f"which covers {left:.5f},{bottom:.5f},{right:.5f},{top:.5f} (CRS84)")
     if path is not None and not wants_native(params, accept):
         cells = json_cells(path, bbox)  # a subset without bbox counts as everything
         if cells > MAX_JSON_CELLS:

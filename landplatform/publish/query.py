@@ -53,10 +53,18 @@ def _walk(node: object):  # noqa: ANN202 - a generator of AST nodes
             yield from _walk(item)
 
 
-def check_filter(node: object, names: set[str]) -> None:
-    """Only declared properties, and no function calls: pygeofilter would turn a CQL2
-    function call into an SQL call of the same name (``pg_sleep(5) = 1``)."""
-    from pygeofilter import ast
+# JSON-schema type of a property -> the Python types of the CQL2 literals it compares with
+LITERALS: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int, float), "number": (int, float), "boolean": (bool,),
+    "date": (date,), "date-time": (datetime, date)}  # CQL2: DATE(...), TIMESTAMP(...)
+
+
+def check_filter(node: object, names: set[str], types: dict[str, str] | None = None) -> None:
+    """Only declared properties, literals of their types, and no function calls:
+    pygeofilter would turn a CQL2 function call into an SQL call of the same name
+    (``pg_sleep(5) = 1``), and a literal of another type is a 400 here rather than a
+    type error in PostgreSQL."""
+    from pygeofilter import ast, values
 
     unknown: set[str] = set()
     for n in _walk(node):
@@ -64,8 +72,40 @@ def check_filter(node: object, names: set[str]) -> None:
             raise QueryError(f"function {n.name!r} is not supported in filters")
         if isinstance(n, ast.Attribute) and n.name not in names:
             unknown.add(n.name)
+        if types and isinstance(n, ast.Node) and not isinstance(n, ast.Attribute):
+            subs = [x for sub in (n.get_sub_nodes() or [])
+                    for x in (sub if isinstance(sub, list) else [sub])]
+            attrs = [x.name for x in subs if isinstance(x, ast.Attribute)]
+            literals = [x for x in subs if not isinstance(x, ast.Node | values.Geometry
+                                                           | values.Envelope)]
+            for name in attrs:
+                kind = types.get(name)
+                for value in literals if kind in LITERALS else ():
+                    bad = isinstance(value, bool) and kind != "boolean"
+                    if bad or not isinstance(value, LITERALS[kind]):
+                        hint = {"date": " (write DATE('2026-01-31'))",
+                                "date-time": " (write TIMESTAMP('2026-01-31T00:00:00Z'))"}
+                        raise QueryError(f"{name} is a {kind}: it cannot be compared with "
+                                         f"{value!r}{hint.get(kind, '')}")
     if unknown:
         raise QueryError(f"filter names unknown properties: {', '.join(sorted(unknown))}")
+
+
+def storage_geometries(node: object) -> None:
+    """Geometry literals in the filter named by the CRS the views store (EPSG:4326): a
+    client's or pygeoapi's CRS84 URI is the same coordinates, anything else is refused
+    (pygeofilter would put the URI into the EWKT it sends to PostGIS)."""
+    from pygeofilter import values
+
+    for n in _walk(node):
+        if isinstance(n, values.Geometry) and isinstance(n.geometry, dict):
+            name = (n.geometry.get("crs") or {}).get("properties", {}).get("name")
+            if name and not name.endswith(("/OGC/1.3/CRS84", "EPSG/0/4326", ":4326",
+                                           ":CRS84")):
+                raise QueryError(f"geometries in filters must be in CRS84, not {name}")
+            if name:
+                n.geometry = {**n.geometry, "crs": {"type": "name", "properties": {
+                    "name": "urn:ogc:def:crs:EPSG::4326"}}}
 
 
 def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
@@ -165,7 +205,8 @@ class FeatureQuery:
             mapping = {c.name: c for c in t.columns}
             if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
                 mapping.setdefault("geometry", t.c[self.layer.geom_field])
-            check_filter(self.filter_ast, set(mapping))
+            check_filter(self.filter_ast, set(mapping), self.layer.field_types())
+            storage_geometries(self.filter_ast)
             try:
                 conds.append(to_filter(self.filter_ast, mapping))
             except Exception as exc:  # pygeofilter raises plain exceptions for misuse
@@ -230,7 +271,10 @@ class FeatureQuery:
         bound as parameters as before.
         """
         conds = self.conditions()
-        where = (sa.and_(*conds) if conds else sa.true()).compile(dialect=dialect)
+        # render_postcompile: an IN list's parameters are expanded here (one per value),
+        # not left as a placeholder the template's text would carry to PostgreSQL
+        where = (sa.and_(*conds) if conds else sa.true()).compile(
+            dialect=dialect, compile_kwargs={"render_postcompile": True})
         template = self._template(dialect, bool(offset), after is not None,
                                   count_cap is not None)
         params = bound_params(where)
