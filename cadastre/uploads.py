@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import time
 import unicodedata
 import zipfile
@@ -71,10 +72,14 @@ class LoadRequestError(Exception):
     status: int
     code: str
     description: str
+    retry_after: int | None = None
 
     def response(self, request_id: str) -> JSONResponse:
+        headers = {"X-Request-ID": request_id}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
         return JSONResponse({"code": self.code, "description": self.description},
-                            status_code=self.status, headers={"X-Request-ID": request_id})
+                            status_code=self.status, headers=headers)
 
 
 def bad(description: str) -> LoadRequestError:
@@ -319,6 +324,9 @@ class LoadService:
                                 UNZIP_FACTOR * settings.max_upload_bytes)
         self._districts: set[str] = set()
         self._districts_at = 0.0
+        # Loads at once: a load takes a core and a long transaction; beyond the limit a
+        # client is told to come back (503) rather than queued behind the others.
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent_uploads)
 
     def known_district(self, code: str) -> bool:
         """Districts with communes in the GSO catalogue (cached briefly, as in writes.py)."""
@@ -344,6 +352,16 @@ class LoadService:
 
     async def load(self, request: Request, caller: Principal, district: str,
                    request_id: str) -> JSONResponse:
+        if not self._slots.acquire(blocking=False):
+            raise LoadRequestError(503, "ServiceUnavailable", "other file loads are "
+                                   "running; try again shortly", retry_after=30)
+        try:
+            return await self._load(request, caller, district, request_id)
+        finally:
+            self._slots.release()
+
+    async def _load(self, request: Request, caller: Principal, district: str,
+                    request_id: str) -> JSONResponse:
         self.upload_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         directory = Path(tempfile.mkdtemp(prefix="load-", dir=self.upload_root))
         try:

@@ -57,6 +57,7 @@ GEOJSON = "application/geo+json"
 DISTRICT_COLLECTION = re.compile(rf"^{re.escape(PARCELS.key)}-(\d{{3}})$")
 MAX_BODY = 2 * 1024 * 1024
 REFERENCE_TTL_S = 60.0
+MAX_REASON = 500  # why a restricted read was made, as the reader says
 # Writable properties -> the national delivery names, so the frame goes through the field
 # mapping exactly like a delivered file does.
 NATIONAL = {"commune_code": "MaXa", "sheet_no": "SoHieuToBanDo", "parcel_no": "SoThuTuThua",
@@ -368,9 +369,12 @@ class WriteService:
                         headers={**headers, "ETag": etag(row), "X-Request-ID": w.request_id})
 
     # -- restricted read ---------------------------------------------------------------
-    def rights(self, principal: Principal | None, uid: int) -> JSONResponse:
+    def rights(self, principal: Principal | None, uid: int,
+               request_ids: tuple[str, str | None], reason: str | None) -> JSONResponse:
+        """A parcel's current rights, parties and certificates; the read is audited (who,
+        which parcel, when, why: ``reason``) in the same transaction: no audit, no read."""
         caller = require(principal)
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
             parcel = conn.execute(text("""
                 SELECT district_code, commune_code || '.' || sheet_no || '.' || parcel_no
                        AS parcel_ref, status
@@ -388,16 +392,27 @@ class WriteService:
                  WHERE r.district_code = :d AND r.parcel_uid = :uid AND r.valid_to IS NULL
                  ORDER BY r.right_id
             """), {"d": parcel["district_code"], "uid": uid}).mappings().all()
-        rights = [{"right_id": r["right_id"], "right_type": r["right_type"],
-                   "valid_from": r["valid_from"].isoformat(),
-                   "party": {"name": r["full_name"], "id_number": r["id_number"],
-                             "kind": r["party_kind"]},
-                   "certificate": None if r["serial"] is None else {
-                       "serial": r["serial"],
-                       "issue_date": r["issue_date"] and r["issue_date"].isoformat()}}
-                  for r in rows]
+            rights = [{"right_id": r["right_id"], "right_type": r["right_type"],
+                       "valid_from": r["valid_from"].isoformat(),
+                       "party": {"name": r["full_name"], "id_number": r["id_number"],
+                                 "kind": r["party_kind"]},
+                       "certificate": None if r["serial"] is None else {
+                           "serial": r["serial"],
+                           "issue_date": r["issue_date"] and r["issue_date"].isoformat()}}
+                      for r in rows]
+            conn.execute(text("""
+                INSERT INTO audit.write_log (actor_sub, actor_role, actor_district, action,
+                                             district_code, parcel_uid, request_id,
+                                             client_request_id, reason, after)
+                VALUES (:sub, :role, :adistrict, 'read_rights', :d, :uid, :rid, :crid,
+                        :reason, CAST(:after AS jsonb))
+            """), {"sub": caller.sub, "role": caller.role, "adistrict": caller.district,
+                   "d": parcel["district_code"], "uid": uid, "rid": request_ids[0],
+                   "crid": request_ids[1], "reason": reason,
+                   "after": json.dumps({"rights": len(rights)})})
         return JSONResponse({"parcel_id": uid, **parcel, "rights": rights},
-                            headers={"Cache-Control": "no-store"})
+                            headers={"Cache-Control": "no-store",
+                                     "X-Request-ID": request_ids[0]})
 
 
 def _uid(value: str) -> int:
@@ -453,9 +468,15 @@ def writes_router(service: WriteService, verifier: TokenVerifier) -> APIRouter:
     async def rights(request: Request, uid: str,
                      principal: Caller) -> Response:
         """Current rights of a parcel with parties and certificates (own district/admin)."""
+        rid = request_id(request)
+        reason = request.query_params.get("reason")
         try:
-            return await run_in_threadpool(service.rights, principal, _uid(uid))
+            if reason is not None and (len(reason) > MAX_REASON or "\x00" in reason):
+                raise WriteError(400, "InvalidParameterValue",
+                                 f"reason is at most {MAX_REASON} characters of text")
+            return await run_in_threadpool(service.rights, principal, _uid(uid),
+                                           (rid, client_request_id(request)), reason)
         except WriteError as exc:
-            return exc.response(request_id(request))
+            return exc.response(rid)
 
     return router

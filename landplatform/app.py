@@ -89,6 +89,6 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     app.include_router(tiles_router(service))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
-    app.include_router(process_router(pygeoapi_execute))
+    app.include_router(process_router(pygeoapi_execute, settings.max_concurrent_processes))
     app.mount("/", ogc)
     return app

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     samples_dir: Path = Field(default=PROJECT_DIR / "data" / "samples",
                               validation_alias="LIS_SAMPLES_DIR")
     pool_size: int = Field(default=8, validation_alias="LIS_POOL_SIZE")
+    max_concurrent_uploads: int = Field(
+        default=2, ge=1, validation_alias="LIS_MAX_CONCURRENT_UPLOADS",
+        description="File loads through the API at once; more get 503 with Retry-After "
+                    "(a load takes a core and a transaction: cheap requests keep theirs).")
+    max_concurrent_processes: int = Field(
+        default=2, ge=1, validation_alias="LIS_MAX_CONCURRENT_PROCESSES",
+        description="OGC API process executions at once; more get 503 with Retry-After.")
     pool_timeout: float = Field(default=5.0, validation_alias="LIS_POOL_TIMEOUT")
     page_limit_default: int = Field(default=100, validation_alias="LIS_PAGE_LIMIT_DEFAULT")
     page_limit_max: int = Field(default=10000, validation_alias="LIS_PAGE_LIMIT_MAX")

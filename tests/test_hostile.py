@@ -150,3 +150,34 @@ def test_process_bodies_that_are_not_execute_requests_are_400(api: str, body: by
                    headers={"Content-Type": "application/json"}, timeout=60)
     assert r.status_code == 400, (body, r.status_code, r.text[:300])
 
+
+
+def test_process_runs_beyond_the_cap_are_503() -> None:
+    """A second execution while the only allowed one runs: 503 with Retry-After, at once."""
+    import asyncio
+
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from landplatform.publish.process_guard import process_router
+
+    release = asyncio.Event()
+
+    async def slow_process(request) -> JSONResponse:  # noqa: ANN001 - pygeoapi's handler
+        await release.wait()
+        return JSONResponse({"ok": True})
+
+    app = FastAPI()
+    app.include_router(process_router(slow_process, max_running=1))
+
+    async def scenario() -> tuple[int, int, str | None]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = asyncio.create_task(client.post("/processes/p/execution", json={}))
+            await asyncio.sleep(0.05)
+            second = await client.post("/processes/p/execution", json={})
+            release.set()
+            return (await first).status_code, second.status_code, \
+                second.headers.get("retry-after")
+
+    assert asyncio.run(scenario()) == (200, 503, "10")

@@ -326,3 +326,21 @@ def test_uploads_leave_nothing_behind(api: str, api_var_dir: Path) -> None:
     """Every upload above was streamed to a temporary directory and deleted afterwards."""
     uploads = api_var_dir / "uploads"
     assert uploads.is_dir() and list(uploads.iterdir()) == []
+
+
+def test_concurrent_uploads_beyond_the_cap_are_503(api_db: Engine, tmp_path: Path) -> None:
+    """With the one allowed load running, another is told to come back: 503 and
+    Retry-After, before its body is read."""
+    import asyncio
+
+    from cadastre.uploads import LoadRequestError, LoadService
+    from landplatform.settings import Settings
+
+    service = LoadService(api_db, Settings(LIS_VAR_DIR=str(tmp_path),
+                                           LIS_MAX_CONCURRENT_UPLOADS=1))
+    assert service._slots.acquire(blocking=False)  # the running load
+    with pytest.raises(LoadRequestError) as refused:
+        asyncio.run(service.load(None, None, "001", "rid"))
+    assert refused.value.status == 503
+    assert refused.value.response("rid").headers["retry-after"] == "30"
+    service._slots.release()

@@ -302,17 +302,32 @@ def test_restricted_rights_by_role_and_district(api: str, api_db: Engine) -> Non
              WHERE r.district_code = '001' AND r.valid_to IS NULL ORDER BY r.right_id LIMIT 1
         """)).one()
     url = f"{api}/restricted/parcels/{uid}/rights"
+
+    def reads() -> list[tuple]:
+        with api_db.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                "SELECT actor_sub, actor_role, reason, request_id FROM audit.write_log "
+                "WHERE action = 'read_rights' AND parcel_uid = :u ORDER BY id"), {"u": uid})]
+
+    before = reads()
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers=OFFICER_003).status_code == 403
-    for headers in (OFFICER_001, ADMIN):
-        r = httpx.get(url, headers=headers)
+    assert reads() == before  # refused reads read nothing
+    for headers, reason in ((OFFICER_001, "hồ sơ chuyển nhượng 123/2026"), (ADMIN, None)):
+        r = httpx.get(url, headers=headers, params={"reason": reason} if reason else None)
         assert r.status_code == 200, r.text
         rights = r.json()["rights"]
         assert name in [x["party"]["name"] for x in rights]
         assert serial in [x["certificate"]["serial"] for x in rights if x["certificate"]]
         assert r.headers["cache-control"] == "no-store"
+        # who read which parcel's owners, and why: audited with the read
+        *_, last = reads()
+        assert last[1:3] == ("officer" if headers is OFFICER_001 else "admin", reason)
+        assert last[3] == r.headers["x-request-id"]
+    assert len(reads()) == len(before) + 2
     assert httpx.get(f"{api}/restricted/parcels/999999999/rights",
                      headers=ADMIN).status_code == 404
+    assert httpx.get(url, headers=ADMIN, params={"reason": "x" * 501}).status_code == 400
 
 
 def test_audit_log_is_append_only_and_not_public(api_db: Engine, manifest: list[dict]

@@ -8,6 +8,7 @@ to send instead. A valid body is handed on unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
@@ -31,8 +32,13 @@ def execute_body_problem(body: bytes) -> str | None:
     return None
 
 
-def process_router(delegate: Callable[[Request], Awaitable[Response]]) -> APIRouter:
+def process_router(delegate: Callable[[Request], Awaitable[Response]],
+                   max_running: int) -> APIRouter:
+    """The guard: a valid body, and at most ``max_running`` executions at once (a process
+    run is heavy; beyond that a client gets 503 + Retry-After, the cheap requests keep the
+    server)."""
     router = APIRouter()
+    running = asyncio.Semaphore(max_running)
 
     @router.post("/processes/{process_id}/execution", include_in_schema=False)
     async def execute(request: Request, process_id: str) -> Response:
@@ -41,10 +47,15 @@ def process_router(delegate: Callable[[Request], Awaitable[Response]]) -> APIRou
         if problem is not None:
             return JSONResponse({"code": "InvalidParameterValue", "description": problem},
                                 status_code=400)
+        if running.locked():
+            return JSONResponse({"code": "ServiceUnavailable", "description": "other "
+                                 "process runs are under way; try again shortly"},
+                                status_code=503, headers={"Retry-After": "10"})
 
         async def receive() -> dict:  # the body again, for pygeoapi
             return {"type": "http.request", "body": body, "more_body": False}
 
-        return await delegate(Request(request.scope, receive))
+        async with running:
+            return await delegate(Request(request.scope, receive))
 
     return router
