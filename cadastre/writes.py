@@ -417,7 +417,7 @@ class WriteService:
 
 def _uid(value: str) -> int:
     """A parcel id from the path: anything but a positive bigint is simply not found."""
-    if not value.isdigit() or len(value) > 18 or int(value) == 0:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) == 0:
         raise WriteError(404, "NotFound", "identifier not found")
     return int(value)
 

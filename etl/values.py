@@ -73,7 +73,7 @@ def parse_code(value: object, width: int) -> str:
     if isinstance(value, float) and value == int(value):
         value = int(value)
     text = str(value).strip()
-    if not text.isdigit() or len(text) > width:
+    if not (text.isascii() and text.isdigit()) or len(text) > width:
         raise ValueError(f"not a {width}-digit code")
     return text.zfill(width)
 

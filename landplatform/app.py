@@ -83,7 +83,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     # everything else (and the HTML/JSON-LD items pages, handed over by the router).
     service = FeaturesService(engine, collections_from_config(config), settings.base_url,
                               settings.page_limit_default, settings.page_limit_max)
-    app.include_router(features_router(service, pygeoapi_items))
+    app.include_router(features_router(service, pygeoapi_items, settings.html_page_limit))
     # GET items/item for GeoJSON skip the app's stack (same service, same answers)
     app.add_middleware(FeaturesFastLane, service=service, threads=settings.pool_size)
     app.include_router(tiles_router(service))

@@ -37,7 +37,8 @@ class BodyLimitMiddleware:
             return
         max_bytes = self.limit(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        if declared is not None and declared.isascii() and declared.isdigit() \
+                and int(declared) > max_bytes:
             await self._refuse(send, max_bytes)
             return
         seen = 0

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     samples_dir: Path = Field(default=PROJECT_DIR / "data" / "samples",
                               validation_alias="LIS_SAMPLES_DIR")
     pool_size: int = Field(default=8, validation_alias="LIS_POOL_SIZE")
+    html_page_limit: int = Field(
+        default=500, ge=1, validation_alias="LIS_HTML_PAGE_LIMIT",
+        description="Most items an HTML items page shows (a larger limit is lowered).")
     max_concurrent_uploads: int = Field(
         default=2, ge=1, validation_alias="LIS_MAX_CONCURRENT_UPLOADS",
         description="File loads through the API at once; more get 503 with Retry-After "

@@ -88,7 +88,7 @@ def parse_inputs(data: dict) -> tuple[str, str | None, float]:
     district = data.get("district_code")
     if district is not None:
         district = str(district).strip()
-        if not (district.isdigit() and len(district) == 3):
+        if not (district.isascii() and district.isdigit() and len(district) == 3):
             raise ProcessorExecuteError(user_msg="district_code must be 3 digits, e.g. '001'")
     share = data.get("min_share", 0)
     if isinstance(share, bool) or not isinstance(share, int | float) \

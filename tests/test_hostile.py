@@ -135,6 +135,9 @@ def test_request_body_is_capped(api: str) -> None:
     # a sheet number of 20 digits
     ("/cadastre/parcels/00001/12345678901234567890/1", 422, None),
     ("/cadastre/parcels/00001/12345678901234567890/1/history", 422, None),
+    # a digit Python's str.isdigit() knows but int() does not take (schemathesis found it)
+    ("/collections/parcel-values-001/items/%C2%B37", 404, None),
+    (f"{ITEMS}/%C2%B37?f=html", 404, None),
 ])
 def test_no_5xx_for_malformed_input(api: str, path: str, status: int, says: str | None
                                     ) -> None:
@@ -181,3 +184,13 @@ def test_process_runs_beyond_the_cap_are_503() -> None:
                 second.headers.get("retry-after")
 
     assert asyncio.run(scenario()) == (200, 503, "10")
+
+
+def test_html_pages_are_capped(api: str) -> None:
+    """An HTML (or JSON-LD) page asked for 5,000 items renders LIS_HTML_PAGE_LIMIT (500)."""
+    r = httpx.get(f"{api}{ITEMS}", params={"f": "jsonld", "limit": "5000"}, timeout=120)
+    assert r.status_code == 200, r.text[:300]
+    graph = r.json().get("@graph") or r.json().get("features") or []
+    assert 0 < len(graph) <= 500
+    html = httpx.get(f"{api}{ITEMS}", params={"f": "html", "limit": "5000"}, timeout=120)
+    assert html.status_code == 200 and html.text.count("/items/") <= 2 * 500 + 20

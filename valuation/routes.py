@@ -20,7 +20,7 @@ router = APIRouter(tags=["valuation"])
 @router.get("/valuation/coverage/price-surface-{district}.png", response_class=FileResponse,
             summary="Colour preview of a district's price surface (PNG)")
 def price_surface_preview(district: str) -> FileResponse:
-    if not (len(district) == 3 and district.isdigit()):
+    if not (len(district) == 3 and district.isascii() and district.isdigit()):
         raise HTTPException(404, "not found")
     path = preview_path(get_settings().var_dir, district)
     if not path.is_file():

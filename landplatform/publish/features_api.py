@@ -249,7 +249,7 @@ class FeaturesService:
             if crs_uri is not None and crs_uri not in col.crs:
                 raise QueryError(f"crs {crs_uri} is not offered by this collection")
             if col.layer.id_type == "integer":
-                if not fid.isdigit() or len(fid) > 18:
+                if not (fid.isascii() and fid.isdigit()) or len(fid) > 18:
                     return _exception(404, "NotFound", "identifier not found")
                 key: object = int(fid)
             else:
@@ -354,15 +354,28 @@ def _cql2(text: str, lang: str | None, filter_crs: str | None):  # noqa: ANN202
             from None
 
 
-def features_router(service: FeaturesService, delegate) -> APIRouter:  # noqa: ANN001
-    """Routes for items and item; ``delegate(request)`` hands a request to pygeoapi."""
+def capped(request: Request, limit: int) -> Request:
+    """``request`` with its ``limit`` at most ``limit``: an HTML page is a map and a table
+    a person reads, rendered in Python (ten thousand features took a core for seconds)."""
+    params = request.query_params.multi_items()
+    asked = next((v for k, v in params if k == "limit"), None)
+    if asked is None or not (asked.isascii() and asked.isdigit()) or int(asked) <= limit:
+        return request
+    query = urlencode([(k, str(limit) if k == "limit" else v) for k, v in params])
+    return Request({**request.scope, "query_string": query.encode()}, request.receive)
+
+
+def features_router(service: FeaturesService, delegate,  # noqa: ANN001
+                    html_limit: int) -> APIRouter:
+    """Routes for items and item; ``delegate(request)`` hands a request to pygeoapi (HTML
+    pages of at most ``html_limit`` items)."""
     router = APIRouter()
 
     @router.get("/collections/{collection_id}/items", include_in_schema=False)
     async def items(request: Request, collection_id: str) -> Response:
         col = service.collections.get(collection_id)
         if col is None or _wants_pygeoapi(request):
-            return await delegate(request)
+            return await delegate(capped(request, html_limit))
         params = dict(request.query_params)
         return await run_in_threadpool(service.items, col, params)
 

@@ -59,11 +59,16 @@ LITERALS: dict[str, tuple[type, ...]] = {
     "date": (date,), "date-time": (datetime, date)}  # CQL2: DATE(...), TIMESTAMP(...)
 
 
-def check_filter(node: object, names: set[str], types: dict[str, str] | None = None) -> None:
+# property types that compare with each other
+GROUPS = {"integer": "number", "number": "number", "date": "time", "date-time": "time"}
+
+
+def check_filter(node: object, names: set[str], types: dict[str, str] | None = None,
+                 geometries: frozenset[str] = frozenset()) -> None:
     """Only declared properties, literals of their types, and no function calls:
     pygeofilter would turn a CQL2 function call into an SQL call of the same name
-    (``pg_sleep(5) = 1``), and a literal of another type is a 400 here rather than a
-    type error in PostgreSQL."""
+    (``pg_sleep(5) = 1``), and a literal of another type, or a geometry anywhere but in a
+    spatial predicate, is a 400 here rather than a type error in PostgreSQL."""
     from pygeofilter import ast, values
 
     unknown: set[str] = set()
@@ -76,6 +81,21 @@ def check_filter(node: object, names: set[str], types: dict[str, str] | None = N
             subs = [x for sub in (n.get_sub_nodes() or [])
                     for x in (sub if isinstance(sub, list) else [sub])]
             attrs = [x.name for x in subs if isinstance(x, ast.Attribute)]
+            scalar = isinstance(n, ast.Comparison | ast.Between | ast.Like | ast.In
+                                | ast.Arithmetic | ast.TemporalPredicate)
+            if isinstance(n, ast.Like) and types and any(types.get(a) not in ("string", None)
+                                                         for a in attrs):
+                raise QueryError("LIKE compares text: "
+                                 f"{', '.join(a for a in attrs if types.get(a) != 'string')} "
+                                 "is not a string property")
+            groups = {GROUPS.get(types.get(a, ""), types.get(a)) for a in attrs} - {None}
+            if scalar and len(groups) > 1:
+                raise QueryError(f"{' and '.join(attrs)} are of different types "
+                                 f"({', '.join(types.get(a, '?') for a in attrs)}): they "
+                                 "cannot be compared")
+            if scalar and geometries & set(attrs):
+                raise QueryError(f"{sorted(geometries & set(attrs))[0]} is a geometry: it "
+                                 "can be used in spatial predicates (S_INTERSECTS, ...) only")
             literals = [x for x in subs if not isinstance(x, ast.Node | values.Geometry
                                                            | values.Envelope)]
             for name in attrs:
@@ -92,13 +112,24 @@ def check_filter(node: object, names: set[str], types: dict[str, str] | None = N
 
 
 def storage_geometries(node: object) -> None:
-    """Geometry literals in the filter named by the CRS the views store (EPSG:4326): a
-    client's or pygeoapi's CRS84 URI is the same coordinates, anything else is refused
-    (pygeofilter would put the URI into the EWKT it sends to PostGIS)."""
+    """Geometry literals in the filter valid, and named by the CRS the views store
+    (EPSG:4326): a client's or pygeoapi's CRS84 URI is the same coordinates, anything else
+    is refused (pygeofilter would put the URI into the EWKT it sends to PostGIS), and so is
+    a ring of three points or a bow tie (PostGIS would fail on it: a 500)."""
+    import shapely
     from pygeofilter import values
+    from shapely.geometry import shape
 
     for n in _walk(node):
         if isinstance(n, values.Geometry) and isinstance(n.geometry, dict):
+            try:
+                literal = shape(n.geometry)
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                raise QueryError(f"a geometry in the filter is not a geometry: {exc}") \
+                    from None
+            if literal.is_empty or not literal.is_valid:
+                raise QueryError("a geometry in the filter is empty or invalid "
+                                 f"({shapely.is_valid_reason(literal)})")
             name = (n.geometry.get("crs") or {}).get("properties", {}).get("name")
             if name and not name.endswith(("/OGC/1.3/CRS84", "EPSG/0/4326", ":4326",
                                            ":CRS84")):
@@ -205,7 +236,8 @@ class FeatureQuery:
             mapping = {c.name: c for c in t.columns}
             if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
                 mapping.setdefault("geometry", t.c[self.layer.geom_field])
-            check_filter(self.filter_ast, set(mapping), self.layer.field_types())
+            check_filter(self.filter_ast, set(mapping), self.layer.field_types(),
+                         frozenset({"geometry", self.layer.geom_field or "geometry"}))
             storage_geometries(self.filter_ast)
             try:
                 conds.append(to_filter(self.filter_ast, mapping))
