@@ -93,6 +93,7 @@ class ParcelLoader:
         self.quarantine = quarantine
         self.rows: pd.DataFrame | None = None
         self.parents: pd.DataFrame | None = None
+        self.districts: list[str] = []
 
     def identity(self) -> str | None:
         return None  # the file's sha256 comes with reading it (or from the failure record)
@@ -126,12 +127,14 @@ class ParcelLoader:
             issues += outside
             parents = parents[parents["feature_no"].isin(rows["feature_no"])]
         self.rows, self.parents = rows, parents
-        return Prepared(issues, sorted(rows["district_code"].dropna().unique().tolist()),
-                        file_sha256(path, extra=[sidecar]) if sidecar else source.sha256,
-                        source.layer)
+        self.districts = sorted(rows["district_code"].dropna().unique().tolist())
+        # with a sidecar the delivery's identity covers it (the data files' hash alone is
+        # what reading them already gave)
+        return Prepared(issues, self.districts,
+                        delivery_sha256(path) if sidecar else source.sha256, source.layer)
 
     def lock(self, conn: Connection) -> None:
-        m.lock_districts(conn, sorted(self.rows["district_code"].dropna().unique().tolist()))
+        m.lock_districts(conn, self.districts)
 
     def merge(self, conn: Connection, run_id: int, result: ParcelLoadResult,
               progress: Progress, issues: list[Issue]) -> dict[str, int]:
