@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, Engine
 
 from landplatform.db import make_engine, normalise_url
 from landplatform.pgcluster import EmbeddedCluster
-from support import SAMPLES, TEST_AUTH_SECRET, create_database, free_port
+from support import SAMPLES, TEST_AUTH_SECRET, create_database, free_port, role_env
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +64,8 @@ def api_db_url(server_url: URL, api_var_dir: Path) -> URL:
     """The database the API tests serve: migrated, with every sample file loaded and every
     sample district valued (as ``lis up`` leaves it)."""
     url = create_database(server_url, "lis_api")
-    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False),
-           "LIS_VAR_DIR": str(api_var_dir)}
+    # loaded as a deployment loads: the application role, no superuser
+    env = {**os.environ, **role_env(url), "LIS_VAR_DIR": str(api_var_dir)}
     subprocess.run([sys.executable, "-m", "lis.cli", "load", "samples"], env=env,
                    check=True, capture_output=True, text=True, timeout=300)
     subprocess.run([sys.executable, "-m", "lis.cli", "valuate", "--all", "--quiet"],
@@ -85,8 +85,10 @@ def api(api_db_url: URL, api_var_dir: Path,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real platform server (``lis serve``) on 127.0.0.1."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": api_db_url.render_as_string(hide_password=False),
-           "PORT": str(port), "HOST": "127.0.0.1",
+    # the server gets the application and public roles' URLs only, as in docker-compose
+    roles = role_env(api_db_url)
+    del roles["LIS_OWNER_DATABASE_URL"]
+    env = {**os.environ, **roles, "PORT": str(port), "HOST": "127.0.0.1",
            "LIS_VAR_DIR": str(api_var_dir),
            "LIS_AUTH_SECRET": TEST_AUTH_SECRET}  # tests mint tokens with it
     log = tmp_path_factory.mktemp("log") / "serve.log"

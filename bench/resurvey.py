@@ -10,7 +10,7 @@ the commune as "changes" (refused in strict mode: every parcel overlaps).
     python -m bench.resurvey [--parcels 5000]   # results in docs/resurvey.md
 
 Runs against ``BENCH_DATABASE_URL`` (a maintenance URL: it creates and drops the database
-``lis_resurvey``) or the developer's embedded cluster (``lis db url``).
+``lis_resurvey``) or the developer's embedded cluster (``lis db url --role admin``).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def grid(n: int, shift: float, seed: int) -> gpd.GeoDataFrame:
 
 def database() -> str:
     server = os.environ.get("BENCH_DATABASE_URL") or subprocess.run(
-        [sys.executable, "-m", "lis.cli", "db", "url"], capture_output=True, text=True,
+        [sys.executable, "-m", "lis.cli", "db", "url", "--role", "admin"], capture_output=True,
+        text=True,
         check=True).stdout.strip()
     url = make_url(server)
     conninfo = url.set(drivername="postgresql", database="postgres").render_as_string(

@@ -15,12 +15,13 @@ code page). Text is stored in Unicode NFC (cp1258 writes tone marks as combining
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import unicodedata
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -222,18 +223,20 @@ def check_zip(path: Path, limit: int) -> dict[str, zipfile.ZipInfo]:
 
 @dataclass(frozen=True)
 class Part:
-    """One part of a Shapefile, on disk or in a zip: its size and a reader of its first
-    ``n`` bytes (-1: all), so a 1 GB .shp is checked without reading it."""
+    """One part of a Shapefile, on disk or in a zip: its size, a reader of its first ``n``
+    bytes (-1: all) and a stream of it, so a 1 GB .shp or .dbf is checked without holding
+    it in memory."""
 
     size: int
-    read: Callable[[int], bytes]
+    open: Callable[[], BinaryIO]
+
+    def read(self, n: int) -> bytes:
+        with self.open() as fh:
+            return fh.read(n)
 
 
 def _file_part(path: Path) -> Part:
-    def read(n: int) -> bytes:
-        with path.open("rb") as fh:
-            return fh.read(n)
-    return Part(path.stat().st_size, read)
+    return Part(path.stat().st_size, lambda: path.open("rb"))
 
 
 def _zip_shapefiles(path: Path, members: dict[str, zipfile.ZipInfo]
@@ -249,15 +252,16 @@ def _zip_shapefiles(path: Path, members: dict[str, zipfile.ZipInfo]
         stem, _, ext = name.rpartition(".")
         if stem in by_stem and f".{ext.lower()}" in SHAPEFILE_PARTS:
             by_stem[stem][f".{ext.lower()}"] = Part(members[name].file_size,
-                                                    _member_reader(path, name))
+                                                    _member_opener(path, name))
     return by_stem
 
 
-def _member_reader(path: Path, name: str) -> Callable[[int], bytes]:
-    def read(n: int) -> bytes:
+def _member_opener(path: Path, name: str) -> Callable[[], BinaryIO]:
+    @contextlib.contextmanager
+    def open_member() -> Iterator[BinaryIO]:
         with zipfile.ZipFile(path) as archive, archive.open(name) as member:
-            return member.read(n)
-    return read
+            yield member
+    return open_member
 
 
 # --- Shapefile structure and DBF text ----------------------------------------------------
@@ -311,32 +315,33 @@ def check_shapefile(path: Path, stem: str, parts: dict[str, Part],
     shapes = (parts[".shx"].size - 100) // 8
     if ".dbf" not in parts:
         raise LoadError(path, f"Shapefile {stem} incomplete: .dbf missing")
-    dbf = parts[".dbf"].read(-1)
-    records, header, width, fields = _dbf_layout(dbf)
-    if len(dbf) < 32 or len(dbf) < header + records * width:
+    dbf = parts[".dbf"]
+    # The header first: what it states is checked against the part's size before a byte
+    # of the records is read (a forged header cannot make us read, or hold, more).
+    head = dbf.read(32)
+    records, header, width, _ = _dbf_layout(head)
+    if len(head) < 32 or dbf.size < header + records * width:
         raise LoadError(path, f"{stem}.dbf is truncated: its header states {records:,} "
                               f"records ({header + records * width:,} bytes), the file has "
-                              f"{len(dbf):,}; the delivery was cut short (copy it again)")
+                              f"{dbf.size:,}; the delivery was cut short (copy it again)")
     if records != shapes:
         raise LoadError(path, f"{stem}.dbf has {records:,} records but {stem}.shp "
                               f"{shapes:,} shapes: the parts do not belong together")
+    head = dbf.read(header)
+    fields = _dbf_layout(head)[3]
     cpg = parts[".cpg"].read(-1).decode("ascii", "replace").strip() if ".cpg" in parts else None
     declared = encoding or cpg
-    ldid = dbf[29] if len(dbf) > 29 else 0
+    ldid = head[29]
     if declared is None and ldid:
         return encoding  # the .dbf names its code page (LDID): GDAL decodes it
     if declared is not None and _is_cp1258(declared):
         return CP1258
     if declared is not None and declared.replace("-", "").lower() != "utf8":
         return encoding  # stated code page; check_text catches a wrong one
-    body = dbf[header:header + records * width]
-    try:
-        body.decode("utf-8")
-        ascii_only = body.isascii()
-    except UnicodeDecodeError:
-        bad = _first_non_utf8(body, width, fields)
-        if bad is None:  # only characters cut at the end of a field: GDAL copes
-            return encoding
+    bad, ascii_only = _dbf_utf8(dbf, header, records, width, fields)
+    if bad == "cut":  # only characters cut at the end of a field: GDAL copes
+        return encoding
+    if bad is not None:
         name, feature = bad
         said = (f"its .cpg says {cpg!r}" if encoding is None and cpg
                 else f"--encoding {encoding}" if encoding else "there is no .cpg")
@@ -377,6 +382,34 @@ def _from_latin1(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if column != geometry and frame[column].dtype in (object, "str", "string"):
             frame[column] = frame[column].map(fix)
     return frame.rename(columns={c: fix(c) for c in frame.columns if c != geometry})
+
+
+_DBF_CHUNK_BYTES = 8 * 2**20
+
+
+def _dbf_utf8(dbf: Part, header: int, records: int, width: int,
+              fields: list[tuple[str, int, int]]
+              ) -> tuple[tuple[str, int] | str | None, bool]:
+    """Whether the records' text is UTF-8, read in record-aligned chunks: (None, all
+    ASCII?), or ("cut", _) when only characters cut at a field's end fail, or the (field,
+    feature number) of the first value that is not UTF-8."""
+    per_chunk = max(1, _DBF_CHUNK_BYTES // max(width, 1))
+    ascii_only, done = True, 0
+    with dbf.open() as fh:
+        fh.read(header)
+        while done < records:
+            n = min(per_chunk, records - done)
+            body = fh.read(n * width)
+            try:
+                body.decode("utf-8")
+                ascii_only = ascii_only and body.isascii()
+            except UnicodeDecodeError:
+                bad = _first_non_utf8(body, width, fields)
+                if bad is None:
+                    return "cut", False
+                return (bad[0], bad[1] + done), False
+            done += n
+    return None, ascii_only
 
 
 def _first_non_utf8(body: bytes, width: int, fields: list[tuple[str, int, int]]

@@ -15,7 +15,7 @@ domains. With the domains of this project:
     lis parcel COMMUNE SHEET NO  look a parcel up
     lis runs                     recent load runs
     lis token issue --sub S --role officer|admin [--district D] [--ttl 8h]
-    lis migrate | serve | db start|stop|status|url
+    lis migrate | serve | db start|stop|status|url|roles
 """
 
 from __future__ import annotations
@@ -69,11 +69,16 @@ def build_cli(domains: Sequence[Domain],
         """Land-information platform: load land data into PostGIS, publish it as OGC APIs."""
 
     def migrate_schema() -> None:
+        from landplatform.db import owner_engine
         from landplatform.migrate import current_heads, expected_heads, upgrade
 
         locations = migration_locations(domains)
-        before = current_heads(engine())
-        upgrade(engine(), locations)
+        owner = owner_engine()  # migrations run as the schema owner, nothing else does
+        try:
+            before = current_heads(owner)
+            upgrade(owner, locations)
+        finally:
+            owner.dispose()
         heads = expected_heads(locations)
         click.echo(f"Schema: {'up to date' if before == heads else 'migrated'} at "
                    f"{', '.join(sorted(heads))}")
@@ -174,6 +179,9 @@ def build_cli(domains: Sequence[Domain],
                     f"port {settings.port} on {settings.host} is in use: stop what runs "
                     f"there or choose another with PORT=...") from None
         app = create_app(settings)
+        for warning in role_warnings(settings):
+            click.echo(f"WARNING: {warning} (docs/SECURITY.md, \"Database roles\")",
+                       err=True)
         base = settings.base_url
         units = unit_collections(app.state.pygeoapi_config)
         click.echo(f"\nServing on {base}")
@@ -187,9 +195,23 @@ def build_cli(domains: Sequence[Domain],
         click.echo(f"  API docs       {base}/openapi?f=html")
         if units:
             click.echo(f"  QGIS / GDAL    ogrinfo -so OAPIF:{base} {units[0]}")
+        click.echo(f"  workers        {settings.workers} (LIS_WORKERS)")
         click.echo("")
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False)
+        if settings.workers == 1:
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                        access_log=False)
+            return
+        # Several processes, so one core busy with a heavy request (an HTML page, an
+        # overlay) leaves the others to answer cheap ones: each worker builds its own app.
+        # The app built above served to check the configuration and print the banner.
+        from landplatform.db import get_engine
+        from landplatform.publish.engine import get_public_engine
+
+        get_public_engine().dispose()
+        get_engine().dispose()
+        uvicorn.run(f"{create_app.__module__}:{create_app.__qualname__}", factory=True,
+                    workers=settings.workers, host=settings.host, port=settings.port,
+                    log_level="warning", access_log=False)
 
     @main.command()
     def serve() -> None:
@@ -245,14 +267,88 @@ def build_cli(domains: Sequence[Domain],
                    f"(127.0.0.1:{cluster.port})")
 
     @db.command("url")
-    def db_url() -> None:
-        from landplatform.db import database_url
+    @click.option("--role", type=click.Choice(["app", "owner", "public", "admin"]),
+                  default="app", show_default=True,
+                  help="app: DATABASE_URL (the server, loads); owner: migrations; public: "
+                       "the public read pool; admin: the embedded cluster's superuser.")
+    def db_url(role: str) -> None:
+        """Print the URL of one of the platform's database roles."""
+        from landplatform.db import (
+            database_url,
+            embedded_cluster,
+            owner_database_url,
+            public_database_url,
+        )
 
-        click.echo(database_url().render_as_string(hide_password=False))
+        settings = get_settings()
+        if role == "admin":
+            if settings.database_url:
+                raise click.ClickException("DATABASE_URL is set: the superuser of that "
+                                           "server is its administrator's, not ours")
+            click.echo(embedded_cluster(settings).url)
+            return
+        url = {"app": lambda: database_url(settings),
+               "owner": lambda: owner_database_url(settings),
+               "public": lambda: public_database_url(settings)[0]}[role]()
+        click.echo(url.render_as_string(hide_password=False))
+
+    @db.command("roles")
+    @click.option("--admin-url", required=True, envvar="LIS_ADMIN_DATABASE_URL",
+                  help="A superuser's URL on the platform's database (used once, not kept).")
+    def db_roles(admin_url: str) -> None:
+        """Create or correct the three database roles on an external server and hand the
+        database to the owner (docs/SECURITY.md, "Database roles").
+
+        A role whose URL is configured (DATABASE_URL, LIS_OWNER_DATABASE_URL,
+        LIS_PUBLIC_DATABASE_URL, with those roles' names) gets that URL's password;
+        the others get a generated one. Prints the three URLs to configure.
+        """
+        import secrets
+
+        import psycopg
+
+        from landplatform.db import normalise_url
+        from landplatform.roles import APP, OWNER, PUBLIC, bootstrap
+
+        settings = get_settings()
+        admin = normalise_url(admin_url)
+        configured = {OWNER: settings.owner_database_url, APP: settings.database_url,
+                      PUBLIC: settings.public_database_url}
+        urls = {}
+        for role, given in configured.items():
+            url = normalise_url(given) if given else None
+            if url is None or url.username != role or not url.password:
+                url = admin.set(username=role, password=secrets.token_urlsafe(24))
+            urls[role] = url
+        conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+                bootstrap(conn, {role: url.password for role, url in urls.items()})
+        except psycopg.Error as exc:
+            raise click.ClickException(
+                f"could not set up the roles: {str(exc).strip()}") from None
+        click.echo("Roles ready. Configure (keep them secret; the server needs the last two, "
+                   "migrations the first):")
+        for env, role in (("LIS_OWNER_DATABASE_URL", OWNER), ("DATABASE_URL", APP),
+                          ("LIS_PUBLIC_DATABASE_URL", PUBLIC)):
+            click.echo(f"{env}={urls[role].render_as_string(hide_password=False)}")
 
     for command in (c for d in domains for c in d.commands):
         main.add_command(command)
     return main
+
+
+def role_warnings(settings: Settings) -> list[str]:
+    """What weakens the database's least privilege in this configuration."""
+    from landplatform.roles import warnings
+
+    found = []
+    with engine().connect() as conn:
+        found += warnings(conn)
+    if settings.database_url and not settings.public_database_url:
+        found.append("LIS_PUBLIC_DATABASE_URL is not set: public reads run as DATABASE_URL's "
+                     "user after SET ROLE lis_public, which RESET ROLE undoes")
+    return found
 
 
 def unit_collections(config: dict) -> list[str]:

@@ -1,7 +1,9 @@
 """Database URL resolution and engines.
 
-One place decides which database the process talks to: DATABASE_URL when set, otherwise
-the embedded cluster under ``var_dir/pg`` (started on demand by ``lis up``).
+One place decides which database the process talks to, and as which role
+(``landplatform.roles``): DATABASE_URL (the application role), LIS_OWNER_DATABASE_URL
+(migrations) and LIS_PUBLIC_DATABASE_URL (public reads) when set, otherwise the embedded
+cluster under ``var_dir/pg`` (started on demand by ``lis up``), which has all three.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from functools import lru_cache
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 
+from landplatform.roles import APP, OWNER, PUBLIC
 from landplatform.settings import Settings, get_settings
 
-PUBLIC_ROLE = "lis_public"
+PUBLIC_ROLE = PUBLIC
 
 
 def normalise_url(url: str) -> URL:
@@ -35,16 +38,41 @@ def embedded_cluster(settings: Settings | None = None):
 
 
 def database_url(settings: Settings | None = None) -> URL:
-    """The URL in force: DATABASE_URL, else the embedded cluster's (which must be running)."""
+    """The application role's URL: DATABASE_URL, else the embedded cluster's (running)."""
     settings = settings or get_settings()
     if settings.database_url:
         return normalise_url(settings.database_url)
-    return normalise_url(embedded_cluster(settings).url)
+    return normalise_url(embedded_cluster(settings).role_url(APP))
 
 
-def make_engine(url: URL | str, *, public: bool = False, pool_size: int = 5,
-                pool_timeout: float = 30.0, application_name: str = "lis") -> Engine:
-    """An engine; ``public=True`` makes every connection run as the read-only role.
+def owner_database_url(settings: Settings | None = None) -> URL:
+    """The schema owner's URL, for migrations: LIS_OWNER_DATABASE_URL, else DATABASE_URL
+    (one role for everything, as before the roles), else the embedded cluster's owner."""
+    settings = settings or get_settings()
+    if settings.owner_database_url:
+        return normalise_url(settings.owner_database_url)
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    return normalise_url(embedded_cluster(settings).role_url(OWNER))
+
+
+def public_database_url(settings: Settings | None = None) -> tuple[URL, bool]:
+    """The public read pool's URL, and whether it must ``SET ROLE lis_public`` itself
+    (only when no LIS_PUBLIC_DATABASE_URL is given for an external DATABASE_URL)."""
+    settings = settings or get_settings()
+    if settings.public_database_url:
+        return normalise_url(settings.public_database_url), False
+    if settings.database_url:
+        return normalise_url(settings.database_url), True
+    return normalise_url(embedded_cluster(settings).role_url(PUBLIC)), False
+
+
+def make_engine(url: URL | str, *, public: bool = False, set_role: bool = False,
+                pool_size: int = 5, pool_timeout: float = 30.0,
+                application_name: str = "lis") -> Engine:
+    """An engine; ``public=True`` for the public read pool, ``set_role=True`` when its URL
+    is not the public role's own and every connection must ``SET ROLE lis_public`` (the
+    weaker arrangement kept for a deployment with only DATABASE_URL).
 
     The read/write engine pings each connection on checkout (``pool_pre_ping``) so that a
     PostgreSQL restart is survived. The public engine serves single-statement reads, where
@@ -61,7 +89,7 @@ def make_engine(url: URL | str, *, public: bool = False, pool_size: int = 5,
         connect_args={"application_name": application_name},
         **extra,
     )
-    if public:
+    if set_role:
         @event.listens_for(engine, "connect")
         def _set_role(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI types
             with dbapi_conn.cursor() as cur:
@@ -73,5 +101,10 @@ def make_engine(url: URL | str, *, public: bool = False, pool_size: int = 5,
 
 @lru_cache
 def get_engine() -> Engine:
-    """The process-wide read/write engine (ETL, CLI, migrations)."""
+    """The process-wide read/write engine of the application role (ETL, CLI, writes)."""
     return make_engine(database_url(), application_name="lis-cli")
+
+
+def owner_engine() -> Engine:
+    """A short-lived engine of the schema owner, for migrations (dispose it after)."""
+    return make_engine(owner_database_url(), pool_size=1, application_name="lis-migrate")

@@ -8,7 +8,8 @@ cadastre's core tables, the load ledger, the publish views) and the audit branch
 here; each domain keeps its own branch in its own folder (``Domain.migrations``), handed
 in by the composition root as alembic ``version_locations``. Revision ids never change when
 a revision moves folder, so an existing database upgrades with nothing to do. Migrations
-always go to ``heads``, all branch tips.
+always go to ``heads``, all branch tips, and end by granting the server's roles their
+rights on what now exists (``landplatform.roles.grant``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+
+from landplatform.roles import grant
 
 _INI = Path(__file__).resolve().parent / "alembic.ini"
 BASELINE = Path(__file__).resolve().parent / "migrations" / "versions"
@@ -37,11 +40,13 @@ def _config(locations: Sequence[Path] = ()) -> Config:
 
 def upgrade(engine: Engine, locations: Sequence[Path], revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (default: every branch tip); no-op when there.
-    ``locations``: every domain's migrations folder (the baseline is always included)."""
+    ``locations``: every domain's migrations folder (the baseline is always included).
+    ``engine`` logs in as the schema owner (or, without the roles, the one user)."""
     cfg = _config(locations)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        grant(conn)
 
 
 def current_heads(engine: Engine) -> set[str]:

@@ -13,6 +13,8 @@ Layout of a cluster folder (``root``)::
       socket/            unix_socket_directories (TCP on 127.0.0.1 is what clients use)
       log/postgres.log   server log (pg_ctl -l)
       password           superuser password, mode 600, generated once with ``secrets``
+      roles/<role>       password of each platform role (lis_owner, lis_app, lis_public),
+                         mode 600, generated once; the roles are made on every start
 
 PostgreSQL refuses to run as root. When this module runs as root it runs initdb/pg_ctl as an
 unprivileged system account (``postgres`` or, if missing, ``lis-postgres``) and gives it the
@@ -323,11 +325,31 @@ class EmbeddedCluster:
 
     @property
     def url(self) -> str:
-        """SQLAlchemy URL for the application database (password URL-quoted)."""
+        """SQLAlchemy URL of the superuser on the platform's database (password URL-quoted):
+        for administration and the tests, never for the server."""
+        return self._url(self.user, self.password)
+
+    def _url(self, user: str, password: str) -> str:
         return (
-            f"postgresql+psycopg://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"postgresql+psycopg://{quote(user, safe='')}:{quote(password, safe='')}"
             f"@127.0.0.1:{self.port}/{quote(self.dbname, safe='')}"
         )
+
+    def role_password(self, role: str) -> str:
+        """The password of a platform role (``landplatform.roles``), made on first use."""
+        folder = self.storage_dir / "roles"
+        path = folder / role
+        if not path.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(24) + "\n")
+        return path.read_text().strip()
+
+    def role_url(self, role: str) -> str:
+        """SQLAlchemy URL of a platform role on the platform's database."""
+        return self._url(role, self.role_password(role))
 
     def conninfo(self, dbname: str | None = None) -> dict[str, object]:
         """Keyword arguments for ``psycopg.connect`` (TCP on 127.0.0.1, password auth)."""
@@ -610,8 +632,9 @@ class EmbeddedCluster:
                                    f"{_tail(proc.stderr or proc.stdout)}")
 
     def ensure_running(self) -> str:
-        """Make the cluster usable and return its URL: init, start, create the database and
-        the PostGIS extension as needed. Cheap and idempotent when everything is in place."""
+        """Make the cluster usable and return its URL: init, start, create the database,
+        the PostGIS extension and the platform's roles as needed. Cheap and idempotent when
+        everything is in place."""
         with self._locked():
             if not self.initialized and not postgis_available(self.bindir):
                 raise ClusterError(
@@ -624,8 +647,11 @@ class EmbeddedCluster:
         return self.url
 
     def _ensure_database(self) -> None:
+        """The database, PostGIS and the platform's roles (``landplatform.roles``)."""
         import psycopg
         from psycopg import errors, sql
+
+        from landplatform.roles import ROLES, bootstrap
 
         try:
             with psycopg.connect(**self.conninfo("postgres"), autocommit=True) as conn:
@@ -636,7 +662,7 @@ class EmbeddedCluster:
                         conn.execute(sql.SQL("CREATE DATABASE {}").format(
                             sql.Identifier(self.dbname)))
             with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                bootstrap(conn, {role: self.role_password(role) for role in ROLES})
         except psycopg.Error as exc:
             raise ClusterError(
                 f"could not prepare database {self.dbname!r} on 127.0.0.1:{self.port}: "

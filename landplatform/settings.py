@@ -5,6 +5,7 @@ Everything a deployment changes is an environment variable; nothing edits genera
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,8 +25,18 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        description="PostgreSQL/PostGIS URL. Unset: the embedded cluster under var_dir is used.",
+        description="PostgreSQL/PostGIS URL of the application role (lis_app: the server's "
+                    "writes and the loaders). Unset: the embedded cluster under var_dir.",
     )
+    owner_database_url: str | None = Field(
+        default=None, validation_alias="LIS_OWNER_DATABASE_URL",
+        description="URL of the schema owner (lis_owner), for migrations only. Unset with "
+                    "DATABASE_URL set: migrations run as DATABASE_URL's user.")
+    public_database_url: str | None = Field(
+        default=None, validation_alias="LIS_PUBLIC_DATABASE_URL",
+        description="URL of the public read role (lis_public). Unset with DATABASE_URL set: "
+                    "public reads run as DATABASE_URL's user after SET ROLE lis_public, "
+                    "which a RESET ROLE undoes (docs/SECURITY.md).")
     var_dir: Path = Field(
         default=PROJECT_DIR / "var",
         validation_alias="LIS_VAR_DIR",
@@ -41,7 +52,13 @@ class Settings(BaseSettings):
     )
     samples_dir: Path = Field(default=PROJECT_DIR / "data" / "samples",
                               validation_alias="LIS_SAMPLES_DIR")
-    pool_size: int = Field(default=8, validation_alias="LIS_POOL_SIZE")
+    workers: int = Field(
+        default_factory=lambda: min(len(os.sched_getaffinity(0)), 4), ge=1,
+        validation_alias="LIS_WORKERS",
+        description="Server processes of `lis serve` (default: one per core, at most 4). "
+                    "Each has its own pools, tile cache and concurrency limits.")
+    pool_size: int = Field(default=8, validation_alias="LIS_POOL_SIZE",
+                           description="Public read connections per worker process.")
     html_page_limit: int = Field(
         default=500, ge=1, validation_alias="LIS_HTML_PAGE_LIMIT",
         description="Most items an HTML items page shows (a larger limit is lowered).")

@@ -16,12 +16,17 @@ from sqlalchemy.engine import URL, Engine
 from cadastre.merge import refresh_district_summary
 from landplatform.db import make_engine
 from landplatform.migrate import upgrade
+from landplatform.roles import APP, OWNER, PUBLIC, ROLES, bootstrap
 from lis import MIGRATIONS
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "data" / "samples"
 # The local token issuer's secret of the session `api` server (tests mint tokens with it).
 TEST_AUTH_SECRET = "test-only-secret-" + "x" * 32
+
+
+# The platform roles' passwords on the test server (roles are cluster-wide).
+TEST_ROLE_PASSWORDS = {role: f"test-{role}-pw" for role in ROLES}
 
 
 # The national field names of the restricted attributes in a parcel delivery.
@@ -56,7 +61,10 @@ def free_port() -> int:
 
 
 def create_database(server: URL, name: str) -> URL:
-    """A fresh, migrated database ``name`` (dropped first if a previous run left it).
+    """A fresh, migrated database ``name`` (dropped first if a previous run left it), set
+    up as a deployment is: the three roles and the database handed to the owner
+    (``landplatform.roles``), then migrated as the owner. Returns the superuser's URL, for
+    the tests' own setup and checks; ``role_url``/``role_env`` give the platform's.
 
     With ``LIS_TEST_TEMPLATE_DB`` (a database on the test server, migrated by an earlier
     version of the platform) every test database starts as a copy of it and is then
@@ -74,10 +82,27 @@ def create_database(server: URL, name: str) -> URL:
         else:
             conn.execute(f'CREATE DATABASE "{name}"')
     url = server.set(database=name)
-    engine = make_engine(url)
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(
+            hide_password=False), autocommit=True) as conn:
+        bootstrap(conn, TEST_ROLE_PASSWORDS)
+    engine = make_engine(role_url(url, OWNER))
     upgrade(engine, MIGRATIONS)
     engine.dispose()
     return url
+
+
+def role_url(url: URL, role: str) -> URL:
+    """The URL of platform role ``role`` on the database of (superuser) ``url``."""
+    return url.set(username=role, password=TEST_ROLE_PASSWORDS[role])
+
+
+def role_env(url: URL) -> dict[str, str]:
+    """The environment a deployment sets: one URL per role, none of them a superuser."""
+    def render(role: str) -> str:
+        return role_url(url, role).render_as_string(hide_password=False)
+
+    return {"DATABASE_URL": render(APP), "LIS_OWNER_DATABASE_URL": render(OWNER),
+            "LIS_PUBLIC_DATABASE_URL": render(PUBLIC)}
 
 
 def data_snapshot(engine: Engine) -> dict[str, object]:

@@ -318,6 +318,70 @@ def test_cut_shapefile_fails(loaded: Engine, loader: Loader, tmp_path: Path, par
     assert result.message.count("cut.") >= 1  # names the damaged part
 
 
+def _bare_shapefile(folder: Path, records: int, width: int, fill: bytes = b"a") -> Path:
+    """A Shapefile of ``records`` null shapes and one text field ``width`` wide, written
+    byte by byte (the structure the checks read: headers and sizes)."""
+    shp = folder / "big.shp"
+    header = bytearray(100)
+    header[0:4] = (9994).to_bytes(4, "big")
+    header[24:28] = (50).to_bytes(4, "big")  # length in 16-bit words: the header only
+    header[28:32] = (1000).to_bytes(4, "little")
+    shp.write_bytes(bytes(header))
+    shx = bytearray(header)
+    shx[24:28] = ((100 + 8 * records) // 2).to_bytes(4, "big")
+    shp.with_suffix(".shx").write_bytes(bytes(shx) + bytes(8 * records))
+    head = bytearray(32)
+    head[0] = 3
+    head[4:8] = records.to_bytes(4, "little")
+    head[8:10] = (32 + 32 + 1).to_bytes(2, "little")
+    head[10:12] = (1 + width).to_bytes(2, "little")
+    field = bytearray(32)
+    field[0:4] = b"TEN\0"
+    field[11] = ord("C")
+    field[16] = width
+    with shp.with_suffix(".dbf").open("wb") as out:
+        out.write(bytes(head) + bytes(field) + b"\x0d")
+        row = b" " + fill * width
+        for _ in range(0, records, 10000):
+            out.write(row * min(10000, records))
+    shp.with_suffix(".cpg").write_text("UTF-8")
+    return shp
+
+
+def test_dbf_is_checked_against_its_header_before_it_is_read(tmp_path: Path) -> None:
+    """A .dbf whose header states more records than the file holds is refused from its
+    first 32 bytes; a large one is checked for UTF-8 in bounded memory (the upload path
+    used to read it whole: +820 MB of server memory for a zip bomb's .dbf)."""
+    import tracemalloc
+
+    from etl.report import LoadError
+    from etl.sources import Part, check_shapefile
+
+    def parts_of(shp: Path, dbf_size: int | None = None) -> dict[str, Part]:
+        found = {}
+        for ext in (".shp", ".shx", ".dbf", ".cpg"):
+            path = shp.with_suffix(ext)
+            size = dbf_size if ext == ".dbf" and dbf_size else path.stat().st_size
+            found[ext] = Part(size, lambda path=path: path.open("rb"))
+        return found
+
+    shp = _bare_shapefile(tmp_path, 200_000, 250)
+    assert shp.with_suffix(".dbf").stat().st_size > 50_000_000
+    tracemalloc.start()
+    check_shapefile(shp, "big", parts_of(shp), None, [])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * 2**20, f"{peak / 2**20:.0f} MiB held to check a 50 MB .dbf"
+
+    dbf = shp.with_suffix(".dbf")
+    data = bytearray(dbf.read_bytes()[:4096])
+    data[4:8] = (2**31 - 1).to_bytes(4, "little")  # forged: two billion records
+    dbf.write_bytes(bytes(data))
+    with pytest.raises(LoadError, match=r"big\.dbf is truncated: its header states "
+                                        r"2,147,483,647 records"):
+        check_shapefile(shp, "big", parts_of(shp), None, [])
+
+
 def test_missing_prj_needs_stating_for_segments(loaded: Engine, tmp_path: Path) -> None:
     """(Parcels and plans: cadastre/tests/test_cadastre_loads.py and
     planning/tests/test_planning.py.)"""

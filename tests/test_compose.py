@@ -13,6 +13,7 @@ import fnmatch
 import http.server
 import importlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -233,10 +234,14 @@ def test_app_builds_from_repository_dockerfile(app: dict) -> None:
     assert (PROJECT / context / dockerfile).is_file()
 
 
-def test_app_waits_for_healthy_db(app: dict) -> None:
-    depends = app["depends_on"]
-    assert isinstance(depends, dict), "short depends_on form does not wait for health"
-    assert depends["db"]["condition"] == "service_healthy"
+def test_setup_waits_for_healthy_db_and_app_for_setup(compose: dict, app: dict) -> None:
+    setup = compose["services"]["setup"]
+    assert setup["depends_on"]["db"]["condition"] == "service_healthy", \
+        "short depends_on form does not wait for health"
+    assert app["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert setup["command"] == ["lis", "up", "--no-serve"]
+    assert app["command"] == ["lis", "serve"]
+    assert setup.get("restart") == "no"
 
 
 def test_app_restarts_and_keeps_var_dir_on_named_volume(compose: dict, app: dict,
@@ -251,30 +256,62 @@ def test_app_restarts_and_keeps_var_dir_on_named_volume(compose: dict, app: dict
 # ---------------------------------------------------------------- compose: app <-> code
 
 
-@pytest.mark.parametrize("shell_env", [{}, {"LIS_DB_PASSWORD": "s3cret-pw"}],
-                         ids=["defaults", "password-set"])
-def test_database_url_names_the_db_service(db: dict, app: dict,
-                                           shell_env: dict[str, str]) -> None:
+ROLE_URLS = {"DATABASE_URL": ("lis_app", "LIS_DB_APP_PASSWORD"),
+             "LIS_OWNER_DATABASE_URL": ("lis_owner", "LIS_DB_OWNER_PASSWORD"),
+             "LIS_PUBLIC_DATABASE_URL": ("lis_public", "LIS_DB_PUBLIC_PASSWORD")}
+
+
+@pytest.mark.parametrize("shell_env", [{}, {"LIS_DB_APP_PASSWORD": "s3cret-app",
+                                            "LIS_DB_OWNER_PASSWORD": "s3cret-owner",
+                                            "LIS_DB_PUBLIC_PASSWORD": "s3cret-public"}],
+                         ids=["defaults", "passwords-set"])
+@pytest.mark.parametrize("service", ["setup", "app"])
+def test_each_role_url_names_the_db_service_and_its_role(
+        compose: dict, db: dict, service: str, shell_env: dict[str, str]) -> None:
+    """Each URL logs in as its role, with the password the first-start script gives it."""
     db_env = {k: interpolate(v, shell_env) for k, v in env_dict(db).items()}
-    raw = env_dict(app)["DATABASE_URL"]
-    url = make_url(interpolate(raw, shell_env))
-    assert url.host == "db"
-    assert url.port in (None, 5432)
-    assert url.database == db_env["POSTGRES_DB"]
-    assert url.username == db_env["POSTGRES_USER"]
-    assert url.password == db_env["POSTGRES_PASSWORD"]
-    if shell_env:
-        assert url.password == shell_env["LIS_DB_PASSWORD"]
-    normalised = normalise_url(interpolate(raw, shell_env))
-    assert normalised.drivername == "postgresql+psycopg"
-    assert normalised.host == "db"
+    env = env_dict(compose["services"][service])
+    for name, (role, password_var) in ROLE_URLS.items():
+        if name not in env:
+            continue
+        url = make_url(interpolate(env[name], shell_env))
+        assert (url.host, url.port or 5432, url.database) == ("db", 5432,
+                                                               db_env["POSTGRES_DB"])
+        assert url.username == role
+        assert url.password == db_env[password_var]
+        if shell_env:
+            assert url.password == shell_env[password_var]
+        assert normalise_url(interpolate(env[name], shell_env)).drivername == \
+            "postgresql+psycopg"
 
 
-def test_database_password_from_one_variable(db: dict, app: dict) -> None:
-    """Both services must take the password from the same expression, not two defaults."""
-    expr = env_dict(db)["POSTGRES_PASSWORD"]
-    assert expr.startswith("${"), "the database password is hard-coded"
-    assert expr in env_dict(app)["DATABASE_URL"]
+def test_the_server_holds_no_owner_or_superuser_password(compose: dict, db: dict,
+                                                          app: dict) -> None:
+    """The serving container can neither migrate nor be a superuser: those passwords are
+    not in its environment (setup has the owner's, to migrate)."""
+    env = env_dict(app)
+    assert set(env) >= {"DATABASE_URL", "LIS_PUBLIC_DATABASE_URL"}
+    assert "LIS_OWNER_DATABASE_URL" not in env
+    secret_exprs = [env_dict(db)["POSTGRES_PASSWORD"], env_dict(db)["LIS_DB_OWNER_PASSWORD"]]
+    for value in env.values():
+        assert not any(expr in value for expr in secret_exprs), value
+    assert "LIS_OWNER_DATABASE_URL" in env_dict(compose["services"]["setup"])
+
+
+def test_passwords_from_variables_and_the_first_start_script_mounted(db: dict) -> None:
+    env = env_dict(db)
+    for var in ("POSTGRES_PASSWORD", "LIS_DB_OWNER_PASSWORD", "LIS_DB_APP_PASSWORD",
+                "LIS_DB_PUBLIC_PASSWORD"):
+        assert env[var].startswith("${"), f"{var} is hard-coded"
+    mounts = {target: source for source, target in volume_mounts(db)}
+    script = mounts["/docker-entrypoint-initdb.d/20-lis-roles.sh"]
+    assert (PROJECT / script).is_file()
+    assert os.access(PROJECT / script, os.X_OK)
+    sql_path = mounts["/lis/roles.sql"]
+    assert (PROJECT / sql_path).resolve() == (PROJECT / "landplatform/sql/roles.sql").resolve()
+    text = (PROJECT / script).read_text()
+    for var in ("LIS_DB_OWNER_PASSWORD", "LIS_DB_APP_PASSWORD", "LIS_DB_PUBLIC_PASSWORD"):
+        assert var in text
 
 
 def _settings_aliases() -> dict[str, str]:
@@ -287,15 +324,15 @@ def _settings_aliases() -> dict[str, str]:
     return aliases
 
 
-def _platform_env(app: dict, dockerfile: list) -> dict[str, str]:
-    env = {**dockerfile_env(dockerfile), **env_dict(app)}
+def _platform_env(app: dict, dockerfile: list, setup: dict | None = None) -> dict[str, str]:
+    env = {**dockerfile_env(dockerfile), **env_dict(setup or {}), **env_dict(app)}
     return {k: interpolate(v) for k, v in env.items()
             if k.startswith("LIS_") or k in ("DATABASE_URL", "HOST", "PORT")}
 
 
 def test_every_platform_variable_is_read_by_settings(
-        app: dict, dockerfile: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = _platform_env(app, dockerfile)
+        compose: dict, app: dict, dockerfile: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _platform_env(app, dockerfile, compose["services"]["setup"])
     aliases = _settings_aliases()
     unknown = sorted(set(env) - set(aliases))
     assert not unknown, f"set for the container but not read by Settings: {unknown}"

@@ -16,6 +16,8 @@ from cadastre.layers import PARCELS
 from landplatform.db import make_engine
 from landplatform.publish.features_api import FeaturesService, collections_from_config
 from landplatform.publish.resources import collection
+from landplatform.roles import PUBLIC
+from support import role_url
 
 
 def get(url: str, **params) -> httpx.Response:  # noqa: ANN003
@@ -164,7 +166,7 @@ def test_tiles_below_min_zoom_and_outside_are_handled(api: str) -> None:
 
 def test_exhausted_pool_answers_503_with_retry_after(api_db_url: URL) -> None:
     """One connection, held by someone else: the next request gets 503 at once."""
-    engine = make_engine(api_db_url, public=True, pool_size=1, pool_timeout=0.5)
+    engine = make_engine(role_url(api_db_url, PUBLIC), public=True, pool_size=1, pool_timeout=0.5)
     col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[],
                      fixed={"district_code": "001"})
     service = FeaturesService(engine, collections_from_config(
@@ -189,7 +191,7 @@ def test_filtered_first_page_counts_up_to_the_cap(api_db_url: URL,
 
     from landplatform.publish import features_api
 
-    engine = make_engine(api_db_url, public=True)
+    engine = make_engine(role_url(api_db_url, PUBLIC), public=True)
     col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[])
     service = FeaturesService(engine, collections_from_config(
         {"resources": {"parcels": col}}), "http://x", 10, 100)
@@ -233,7 +235,7 @@ def test_page_templates_answer_as_the_whole_statement(api_db_url: URL, params: d
                                                       paging: dict) -> None:
     """The per-shape template plus a per-request WHERE (what the API runs) gives the same
     row as the whole statement built and compiled by SQLAlchemy, twice (cached)."""
-    engine = make_engine(api_db_url, public=True)
+    engine = make_engine(role_url(api_db_url, PUBLIC), public=True)
     col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1],
                      crs=["http://www.opengis.net/def/crs/EPSG/0/3857"])
     service = FeaturesService(engine, collections_from_config(
@@ -267,7 +269,7 @@ def test_land_use_counts_in_a_district_read_only_the_index(api_db_url: URL) -> N
     numberMatched, the land statistics) is answered from parcel_district_land_use_idx."""
     import json
 
-    engine = make_engine(api_db_url, public=True)
+    engine = make_engine(role_url(api_db_url, PUBLIC), public=True)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SET enable_seqscan = off"))
@@ -311,7 +313,7 @@ def test_concurrent_requests_for_a_tile_share_one_build(api_db_url: URL) -> None
             self.statements += 1
             return super().execute(fn)
 
-    engine = make_engine(api_db_url, public=True)
+    engine = make_engine(role_url(api_db_url, PUBLIC), public=True)
     col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[],
                      fixed={"district_code": "001"})
     service = CountingService(engine, collections_from_config(

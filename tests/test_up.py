@@ -45,6 +45,17 @@ def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[
         assert "loaded as run" not in second.stdout
         assert "loaded plan run" not in second.stdout
 
+        # the embedded cluster has the three roles: each URL logs in as its own
+        import psycopg
+
+        for role in ("app", "owner", "public"):
+            url = lis("db", "url", "--role", role, env=env).stdout.strip()
+            with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=10) as conn:
+                user, superuser = conn.execute(
+                    "SELECT current_user, rolsuper FROM pg_roles "
+                    "WHERE rolname = current_user").fetchone()
+            assert (user, superuser) == (f"lis_{role}", False)
+
         status = lis("db", "status", env=env)
         assert "is running" in status.stdout
         lis("db", "stop", env=env)

@@ -1,7 +1,8 @@
 """The API's read-only connection pool, shared by every provider instance.
 
 pygeoapi instantiates a provider per request, so the pool must live outside it. Every
-connection runs as the ``lis_public`` role, which can read ``publish.*`` and nothing else.
+connection logs in as the ``lis_public`` role, which can read ``publish.*`` and nothing else
+(``landplatform.roles``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from functools import lru_cache
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from landplatform.db import database_url, make_engine
+from landplatform.db import make_engine, public_database_url
 from landplatform.settings import get_settings
 
 
 @lru_cache
 def get_public_engine() -> Engine:
     settings = get_settings()
-    return make_engine(database_url(settings), public=True, pool_size=settings.pool_size,
+    url, set_role = public_database_url(settings)
+    return make_engine(url, public=True, set_role=set_role, pool_size=settings.pool_size,
                        pool_timeout=settings.pool_timeout, application_name="lis-api")
 
 

@@ -65,6 +65,14 @@ def _escaped(text: str) -> str:
     return json.dumps(text)[1:-1]
 
 
+def _write(path: Path, text: str) -> None:
+    """Write by rename: every worker process of ``lis serve`` writes these files at start,
+    and pygeoapi must never read one half-written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def build_ogc_app(config: dict, out_dir: Path) -> Starlette:
     from pygeoapi.api import API
 
@@ -74,13 +82,13 @@ def build_ogc_app(config: dict, out_dir: Path) -> Starlette:
     # without resources, then the whole config in memory. The whole config is kept as
     # JSON beside it for people to read.
     bootstrap = out_dir / "pygeoapi-bootstrap.yml"
-    bootstrap.write_text(yaml.safe_dump({**config, "resources": {}}, allow_unicode=True,
-                                        sort_keys=False), encoding="utf-8")
-    (out_dir / "pygeoapi-config.json").write_text(
-        json.dumps(config, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    _write(bootstrap, yaml.safe_dump({**config, "resources": {}}, allow_unicode=True,
+                                     sort_keys=False))
+    _write(out_dir / "pygeoapi-config.json",
+           json.dumps(config, ensure_ascii=False, indent=1, default=str))
     openapi = openapi_document(config)
     openapi_path = out_dir / "openapi.json"
-    openapi_path.write_text(json.dumps(openapi), encoding="utf-8")
+    _write(openapi_path, json.dumps(openapi))
     os.environ["PYGEOAPI_CONFIG"] = str(bootstrap)
     os.environ["PYGEOAPI_OPENAPI"] = str(openapi_path)
 

@@ -1,8 +1,10 @@
 """Publication views and the read-only role the API runs as.
 
-The API reads only ``publish.*`` views, under the NOLOGIN role ``lis_public`` that has no
-privilege on ``restricted`` or the base tables: a public response cannot carry a party,
-right or certificate even if a query were wrong. Views run with their owner's rights, so
+The API reads only ``publish.*`` views, as the role ``lis_public`` that has no privilege
+on ``restricted`` or the base tables (made, as a LOGIN role, by
+``landplatform/sql/roles.sql`` before the first migration; made here NOLOGIN only for a
+database set up without it): a public response cannot carry a party, right or certificate
+even if a query were wrong. Views run with their owner's rights, so
 the role needs nothing but SELECT on them.
 
 Revision ID: 0003
@@ -71,7 +73,9 @@ def upgrade() -> None:
     op.execute("GRANT SELECT ON ALL TABLES IN SCHEMA publish TO lis_public")
     # /health reads the schema revision as the public role.
     op.execute("GRANT SELECT ON public.alembic_version TO lis_public")
-    op.execute("GRANT lis_public TO CURRENT_USER")
+    # (This revision used to GRANT lis_public TO CURRENT_USER for the SET ROLE of a pool
+    # logging in as the migrating user; the public pool now logs in as lis_public itself,
+    # landplatform.roles, and the owner that migrates is no member of it.)
 
 
 def downgrade() -> None:
