@@ -11,17 +11,22 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.engine import URL, Engine
 
 from landplatform.db import make_engine, normalise_url
 from landplatform.pgcluster import EmbeddedCluster
-from support import SAMPLES, TEST_AUTH_SECRET, create_database, free_port, role_env
+from support import (
+    SAMPLES,
+    TEST_AUTH_SECRET,
+    create_database,
+    free_port,
+    role_env,
+    serving,
+)
 
 
 @pytest.fixture(scope="session")
@@ -92,29 +97,10 @@ def api(api_db_url: URL, api_var_dir: Path,
            "LIS_VAR_DIR": str(api_var_dir),
            "LIS_AUTH_SECRET": TEST_AUTH_SECRET}  # tests mint tokens with it
     log = tmp_path_factory.mktemp("log") / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "lis.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not become healthy: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with serving(env, log) as base:
+            yield base
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 

@@ -1,4 +1,5 @@
-"""The cadastre's commands: ``lis load parcels`` and ``lis parcel``."""
+"""The cadastre's commands: ``lis load parcels``, ``lis load split-rules``, ``lis parcel``
+and ``lis dossier`` (file, register, withdraw, show: as an operator at the shell)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 
 from cadastre.rules import DELIVERIES
 from etl.commands import echo_result, geometry_load_options
-from landplatform.cli import engine, ensure_database
+from landplatform.cli import engine, ensure_database, extensions
 
 
 @click.command("parcels")
@@ -63,3 +64,83 @@ def parcel(commune_code: str, sheet_no: int, parcel_no: int) -> None:
         raise click.ClickException(f"no current parcel {sheet_no}/{parcel_no} in commune "
                                    f"{commune_code}")
     click.echo(json.dumps(feature, ensure_ascii=False))
+
+
+@click.command("split-rules")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load_split_rules_cmd(file: Path) -> None:
+    """Load a province's minimum split areas (CSV: province_code, land_use, commune_kind,
+    min_area_m2, min_width_m, source); replaces that province's rows, all or nothing."""
+    from cadastre.split_rules import SplitRulesError, load_split_rules
+
+    ensure_database(quiet=True)
+    try:
+        count = load_split_rules(engine(), file)
+    except SplitRulesError as exc:
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        raise click.ClickException(f"{file.name} refused: nothing loaded") from None
+    click.echo(f"{file.name}: {count} minimum split areas loaded")
+
+
+def _operator():  # noqa: ANN202 - cadastre.dossiers.Actor
+    import getpass
+
+    from cadastre.dossiers import Actor
+
+    return Actor(getpass.getuser(), "operator")
+
+
+def _dossier_call(fn, *args) -> None:  # noqa: ANN001
+    from cadastre.dossiers import DossierError, DossierService
+
+    ensure_database(quiet=True)
+    service = DossierService(engine(), extensions())
+    try:
+        result = fn(service, *args)
+    except DossierError as exc:
+        click.echo(json.dumps(exc.body(), ensure_ascii=False, indent=1, default=str),
+                   err=True)
+        sys.exit(1)
+    doc = result[1] if isinstance(result, tuple) else result
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=1, default=str))
+
+
+@click.group()
+def dossier() -> None:
+    """Registered land changes: file, register, withdraw and show dossiers."""
+
+
+@dossier.command("file")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--register", is_flag=True, help="Register it in the same transaction.")
+def dossier_file(file: Path, register: bool) -> None:
+    """File the dossier in FILE (JSON, as POST /cadastre/dossiers takes it)."""
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file.name} is not JSON: {exc}") from None
+    if register and isinstance(doc, dict):
+        doc["register"] = True
+    _dossier_call(lambda s: s.file(_operator(), doc, ("cli", None)))
+
+
+@dossier.command("register")
+@click.argument("dossier_id", type=int)
+def dossier_register(dossier_id: int) -> None:
+    """Register a filed dossier."""
+    _dossier_call(lambda s: s.register(_operator(), dossier_id, ("cli", None)))
+
+
+@dossier.command("withdraw")
+@click.argument("dossier_id", type=int)
+def dossier_withdraw(dossier_id: int) -> None:
+    """Withdraw a filed dossier (its pending parcels go)."""
+    _dossier_call(lambda s: s.withdraw(_operator(), dossier_id))
+
+
+@dossier.command("show")
+@click.argument("dossier_id", type=int)
+def dossier_show(dossier_id: int) -> None:
+    """Print a dossier with its parcels."""
+    _dossier_call(lambda s: s.show(_operator(), dossier_id))

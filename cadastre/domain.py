@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from cadastre.cli import load_parcels_cmd, parcel
+from sqlalchemy.engine import Engine
+
+from cadastre.cli import dossier, load_parcels_cmd, load_split_rules_cmd, parcel
 from cadastre.loader import load_sample_parcels
 from cadastre.publish import published_districts, publisher
 from cadastre.routes import routers
+from cadastre.split_rules import load_sample_split_rules
 from cadastre.uploads import LOAD_PATHS
 from landplatform.domain import Domain
 
 HERE = Path(__file__).resolve().parent
+
+
+def load_samples(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:
+    """The sample parcels, then the sample provinces' minimum split areas."""
+    return (load_sample_parcels(engine, samples_dir, echo)
+            and load_sample_split_rules(engine, samples_dir, echo))
 
 
 def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
@@ -29,8 +39,8 @@ DOMAIN = Domain(
     units=published_districts,
     routers=routers,
     upload_paths=(LOAD_PATHS,),
-    commands=(parcel,),
-    load_commands=(load_parcels_cmd,),
-    load_samples=load_sample_parcels,
+    commands=(parcel, dossier),
+    load_commands=(load_parcels_cmd, load_split_rules_cmd),
+    load_samples=load_samples,
     generate_samples=generate_samples,
 )

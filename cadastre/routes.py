@@ -10,6 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from cadastre.dossier_routes import dossiers_router
+from cadastre.dossiers import DossierService
 from cadastre.layers import PARCELS
 from cadastre.lookup import find_parcel
 from cadastre.uploads import LoadService, loads_router
@@ -168,4 +170,7 @@ def routers(services: Services) -> list[APIRouter]:
         writes_router(WriteService(services.engine, settings.base_url), services.verifier),
         # File loads by district officers (multipart upload, run through the loader).
         loads_router(LoadService(services.engine, settings), services.verifier),
+        # Registered land changes: dossiers, with the other domains' contributed rules.
+        dossiers_router(DossierService(services.engine, services.extensions),
+                        services.verifier),
     ]

@@ -18,7 +18,13 @@ from sqlalchemy import text
 from landplatform import __version__
 from landplatform.auth.tokens import TokenVerifier
 from landplatform.db import get_engine
-from landplatform.domain import Domain, Services, migration_locations, publishing_units
+from landplatform.domain import (
+    Domain,
+    Services,
+    extensions,
+    migration_locations,
+    publishing_units,
+)
 from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
 from landplatform.publish.conformance import conformance_router
@@ -67,7 +73,8 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
                              "schema": sorted(current), "expected_schema": sorted(heads),
                              "version": __version__}, status_code=200 if ok else 503)
 
-    services = Services(settings, get_engine(), engine, TokenVerifier(settings))
+    services = Services(settings, get_engine(), engine, TokenVerifier(settings),
+                        extensions(domains))
     for router in extra_routers:
         app.include_router(router)
     for domain in domains:

@@ -31,6 +31,14 @@ from sqlalchemy.engine import Engine
 from landplatform.domain import Domain, migration_locations
 from landplatform.settings import Settings, get_settings
 
+_EXTENSIONS: dict[str, tuple[object, ...]] = {}
+
+
+def extensions() -> dict[str, tuple[object, ...]]:
+    """The domains' contributions to extension points, for commands (``build_cli`` sets
+    them; ``Domain.extensions``)."""
+    return _EXTENSIONS
+
 
 def engine() -> Engine:
     """The read/write engine of the configured database (for every command)."""
@@ -62,6 +70,10 @@ def ensure_database(quiet: bool = False) -> None:
 def build_cli(domains: Sequence[Domain],
               create_app: Callable[[Settings], FastAPI]) -> click.Group:
     """The ``lis`` group for these domains; ``create_app`` builds the served app."""
+    from landplatform.domain import extensions as gather
+
+    _EXTENSIONS.clear()
+    _EXTENSIONS.update(gather(domains))
 
     @click.group()
     @click.version_option(package_name="landplatform")

@@ -9,8 +9,8 @@ what the platform must know about a layer is declared on the layer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -27,12 +27,14 @@ Echo = Callable[..., None]  # click.echo's shape: echo(message, err=False)
 @dataclass(frozen=True)
 class Services:
     """What the platform hands a domain's router factory: the settings, the read/write
-    engine (writes, restricted reads), the public read-only engine and the token verifier."""
+    engine (writes, restricted reads), the public read-only engine, the token verifier and
+    every domain's contributions to extension points (``Domain.extensions``)."""
 
     settings: Settings
     engine: Engine
     public_engine: Engine
     verifier: TokenVerifier
+    extensions: Mapping[str, tuple[object, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Domain:
     - ``generate_samples``: writes its part of the samples folder (``lis samples
       generate``): ``f(folder, seed, scale) -> exit code``; ``scale`` (a benchmark file of
       that many parcels instead of the samples) is for the domains that make one.
+    - ``extensions``: contributions to another domain's extension points, by the point's
+      name (the domain that declares a point documents its contract); the platform only
+      gathers them (``extensions``) and hands them on.
     """
 
     name: str
@@ -66,6 +71,16 @@ class Domain:
     load_samples: Callable[[Engine, Path, Echo], bool] | None = None
     after_samples: Callable[[Engine, Settings, Echo], bool] | None = None
     generate_samples: Callable[[Path, int, int | None], int] | None = None
+    extensions: Mapping[str, Sequence[object]] = field(default_factory=dict)
+
+
+def extensions(domains: Sequence[Domain]) -> dict[str, tuple[object, ...]]:
+    """Every domain's contributions, by extension point, in the domains' order."""
+    gathered: dict[str, list[object]] = {}
+    for domain in domains:
+        for point, items in domain.extensions.items():
+            gathered.setdefault(point, []).extend(items)
+    return {point: tuple(items) for point, items in gathered.items()}
 
 
 def migration_locations(domains: Sequence[Domain]) -> list[Path]:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from cadastre.extensions import CHANGE_OF_USE_RULES
 from landplatform.domain import Domain
 from planning.cli import load_plan_cmd, planning
+from planning.dossier_rules import plan_agrees
 from planning.loader import load_sample_plans
 from planning.publish import publisher
 
@@ -37,4 +39,5 @@ DOMAIN = Domain(
     load_commands=(load_plan_cmd,),
     load_samples=load_samples,
     generate_samples=generate_samples,
+    extensions={CHANGE_OF_USE_RULES: (plan_agrees,)},
 )

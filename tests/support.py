@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 from psycopg import sql
 from sqlalchemy import text
@@ -136,3 +140,33 @@ def free_ground(engine: Engine, where: str, params: dict | None = None) -> Itera
             conn.execute(text("UPDATE cadastre.parcel SET status = 'current', valid_to = NULL "
                               "WHERE uid = ANY(:uids)"), {"uids": [u for _, u in freed]})
             refresh_district_summary(conn, sorted({d for d, _ in freed}))
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path, timeout_s: float = 60) -> Iterator[str]:
+    """A real ``lis serve`` with ``env`` (which names PORT) on 127.0.0.1, healthy, yielded
+    as its base URL; stopped afterwards."""
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "lis.cli", "serve"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{env['PORT']}"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not become healthy: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

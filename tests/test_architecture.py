@@ -25,7 +25,9 @@ PACKAGES = ("landplatform", "etl", "cadastre", "planning", "valuation", "lis", "
 REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0005": "0003", "0006": "0003", "0007": "0006", "0008": "0003",
              "0009": "0008",  # new since the move: the cadastre's memory
-             "0010": "0007"}  # new since the move: the client's request id in the audit
+             "0010": "0007",  # new since the move: the client's request id in the audit
+             "0012": "0009",  # dossiers (registered land changes)
+             "0013": "0010"}  # the audit's 'register' action
 
 
 def sources(*packages: str) -> list[Path]:
@@ -118,7 +120,8 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     found = revisions(MIGRATIONS)
     assert {rev: parent for rev, (parent, _) in found.items()} == REVISIONS
     owners = {rev: path.parent for rev, (_, path) in found.items()}
-    assert owners["0008"] == owners["0009"] == PROJECT / "cadastre" / "migrations"
+    assert owners["0008"] == owners["0009"] == owners["0012"] == \
+        PROJECT / "cadastre" / "migrations"
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
     assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010")} == {BASELINE}

@@ -8,8 +8,10 @@ from pathlib import Path
 from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
+from cadastre.extensions import PARCEL_PRICES
 from landplatform.domain import Domain, Services
 from valuation.cli import load_prices_cmd, valuate, value_after_samples
+from valuation.dossier_prices import parcel_prices
 from valuation.loader import load_sample_prices
 from valuation.publish import publisher
 from valuation.routes import router
@@ -44,4 +46,5 @@ DOMAIN = Domain(
     load_samples=load_samples,
     after_samples=value_after_samples,
     generate_samples=generate_samples,
+    extensions={PARCEL_PRICES: (parcel_prices,)},
 )
