@@ -9,7 +9,7 @@ where neither is known nothing is checked, and that is said too.
 
 Why in SQL: a load stages its features anyway, the unit's boundary is in the database,
 and one set-wise statement over the stage (each boundary buffered once, the feature
-tested with ``ST_CoveredBy``) costs a fraction of a Python call per feature. The units are
+tested with ``ST_Covers``) costs a fraction of a Python call per feature. The units are
 the pre-2025 ones the features name (a parcel keeps the commune it was surveyed under).
 
 Shared by every loader that places features in a district: parcels (files, uploads, API
@@ -45,32 +45,37 @@ units AS MATERIALIZED (
        AND ((u.level = 'district' AND u.code IN (SELECT district_code FROM s))
          OR (u.level = 'commune' AND NOT u.geom_is_extent
              AND u.code IN (SELECT commune_code FROM s)))),
-checked AS (
-    SELECT s.feature_no, s.geom, d.code AS district, d.geom AS d_geom,
-           d.geom_is_extent AS d_extent,
-           d.code IS NOT NULL AND NOT ST_CoveredBy(s.geom, d.grown) AS out_d,
-           c.code AS commune, c.geom AS c_geom,
-           c.code IS NOT NULL AND NOT ST_CoveredBy(s.geom, c.grown) AS out_c
-      FROM s
-      LEFT JOIN units d ON d.level = 'district' AND d.code = s.district_code
-      LEFT JOIN units c ON c.level = 'commune' AND c.code = s.commune_code),
-outside AS (
-    SELECT feature_no, geom,
-           CASE WHEN out_d THEN 'district' ELSE 'commune' END AS level,
-           CASE WHEN out_d THEN district ELSE commune END AS code,
-           out_d AND d_extent AS by_extent,
-           CASE WHEN out_d THEN d_geom ELSE c_geom END AS unit_geom
-      FROM checked WHERE out_d OR out_c)
+-- unit by unit, its features: the unit's geometry stays the same from one test to the
+-- next, so PostGIS prepares it once (features in file order change commune every few);
+-- ST_Covers, as PostGIS prepares the first argument of a covers test
+outside_unit AS (
+    SELECT u.level, u.code, u.geom_is_extent AS by_extent, x.feature_no
+      FROM units u
+     CROSS JOIN LATERAL (
+           SELECT s.feature_no FROM s
+            WHERE CASE u.level WHEN 'district' THEN s.district_code
+                               ELSE s.commune_code END = u.code
+              AND NOT ST_Covers(u.geom, s.geom)  -- inside the line: no buffer needed
+              AND NOT ST_Covers(u.grown, s.geom)) x),
+outside AS (  -- outside its district; else, inside it, outside its commune
+    SELECT * FROM outside_unit WHERE level = 'district'
+    UNION ALL
+    SELECT * FROM outside_unit c
+     WHERE c.level = 'commune' AND NOT EXISTS (
+           SELECT 1 FROM outside_unit d
+            WHERE d.level = 'district' AND d.feature_no = c.feature_no))
 SELECT o.feature_no, o.level, o.code, o.by_extent,
-       round(ST_Area(ST_Difference(o.geom, o.unit_geom)::geography)::numeric, 1)::float8
+       round(ST_Area(ST_Difference(s.geom, u.geom)::geography)::numeric, 1)::float8
        AS outside_m2,
        -- the unit of that level it lies in most, by its boundary
        (SELECT n.code FROM admin.admin_unit n
          WHERE n.level = o.level AND n.valid_to = CAST(:pre AS date)
            AND NOT n.geom_is_extent AND n.code <> o.code
-           AND n.geom && o.geom AND ST_Intersects(n.geom, o.geom)
-         ORDER BY ST_Area(ST_Intersection(n.geom, o.geom)) DESC, n.code LIMIT 1) AS lies_in
+           AND n.geom && s.geom AND ST_Intersects(n.geom, s.geom)
+         ORDER BY ST_Area(ST_Intersection(n.geom, s.geom)) DESC, n.code LIMIT 1) AS lies_in
   FROM outside o
+  JOIN s USING (feature_no)
+  JOIN units u ON u.level = o.level AND u.code = o.code
  ORDER BY o.feature_no
 """
 # The districts of the stage whose boundary is not known: only an extent, or nothing.
