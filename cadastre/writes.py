@@ -3,8 +3,9 @@ and the restricted read of a parcel's rights: the cadastre's own write path.
 
 Why through the loader's rules: an officer's edit is a delivery of one parcel. It is
 validated by the loader's own rules (``prepare_parcels``: commune in the district, land-use
-codes, geometry validity, location, stated vs computed area) and merged by the loader's
-set-based merge,
+codes, geometry validity, stated vs computed area), located on the stage by the loader's
+check (``location``: inside the district's and commune's boundaries, 422 outside) and
+merged by the loader's set-based merge,
 as a load run of kind ``api``, so the history, events, district counts and the audit row
 are written in ONE transaction with the change, exactly as for a file.
 
