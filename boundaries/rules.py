@@ -6,7 +6,8 @@ since the 1 July 2025 reform (34 provinces, their communes, no districts). Every
 feature is named with its feature number, field and rule: a code that is no unit of that
 period in ``admin.admin_unit``, a district or province code that contradicts the
 catalogue, a geometry that is not a polygon or cannot be repaired unambiguously, a
-location outside Vietnam after reprojection, a code delivered twice.
+location outside Vietnam after reprojection or far from where the unit (or its district)
+is known to be, a code delivered twice.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from etl.fieldmap import FieldMapping, normalise_name
-from etl.geometry import check_polygons, locate
+from etl.geometry import bounds_within, check_polygons, locate
 from etl.report import Issue, LoadError
 from etl.rowcheck import RowChecker
 from etl.values import is_blank, parse_code
@@ -41,6 +42,14 @@ LEVEL_WORDS = {
     "province": ("tinh", "thanhpho", "thanhphotrunguong", "captinh", "province", "1"),
 }
 STAGE_COLUMNS = ["feature_no", "unit_id", "level", "code", "wkb"]
+MAX_NAME = 200
+# A delivered boundary must lie within the box of what is known of the unit (its current
+# boundary or extent, else its parent's) give or take this much (~11 km): a correction
+# moves a line by metres (a wrong earlier delivery being put right, by kilometres); a
+# wrong CRS (another TM-3 meridian still lands in Vietnam) by hundreds of kilometres.
+KNOWN_MARGIN_DEG = 0.1
+PARENT_LEVEL = {("pre2025", "commune"): "district", ("pre2025", "district"): "province",
+                ("2025", "commune"): "province"}
 
 
 @dataclass(frozen=True)
@@ -69,15 +78,33 @@ class Catalogue:
 
     period: str
     units: dict[tuple[str, str], Unit]
+    # (level, code) -> the box of its geometry (boundary or extent), where it has one
+    boxes: dict[tuple[str, str], tuple[float, float, float, float]]
 
     @classmethod
     def load(cls, conn: Connection, period: str) -> Catalogue:
-        rows = conn.execute(text("""
-            SELECT id, level, code, name, parent_code FROM admin.admin_unit
+        units, boxes = {}, {}
+        for r in conn.execute(text("""
+            SELECT id, level, code, name, parent_code, ST_XMin(geom) AS x0,
+                   ST_YMin(geom) AS y0, ST_XMax(geom) AS x1, ST_YMax(geom) AS y1
+              FROM admin.admin_unit
              WHERE coalesce(valid_from, '-infinity'::date) <= :on
                AND coalesce(valid_to, 'infinity'::date) >= :on
-        """), {"on": PERIODS[period]})
-        return cls(period, {(r.level, r.code): Unit(*r) for r in rows})
+        """), {"on": PERIODS[period]}):
+            units[(r.level, r.code)] = Unit(r.id, r.level, r.code, r.name, r.parent_code)
+            if r.x0 is not None:
+                boxes[(r.level, r.code)] = (r.x0, r.y0, r.x1, r.y1)
+        return cls(period, units, boxes)
+
+    def known_box(self, unit: Unit) -> tuple[str, tuple[float, float, float, float]] | None:
+        """(what, box): where the unit is known to lie, by its own geometry or else its
+        parent's; None when neither is known."""
+        if (unit.level, unit.code) in self.boxes:
+            return f"{unit.level} {unit.code}", self.boxes[(unit.level, unit.code)]
+        parent = (PARENT_LEVEL.get((self.period, unit.level)), unit.parent_code or "")
+        if parent in self.boxes:
+            return f"{parent[0]} {parent[1]}", self.boxes[parent]
+        return None
 
     def province_of(self, unit: Unit) -> str | None:
         if unit.level == "province":
@@ -128,7 +155,7 @@ class UnitChecker(RowChecker):
     """The rules of one row: its code is a unit of the period, its parents agree."""
 
     def __init__(self, catalogue: Catalogue) -> None:
-        super().__init__()
+        super().__init__({"name": MAX_NAME})
         self.catalogue = catalogue
 
     def level_of(self, no: int, level_value: object, code_value: object) -> str | None:
@@ -182,9 +209,10 @@ class UnitChecker(RowChecker):
     def name(self, no: int, unit: Unit, value: object) -> None:
         """A name that is not the catalogue's is worth a note (names are respelled; the
         code decides)."""
-        if is_blank(value):
+        text_ = self.text(no, "name", value)
+        if text_ is None:
             return
-        given, known = normalise_name(str(value)), normalise_name(unit.name)
+        given, known = normalise_name(text_), normalise_name(unit.name)
         if given not in known and known not in given:
             self.issues.append(Issue(no, "name", f"the catalogue names {unit.level} "
                                      f"{unit.code} {unit.name!r}", str(value),
@@ -229,6 +257,7 @@ def prepare_boundaries(frame: pd.DataFrame, file: str, source_crs: CRS,
                                         np.full(n, None, dtype=object), {},
                                         lambda i, code: "")
     issues += where_issues
+    issues += far_from_known(wgs, located, out, catalogue)
     issues += duplicate_units(out)
 
     out["wkb"] = None
@@ -239,6 +268,26 @@ def prepare_boundaries(frame: pd.DataFrame, file: str, source_crs: CRS,
     staged = out.loc[keep, STAGE_COLUMNS].reset_index(drop=True)
     staged["unit_id"] = staged["unit_id"].astype("Int64")
     return staged, sorted(issues, key=lambda i: i.feature_no)
+
+
+def far_from_known(wgs: np.ndarray, located: np.ndarray, out: pd.DataFrame,
+                   catalogue: Catalogue) -> list[Issue]:
+    """A reject for each boundary outside the box of what is known of its unit (its
+    current boundary or extent, else its parent's), give or take ``KNOWN_MARGIN_DEG``;
+    ``located`` is cleared for them."""
+    issues = []
+    for i in np.flatnonzero(located & out["code"].notna().to_numpy()):
+        unit = catalogue.units[(out.at[i, "level"], out.at[i, "code"])]
+        known = catalogue.known_box(unit)
+        if known is None or bounds_within(wgs[i:i + 1], known[1], KNOWN_MARGIN_DEG)[0]:
+            continue
+        located[i] = False
+        x, y = shapely.get_coordinates(wgs[i])[0]
+        issues.append(Issue(int(out.at[i, "feature_no"]), "geometry",
+                            f"{unit.level} {unit.code} lies outside where {known[0]} is "
+                            f"known to be (its box, give or take {KNOWN_MARGIN_DEG:g}°; "
+                            f"first point {x:.5f}, {y:.5f}): is the CRS right?"))
+    return issues
 
 
 def duplicate_units(out: pd.DataFrame) -> list[Issue]:
