@@ -11,6 +11,9 @@ where only a district's extent is known the answer says so.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,9 +288,16 @@ def test_a_parcel_outside_its_district_boundary_is_refused(
 
 # --- versions -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def fresh(server_url: URL) -> Iterator[Engine]:
+def fresh_url(server_url: URL) -> URL:
+    return create_database(server_url, "lis_boundaries_versions")
+
+
+@pytest.fixture(scope="module")
+def fresh(fresh_url: URL) -> Iterator[Engine]:
     """A database with no boundary loaded: districts known by their extent only."""
-    yield from engine_for(server_url, "lis_boundaries_versions")
+    engine = make_engine(fresh_url)
+    yield engine
+    engine.dispose()
 
 
 def test_only_an_extent_is_said_so(fresh: Engine, tmp_path: Path) -> None:
@@ -348,6 +358,31 @@ def test_a_redelivery_supersedes_the_previous_version(fresh: Engine, tmp_path: P
             {"wkt": frame.geometry[0].wkt, "c": code}).scalar()
     assert now
     assert load_boundaries(fresh, path).updated == 0  # the same re-delivery: nothing new
+
+
+def test_lis_load_boundaries(fresh_url: URL, fresh: Engine, tmp_path: Path) -> None:
+    """The command: a file loads (exit 0; again: nothing changes), a bad one is refused
+    (exit 1) with its located rejects, a period stated."""
+    env = {**os.environ, "DATABASE_URL": fresh_url.render_as_string(hide_password=False)}
+
+    def lis(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lis.cli", "load", "boundaries", *args,
+                               "--quiet"], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    ok = lis(str(HANOI))
+    assert ok.returncode == 0, ok.stderr
+    assert "dia_gioi_xa_ha_noi.shp: loaded as run" in ok.stdout
+    again = lis(str(HANOI))
+    assert again.returncode == 0 and "0 inserted, 0 updated, 21 unchanged" in again.stdout
+
+    def unknown(frame: gpd.GeoDataFrame) -> None:
+        frame.loc[0, "Mã xã"] = "99999"
+
+    bad = lis(str(small_delivery(tmp_path, unknown)), "--period", "pre2025")
+    assert bad.returncode == 1
+    assert "xa.gpkg feature 1 field commune_code: commune 99999 is not a unit" in bad.stderr
+    assert "REJECTED" in bad.stderr
 
 
 # --- an officer's write over another district ------------------------------------------
