@@ -41,9 +41,17 @@ class BoundaryLoadResult(LoadResult):
     derived: int = 0
 
     def summary(self) -> str:
-        text_ = super().summary()
-        if self.status == "loaded":
-            text_ += f"; {self.derived} parent boundaries derived ({self.period} units)"
+        if self.status != "loaded":
+            return super().summary().replace(" features ", " units ")
+        # Worded apart from parcels' ": loaded as run" so the two are told apart in logs.
+        text_ = (f"{self.file.name}: loaded boundaries run {self.run_id}: "
+                 f"{self.features_read} units ({self.period}), {self.inserted} inserted, "
+                 f"{self.updated} updated, {self.unchanged} unchanged; {self.derived} "
+                 "parent boundaries derived")
+        if self.rejects:
+            text_ += f", {self.rejected} QUARANTINED (not loaded, listed above)"
+        if self.repairs:
+            text_ += f", {len(self.repairs)} repaired"
         return text_
 
     def detail_lines(self, limit: int = 50, repair_limit: int = 5) -> list[str]:

@@ -372,7 +372,7 @@ def test_lis_load_boundaries(fresh_url: URL, fresh: Engine, tmp_path: Path) -> N
 
     ok = lis(str(HANOI))
     assert ok.returncode == 0, ok.stderr
-    assert "dia_gioi_xa_ha_noi.shp: loaded as run" in ok.stdout
+    assert "dia_gioi_xa_ha_noi.shp: loaded boundaries run" in ok.stdout
     again = lis(str(HANOI))
     assert again.returncode == 0 and "0 inserted, 0 updated, 21 unchanged" in again.stdout
 
