@@ -30,6 +30,7 @@ from boundaries.rules import Options
 from cadastre.loader import load_parcels
 from landplatform.auth.tokens import issue_local
 from landplatform.db import make_engine
+from planning.loader import load_plan
 from support import SAMPLES, TEST_AUTH_SECRET, create_database, data_snapshot
 
 BOUNDARIES = SAMPLES / "boundaries"
@@ -284,6 +285,34 @@ def test_a_parcel_outside_its_district_boundary_is_refused(
     assert f"outside the boundary of its commune {b}" in issue.reason
     assert f"it lies in commune {a}" in issue.reason
     assert data_snapshot(db) == snapshot
+
+
+def test_a_plan_zone_outside_its_district_boundary_is_refused(
+        db: Engine, parcels: dict, tmp_path: Path) -> None:
+    """Planning zones are located the same way: one of Ba Đình's zones moved onto Tây Hồ's
+    ground, still inside Ba Đình's extent, refuses the plan."""
+    plans = SAMPLES / "plans"
+    frame = gpd.read_file(plans / "zoning_001_ba_dinh.shp").to_crs(4326)
+    zone = frame.geometry[0]
+    cx, cy = zone.centroid.coords[0]
+    moved = shapely.affinity.scale(zone, 0.3, 0.3)
+    frame.loc[0, "geometry"] = shapely.affinity.translate(moved, 105.83 - cx, 21.0505 - cy)
+    frame.loc[0, "DienTich"] = None  # a zone need not state its area
+    assert shapely.box(*BA_DINH_EXTENT).contains(frame.geometry[0])
+    path = tmp_path / "zoning_001.gpkg"
+    frame.to_file(path, driver="GPKG")
+    (tmp_path / "zoning_001.plan.yaml").write_text(
+        (plans / "zoning_001_ba_dinh.plan.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    snapshot = data_snapshot(db)
+    result = load_plan(db, path)
+    assert result.status == "rejected", result.summary()
+    [issue] = result.rejects
+    assert (issue.feature_no, issue.field) == (1, "geometry")
+    assert "zone lies outside district 001's boundary" in issue.reason
+    assert "it lies in district 003" in issue.reason and "QHPK-001-2021-2030" in issue.reason
+    assert data_snapshot(db) == snapshot
+    quarantined = load_plan(db, path, quarantine=True)
+    assert quarantined.status == "loaded" and quarantined.inserted == len(frame) - 1
 
 
 # --- versions -----------------------------------------------------------------------------
