@@ -13,6 +13,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY landplatform/ landplatform/
+COPY boundaries/ boundaries/
 COPY cadastre/ cadastre/
 COPY etl/ etl/
 COPY planning/ planning/

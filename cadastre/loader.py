@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cadastre import MAPPINGS
 from cadastre import merge as m
+from cadastre.location import check_location
 from cadastre.reference import Reference
 from cadastre.rules import DELIVERIES, Options, parse_scale, prepare_parcels
 from etl.actor import Actor
@@ -35,6 +36,8 @@ KIND = "parcels"
 PARCEL_LAYERS = ("thua_dat", "thuadat", "parcels", "parcel")
 SIDECAR = ".parcels.yaml"  # what a delivery says about itself (see delivery_options)
 SIDECAR_KEYS = {"delivery", "scale", "sheet_scales"}
+# What the location check reads of the stage (``cadastre.location``).
+STAGED = "SELECT feature_no, district_code, commune_code, geom FROM stage_parcel"
 
 
 @dataclass
@@ -141,8 +144,12 @@ class ParcelLoader:
         progress.step(f"staging {len(self.rows):,} rows")
         m.stage(conn, self.rows, self.parents,
                 lambda d, t: progress.update("staging", d, t))
+        progress.step("checking districts' and communes' boundaries")
+        outside, notes = check_location(conn, STAGED)
+        if outside and self.quarantine:
+            m.drop_features(conn, sorted({i.feature_no for i in outside}))
         progress.step("checking overlaps with current parcels")
-        found = overlap_issues(m.overlaps(conn, self.options.delivery))
+        found = outside + notes + overlap_issues(m.overlaps(conn, self.options.delivery))
         rejects = [i for i in found if i.severity == "reject"]
         if rejects and not self.quarantine:
             raise Refused(found)

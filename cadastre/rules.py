@@ -1,8 +1,9 @@
 """Validation rules for delivered cadastral parcels: turn a read file into rows to stage.
 
 Each rule names the feature, field and reason of every row it rejects. The order is
-attributes, geometry, CRS/reprojection, location, area, then duplicate keys, so a row
-reports every independent problem it has, not only the first.
+attributes, geometry, CRS/reprojection, location in Vietnam, area, then duplicate keys, so
+a row reports every independent problem it has, not only the first. Inside the district
+and the commune is checked on the stage, in the database (``cadastre.location``).
 """
 
 from __future__ import annotations
@@ -375,13 +376,12 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
                                                  feature_nos, multi=False)
     issues += geom_issues
 
-    # Reproject to the storage CRS and check the location.
-    communes = out["commune_code"].to_numpy()
+    # Reproject to the storage CRS and check it is in Vietnam. Whether it is inside its
+    # district and commune is decided on the stage, by their boundaries where loaded
+    # (``cadastre.location``), not by the district's bounding box here.
     wgs, located, where_issues = locate(
-        geoms, geom_ok, feature_nos, source_crs, out["district_code"].to_numpy(),
-        ref.district_extents,
-        lambda i, code: f"parcel lies outside district {code} (its commune "
-                        f"{communes[i]}'s district)")
+        geoms, geom_ok, feature_nos, source_crs, out["district_code"].to_numpy(), {},
+        lambda i, code: "")
     issues += where_issues
 
     # Area in the province's official TM-3 CRS vs the stated area.

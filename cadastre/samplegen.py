@@ -6,7 +6,9 @@ need files that look like what land offices deliver: several formats, two VN-200
 meridians, three field-naming conventions, multi-purpose codes, a superseded 2018 code.
 
 Geometry: each district's WGS84 bounding box (``landplatform/reference``) is transformed
-to the province's TM-3 CRS and tiled completely by a jittered grid. Every parcel is the
+to the province's TM-3 CRS and tiled completely by a jittered grid (a sample district's
+rectangle is first cut where it would overlap another sample district's: see
+``sample_districts``). Every parcel is the
 quadrilateral of four *shared* grid vertices, so parcels never overlap and leave no gaps,
 which lets tests and the loader's topology checks rely on exact results. Only interior
 vertices are jittered (< 20 % of the spacing), so the tiling still covers the rectangle.
@@ -32,7 +34,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +110,9 @@ class District:
     name: str
     bbox: tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
     communes: tuple[str, ...]
+    # The TM-3 rectangle its parcels tile (min_x, min_y, max_x, max_y), where it is not the
+    # one enclosing ``bbox``: a sample district cut where it would overlap another's.
+    tm3_box: tuple[float, float, float, float] | None = None
 
     @property
     def epsg(self) -> int:
@@ -197,14 +202,51 @@ def load_districts(reference_dir: Path = REFERENCE_DIR) -> dict[str, District]:
     return districts
 
 
+def tm3_rectangle(district: District) -> tuple[float, float, float, float]:
+    """The TM-3 rectangle (metres) enclosing the district's WGS84 box."""
+    to_tm3 = transformer(WGS84, district.epsg)
+    return to_tm3.transform_bounds(*district.bbox, densify_pts=21)
+
+
+def sample_districts(codes: tuple[str, ...] | None = None,
+                     reference_dir: Path = REFERENCE_DIR) -> dict[str, District]:
+    """The sample districts, each tiling its own ground: where two of their TM-3 rectangles
+    overlap (the boxes of Ba Đình and Tây Hồ, of Thanh Khê and Hải Châu do), the overlap is
+    cut at its middle across its narrower side, each district keeping its own side.
+
+    Why: the boxes are extents, not boundaries. Tiled whole, two districts laid parcels
+    over each other's, and the boundaries derived from the parcels (``boundaries``'
+    samples) would overlap too, so "inside the district" could not be told apart from
+    "inside the neighbour". Both districts of each pair share a province and its TM-3, so
+    the cut is one straight line both tile exactly.
+    """
+    known = load_districts(reference_dir)
+    codes = codes or tuple(s.district_code for s in DEFAULT_SAMPLES)
+    boxes = {c: list(tm3_rectangle(known[c])) for c in codes}
+    for i, a in enumerate(codes):
+        for b in codes[i + 1:]:
+            if known[a].epsg != known[b].epsg:
+                continue
+            ra, rb = boxes[a], boxes[b]
+            wide = min(ra[2], rb[2]) - max(ra[0], rb[0])
+            high = min(ra[3], rb[3]) - max(ra[1], rb[1])
+            if wide <= 0 or high <= 0:
+                continue
+            axis = 0 if wide < high else 1  # cut across the narrower side of the overlap
+            mid = (max(ra[axis], rb[axis]) + min(ra[axis + 2], rb[axis + 2])) / 2
+            low, high_side = (ra, rb) if ra[axis] + ra[axis + 2] < rb[axis] + rb[axis + 2] \
+                else (rb, ra)
+            low[axis + 2] = high_side[axis] = mid
+    return {c: replace(known[c], tm3_box=tuple(boxes[c])) for c in codes}
+
+
 def plan_grid(district: District, target: int, exact: bool = False) -> Grid:
     """Choose near-square cells so the district's TM-3 rectangle holds ~``target`` parcels.
 
     With ``exact`` the grid holds exactly ``target`` cells (scale mode); otherwise the whole
     rectangle is tiled and the count is only close to the target (sample mode).
     """
-    to_tm3 = transformer(WGS84, district.epsg)
-    xmin, ymin, xmax, ymax = to_tm3.transform_bounds(*district.bbox, densify_pts=21)
+    xmin, ymin, xmax, ymax = district.tm3_box or tm3_rectangle(district)
     width, height = xmax - xmin, ymax - ymin
     spacing = math.sqrt(width * height / target)
     # Every commune gets at least one column when the parcel count allows it.
@@ -451,7 +493,7 @@ def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    districts = load_districts()
+    districts = sample_districts()
     manifest: list[dict] = []
     with fixed_file_dates():
         for spec in DEFAULT_SAMPLES:
@@ -525,7 +567,12 @@ geometry_type, feature_count, owner_count, legacy_code_count, total_stated_area_
   province's TM-3 CRS and tiled by a jittered grid; parcels share vertices, so they never
   overlap and leave no gaps. WGS84 files were transformed by PROJ with the EPSG VN-2000 ->
   WGS 84 operation. The TM-3 rectangle encloses the WGS84 box, so edge parcels reach up
-  to about 0.0004° (~40 m) outside it.
+  to about 0.0004° (~40 m) outside it. Where two sample districts' rectangles overlap
+  (Ba Đình / Tây Hồ, Thanh Khê / Hải Châu), the overlap is cut at its middle and each
+  district tiles its own side, so no two districts' parcels lie over each other.
+- Boundaries: `boundaries/` holds the communes of these districts as the union of their
+  parcels (made by `boundaries/samplegen.py` from the same grid), so every parcel lies
+  inside its commune's boundary.
 - Keys: communes (MaXa, real pre-2025 codes) own contiguous strips of grid columns; map
   sheets (SoHieuToBanDo) are 8 x 8-cell blocks per commune; parcel numbers (SoThuTuThua)
   run 1..M per sheet. (MaXa, SoHieuToBanDo, SoThuTuThua) is unique.

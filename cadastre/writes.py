@@ -3,8 +3,9 @@ and the restricted read of a parcel's rights: the cadastre's own write path.
 
 Why through the loader's rules: an officer's edit is a delivery of one parcel. It is
 validated by the loader's own rules (``prepare_parcels``: commune in the district, land-use
-codes, geometry validity, location, stated vs computed area) and merged by the loader's
-set-based merge,
+codes, geometry validity, stated vs computed area), located on the stage by the loader's
+check (``location``: inside the district's and commune's boundaries, 422 outside) and
+merged by the loader's set-based merge,
 as a load run of kind ``api``, so the history, events, district counts and the audit row
 are written in ONE transaction with the change, exactly as for a file.
 
@@ -35,7 +36,8 @@ from sqlalchemy.engine import Connection, Engine
 from cadastre import MAPPINGS
 from cadastre import merge as m
 from cadastre.layers import PARCELS
-from cadastre.loader import overlap_issues
+from cadastre.loader import STAGED, overlap_issues
+from cadastre.location import check_location, how_checked
 from cadastre.reference import Reference
 from cadastre.rules import Options, prepare_parcels
 from etl import ledger
@@ -107,6 +109,13 @@ class Write:
     body: bytes
     if_match: str | None
     client_request_id: str | None = None  # the client's X-Request-ID, kept beside
+
+
+def location_checked(issues: list[Issue]) -> dict[str, str]:
+    """``X-Location-Checked``: what "inside the district" was decided by for this write
+    (``boundary``; ``extent``: only the district's bounding box is known; ``none``), so a
+    client is told when the answer is weaker than a boundary's."""
+    return {"X-Location-Checked": how_checked(issues)}
 
 
 def etag(row: dict | None) -> str | None:
@@ -220,15 +229,23 @@ class WriteService:
                 raise forbidden(w.principal, parent.district_code)
         return rows, issues, parents
 
-    def stage_checked(self, conn: Connection, rows: object, parents: object) -> None:
-        """Stage the parcel and refuse it (409) where it overlaps a current parcel it does
-        not replace, as a delivery would be refused (``merge.overlaps``)."""
+    def stage_checked(self, conn: Connection, rows: object, parents: object
+                      ) -> list[Issue]:
+        """Stage the parcel and refuse it where it lies outside its district's (or its
+        commune's) boundary (422), or overlaps a current parcel it does not replace (409),
+        as a delivery would be refused (``location.check_location``, ``merge.overlaps``).
+        Returns the notes: how far the location could be checked."""
         m.stage(conn, rows, parents)
+        outside, notes = check_location(conn, STAGED)
+        if outside:
+            raise WriteError(422, "InvalidParameterValue", "the parcel does not lie where its "
+                             "commune is: " + "; ".join(i.reason for i in outside), outside)
         found = [i for i in overlap_issues(m.overlaps(conn, "changes"))
                  if i.severity == "reject"]
         if found:
             raise WriteError(409, "Conflict", "the parcel overlaps current parcels it does "
                              "not replace: " + "; ".join(i.reason for i in found), found)
+        return notes
 
     # -- the writes ------------------------------------------------------------------------
     def create(self, w: Write) -> Response:
@@ -246,7 +263,7 @@ class WriteService:
                 raise WriteError(409, "Conflict", f"parcel {key[0]}.{key[1]}.{key[2]} exists "
                                  f"(id {existing.uid}); replace it with PUT")
             run_id = self._start(conn, w)
-            self.stage_checked(conn, rows, parents)
+            issues = issues + self.stage_checked(conn, rows, parents)
             counts = m.merge(conn, run_id)
             uid = conn.execute(text("SELECT uid FROM merge_plan")).scalar_one()
             if existing is not None:  # a retired number given again: the parcel comes back
@@ -261,7 +278,8 @@ class WriteService:
             after = self._row(conn, w.district, uid)
             self._finish(conn, w, run_id, counts, issues, "create", uid, None, after)
         return self._feature_response(w, after, 201, {
-            "Location": f"{self.base_url}/collections/{w.collection}/items/{uid}"})
+            "Location": f"{self.base_url}/collections/{w.collection}/items/{uid}",
+            **location_checked(issues)})
 
     def replace(self, w: Write, uid: int) -> Response:
         with self.engine.connect() as conn:
@@ -277,11 +295,11 @@ class WriteService:
             m.lock_districts(conn, [w.district])
             before = self._locked(conn, w, uid)
             run_id = self._start(conn, w)
-            self.stage_checked(conn, rows, parents)
+            issues = issues + self.stage_checked(conn, rows, parents)
             counts = m.merge(conn, run_id)
             after = self._row(conn, w.district, uid)
             self._finish(conn, w, run_id, counts, issues, "replace", uid, before, after)
-        return self._feature_response(w, after, 200, {})
+        return self._feature_response(w, after, 200, location_checked(issues))
 
     def delete(self, w: Write, uid: int) -> Response:
         """Retire: the parcel becomes historic (kept, with a history row and a 'retire'

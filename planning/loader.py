@@ -10,16 +10,17 @@ writes nothing but a new load-run record.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from cadastre.loader import PARCEL_LAYERS
+from cadastre.location import check_location
 from cadastre.reference import Reference
 from etl.fieldmap import FieldMapping
-from etl.pipeline import Prepared, run_load
+from etl.pipeline import Prepared, Refused, run_load
 from etl.progress import Progress
 from etl.report import Issue, LoadError, LoadResult
 from etl.rowcheck import resolve_crs
@@ -37,6 +38,9 @@ from planning.rules import (
 )
 
 KIND = "plan"
+# What the location check reads of the stage (zones name no commune).
+STAGED = ("SELECT feature_no, district_code, NULL::text AS commune_code, geom "
+          "FROM stage_zone")
 
 
 @dataclass
@@ -85,8 +89,10 @@ class PlanLoader:
     kind = KIND
 
     def __init__(self, path: Path, metadata: dict, options: Options, layer: str | None,
-                 encoding: str | None, mapping: str | Path, progress: Progress) -> None:
+                 encoding: str | None, mapping: str | Path, progress: Progress,
+                 quarantine: bool = False) -> None:
         self.path, self.metadata, self.options = path, metadata, options
+        self.quarantine = quarantine
         self.layer, self.encoding, self.mapping, self.progress = layer, encoding, mapping, \
             progress
         self.sha = delivery_sha256(path) if path.exists() else None
@@ -131,6 +137,15 @@ class PlanLoader:
         plan_id, result.plan_action = pm.upsert_plan(conn, meta, result.source_srid, run_id)
         progress.step(f"staging {len(self.rows):,} zones")
         pm.stage(conn, self.rows, lambda d, t: progress.update("staging", d, t))
+        progress.step("checking the district's boundary")
+        outside, notes = check_location(conn, STAGED, noun="zone")
+        outside = [replace(i, reason=f"{i.reason} (the district of plan {meta.plan_code})")
+                   for i in outside]
+        if outside and not self.quarantine:
+            raise Refused(outside + notes)
+        if outside:
+            pm.drop_zones(conn, sorted({i.feature_no for i in outside}))
+        issues += outside + notes
         progress.step("merging in one transaction")
         counts = pm.merge_zones(conn, plan_id, self.codes)
         zones_changed = any(counts[k] for k in ("inserted", "updated", "removed"))
@@ -158,7 +173,8 @@ def load_plan(engine: Engine, path: Path, *, metadata: dict | None = None,
     options = options or Options()
     progress = progress or Progress("plan", enabled=False)
     result = PlanLoadResult(file=path, mode="quarantine" if quarantine else "strict")
-    loader = PlanLoader(path, metadata or {}, options, layer, encoding, mapping, progress)
+    loader = PlanLoader(path, metadata or {}, options, layer, encoding, mapping, progress,
+                        quarantine)
     run_options = {**asdict(options), "layer": layer, "encoding": encoding,
                    "mapping": str(mapping)}
     return run_load(engine, loader, result, quarantine=quarantine, options=run_options,

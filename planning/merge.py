@@ -47,6 +47,12 @@ def stage(conn: Connection, rows: pd.DataFrame,
     conn.execute(text("ANALYZE stage_zone"))
 
 
+def drop_zones(conn: Connection, feature_nos: list[int]) -> None:
+    """Leave staged zones out of the merge (rejected by a check on the stage)."""
+    conn.execute(text("DELETE FROM stage_zone WHERE feature_no = ANY(:nos)"),
+                 {"nos": feature_nos})
+
+
 def upsert_plan(conn: Connection, meta: PlanMeta, source_srid: int | None,
                 run_id: int) -> tuple[int, str]:
     """Insert or update the plan row; return (plan_id, 'created'|'updated'|'unchanged')."""

@@ -19,13 +19,15 @@ from landplatform.migrate import BASELINE, revisions
 from lis import DOMAINS, MIGRATIONS
 
 PROJECT = Path(__file__).resolve().parent.parent
-PACKAGES = ("landplatform", "etl", "cadastre", "planning", "valuation", "lis", "bench")
+PACKAGES = ("landplatform", "etl", "boundaries", "cadastre", "planning", "valuation", "lis",
+            "bench")
 # The history as today's databases carry it: id -> parent(s). Moving a revision to its
 # domain's folder must not change it, so an existing database upgrades with nothing to do.
 REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0005": "0003", "0006": "0003", "0007": "0006", "0008": "0003",
              "0009": "0008",  # new since the move: the cadastre's memory
              "0010": "0007",  # new since the move: the client's request id in the audit
+             "0011": "0003",  # new: the boundaries' versions (their own branch)
              "0012": "0009",  # dossiers (registered land changes)
              "0013": "0010"}  # the audit's 'register' action
 
@@ -83,7 +85,8 @@ def test_no_module_imports_another_modules_private_names() -> None:
 def test_etl_names_no_domain_table() -> None:
     """The ETL's SQL reads and writes only its own ledger (``etl.*``): a loader's tables
     are its domain's."""
-    domain_table = re.compile(r"\b(cadastre|planning|valuation|restricted|publish|audit)"
+    domain_table = re.compile(r"\b(cadastre|planning|valuation|restricted|publish|audit|"
+                              r"admin)"
                               r"\.[a-z_]+\b")
     found = [f"{p.relative_to(PROJECT)}: {m.group(0)}" for p in sources("etl")
              for node in strings(ast.parse(p.read_text(encoding="utf-8")))
@@ -124,4 +127,5 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
         PROJECT / "cadastre" / "migrations"
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
+    assert owners["0011"] == PROJECT / "boundaries" / "migrations"
     assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010")} == {BASELINE}

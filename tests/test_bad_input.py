@@ -3,8 +3,9 @@ tmp_path from the committed samples, parametrised over the loaders each case app
 
 Loaders: parcels (Shapefile / GeoPackage), plan zones (Shapefile / GeoPackage + sidecar),
 price tables (workbook / CSV + sidecar) with their road segments (Shapefile, lines) and
-value zones (GeoPackage, polygons). Every case ends in either a clear error naming file,
-feature (or sheet + cell), field and reason, or a documented repair reported in the
+value zones (GeoPackage, polygons), administrative boundaries (Shapefile / GeoPackage).
+Every case ends in either a clear error naming file, feature (or sheet + cell), field and
+reason, or a documented repair reported in the
 result; a load that does not succeed leaves the database exactly as it was (snapshots of
 every data table before and after). The behaviour is tabled in docs/ARCHITECTURE.md
 ("Bad input").
@@ -30,6 +31,8 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
+from boundaries.loader import load_boundaries
+from boundaries.rules import Options as BoundaryOptions
 from cadastre.loader import load_parcels
 from cadastre.rules import Options as ParcelOptions
 from etl.report import LoadResult
@@ -48,11 +51,13 @@ WORKBOOK = PRICES / "bang_gia_dat_da_nang_2026.xlsx"
 CSV = PRICES / "bang_gia_dat_da_nang_2026_dat_o.csv"
 SEGMENTS = PRICES / "doan_duong_da_nang.shp"  # VN-2000 TM-3 107°45' (EPSG:5899)
 ZONES = PRICES / "vung_gia_tri_da_nang.gpkg"  # WGS84
+BOUNDARIES_SHP = SAMPLES / "boundaries" / "dia_gioi_xa_ha_noi.shp"  # EPSG:5897
 PLAN_CODE = "BAD-INPUT-001"
 OTHER_TM3 = {5897: 5899, 5899: 5897}  # the other province's meridian
 TABLES = ("planning.plan", "planning.zone", "valuation.price_table",
           "valuation.price_segment", "valuation.price_rate", "valuation.price_area_class",
-          "valuation.price_zone", "valuation.price_coefficient")
+          "valuation.price_zone", "valuation.price_coefficient", "admin.unit_boundary",
+          "admin.admin_unit")
 
 
 # --- legacy Vietnamese encodings, written byte by byte -----------------------------------
@@ -213,6 +218,11 @@ def _run_plan(engine: Engine, path: Path, kw: dict) -> LoadResult:
     return load_plan(engine, path, options=PlanOptions(crs=crs), **kw)
 
 
+def _run_boundaries(engine: Engine, path: Path, kw: dict) -> LoadResult:
+    crs = kw.pop("crs", None)
+    return load_boundaries(engine, path, options=BoundaryOptions(crs=crs), **kw)
+
+
 def _run_prices(role: str) -> Callable[[Engine, Path, dict], LoadResult]:
     def run(engine: Engine, path: Path, kw: dict) -> LoadResult:
         folder = path.parent / "delivery"
@@ -236,11 +246,15 @@ LOADERS = {
     "price zones": Loader("price zones", "polygon", lambda: pyogrio.read_dataframe(ZONES),
                           {"required": "GiaDat", "text": "MaVung", "key": "MaVung"},
                           _run_prices("zones"), prefixed=True),
+    "boundaries": Loader("boundaries", "polygon", lambda: pyogrio.read_dataframe(BOUNDARIES_SHP),
+                         {"required": "MaXa", "text": "TenXa", "key": "MaXa"},
+                         _run_boundaries),
 }
-SHAPEFILE_LOADERS = ["parcels", "plan", "price segments"]
+SHAPEFILE_LOADERS = ["parcels", "plan", "price segments", "boundaries"]
 # The canonical name each loader reports a role's field under.
 CANONICAL = {("parcels", "required"): "sheet_no", ("plan", "required"): "zone_code",
              ("price segments", "required"): "road_name", ("price zones", "required"): "price",
+             ("boundaries", "required"): "commune_code", ("boundaries", "text"): "name",
              ("parcels", "text"): "address", ("plan", "text"): "function",
              ("price segments", "text"): "road_name", ("price zones", "text"): "zone_code"}
 
@@ -424,11 +438,11 @@ def _bow_tie(geom: shapely.Geometry) -> shapely.Geometry:
 
 GEOMETRY_CASES = [
     # (case, loaders, replace the feature's geometry, reason)
-    ("empty polygon", ["parcels", "plan", "price zones"], lambda g: shapely.Polygon(),
-     "geometry is empty or missing"),
-    ("point where a polygon belongs", ["parcels", "plan", "price zones"],
+    ("empty polygon", ["parcels", "plan", "price zones", "boundaries"],
+     lambda g: shapely.Polygon(), "geometry is empty or missing"),
+    ("point where a polygon belongs", ["parcels", "plan", "price zones", "boundaries"],
      lambda g: g.centroid, "Point where a polygon belongs"),
-    ("self-intersecting polygon", ["price zones"], _bow_tie,
+    ("self-intersecting polygon", ["price zones", "boundaries"], _bow_tie,
      "invalid geometry (Self-intersection"),
     ("empty line", ["price segments"], lambda g: shapely.LineString(),
      "geometry is empty or missing"),

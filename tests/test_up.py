@@ -24,6 +24,8 @@ def lis(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                     reason="uses the embedded cluster")
 def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[dict]) -> None:
     plans = json.loads((SAMPLES / "plans" / "manifest.json").read_text(encoding="utf-8"))
+    boundaries = json.loads((SAMPLES / "boundaries" / "manifest.json").read_text(
+        encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(LIS_VAR_DIR=str(tmp_path / "var"), LIS_PG_PORT=str(free_port()))
     try:
@@ -33,6 +35,10 @@ def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[
         assert "Schema: migrated" in first.stdout
         assert first.stdout.count(": loaded as run") == len(manifest)
         assert first.stdout.count(": loaded plan run") == len(plans)
+        assert first.stdout.count(": loaded boundaries run") == len(boundaries)
+        # the boundaries first: the parcels are checked against them
+        assert first.stdout.index(": loaded boundaries run") < first.stdout.index(
+            ": loaded as run")
 
         second = lis("up", "--no-serve", env=env)
         assert second.returncode == 0, second.stdout + second.stderr
@@ -42,7 +48,10 @@ def test_up_twice_reuses_and_loads_nothing_twice(tmp_path: Path, manifest: list[
             assert f"Samples: {entry['file']} already loaded" in second.stdout
         for plan in plans:
             assert f"Samples: plan {plan['file']} already loaded" in second.stdout
+        for entry in boundaries:
+            assert f"Samples: boundaries {entry['file']} already loaded" in second.stdout
         assert "loaded as run" not in second.stdout
+        assert "loaded boundaries run" not in second.stdout
         assert "loaded plan run" not in second.stdout
 
         # the embedded cluster has the three roles: each URL logs in as its own

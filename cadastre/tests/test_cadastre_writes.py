@@ -149,6 +149,8 @@ def test_officer_creates_replaces_and_retires_a_parcel(api: str, api_db: Engine)
     r = httpx.post(url, json=feature(tpl, TEST_SHEETS + 1, 1, address="1 Test Street"),
                    headers={**OFFICER_001, "X-Request-ID": "client-chosen-1"})
     assert r.status_code == 201, r.text
+    # decided by the district's boundary (the samples' are loaded), not its extent
+    assert r.headers["x-location-checked"] == "boundary"
     # the server files the write under its own id; the client's is kept beside it
     assert r.headers["x-request-id"] != "client-chosen-1"
     created = r.json()
