@@ -227,9 +227,14 @@ class Filing:
         register = doc.get("register", False)
         if not isinstance(register, bool):
             raise bad("register must be true or false")
+        consent = doc.get("lender_consent", [])
+        if not isinstance(consent, list) or len(consent) > 50 or not all(
+                isinstance(c, int) and not isinstance(c, bool) for c in consent):
+            raise bad("lender_consent: the mortgages (encumbrance ids) whose lender consents")
+        details = {**cls._details(kind, doc), "lender_consent": consent}
         return cls(kind, receipt, received, _text(doc, "procedure", limit=200),
                    [{"title": d["title"][:200], "ref": str(d.get("ref", ""))[:500]}
-                    for d in documents], parcels, register, cls._details(kind, doc))
+                    for d in documents], parcels, register, details)
 
     @staticmethod
     def _details(kind: str, doc: dict) -> dict:
@@ -293,12 +298,6 @@ class Filing:
                                                       limit=20),
                                       "register_no": _text(cert, "register_no", limit=30),
                                       "issue_date": issue_date and issue_date.isoformat()}
-            consent = doc.get("lender_consent", [])
-            if not isinstance(consent, list) or not all(
-                    isinstance(c, int) and not isinstance(c, bool) for c in consent):
-                raise bad("lender_consent: the mortgages (encumbrance ids) whose lender "
-                          "consents")
-            out["lender_consent"] = consent
         elif kind == "mortgage":
             out["lender"] = _party(doc.get("lender"), "lender")
             out["contract_no"] = _text(doc, "contract_no", required=True, limit=60)
