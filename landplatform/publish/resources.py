@@ -10,6 +10,7 @@ restarting.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -21,6 +22,9 @@ PROVIDER = "landplatform.publish.provider.PostGISProvider"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 VIETNAM_BBOX = [102.1, 6.0, 117.9, 23.5]
+# Templates that replace pygeoapi's where its own are wrong or load assets from the internet;
+# pygeoapi falls back to its own for every other page.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Output CRSs every feature collection offers (OGC API Features Part 2).
 COMMON_CRS = [CRS84, EPSG.format(4326), EPSG.format(3857), EPSG.format(4756)]
 
@@ -89,6 +93,7 @@ def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publis
             "languages": ["en-US", "vi-VN"],
             "cors": True,
             "pretty_print": False,
+            "templates": {"path": str(TEMPLATES)},
             "limits": {"default_items": settings.page_limit_default,
                        "max_items": settings.page_limit_max, "on_exceed": "throttle"},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
