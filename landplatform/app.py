@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import ASGIApp
 
 from landplatform import __version__
 from landplatform.auth.tokens import TokenVerifier
+from landplatform.cors import CORSMiddleware, parse_origins
 from landplatform.db import get_engine
 from landplatform.domain import Domain, Services, migration_locations, publishing_units
 from landplatform.limits import BodyLimitMiddleware
@@ -37,6 +39,20 @@ from landplatform.publish.tiles import tiles_router
 from landplatform.settings import Settings, get_settings
 
 
+class PlatformApp(FastAPI):
+    """FastAPI with CORS outside Starlette's error middleware.
+
+    ``add_middleware`` places a middleware inside ``ServerErrorMiddleware``, so a 500 would
+    leave without CORS headers and a browser on another origin would see a network error
+    instead of the problem; here CORS wraps the whole stack, fast lane included.
+    """
+
+    cors_origins: tuple[str, ...] = ("*",)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CORSMiddleware(super().build_middleware_stack(), self.cors_origins)
+
+
 def build_app(domains: Sequence[Domain], settings: Settings | None = None,
               extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
     """The app for these domains (``extra_routers``: pages of the composition root)."""
@@ -44,8 +60,9 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     engine = get_public_engine()
     config = build_config(engine, settings, [d.publisher for d in domains if d.publisher],
                           publishing_units(domains))
-    app = FastAPI(title="Land information platform", version=__version__,
+    app = PlatformApp(title="Land information platform", version=__version__,
                   docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
+    app.cors_origins = parse_origins(settings.cors_origins)
     uploads = [p for d in domains for p in d.upload_paths]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides=[(p, settings.max_upload_bytes) for p in uploads])

@@ -91,7 +91,7 @@ def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publis
             "encoding": "utf-8",
             "gzip": False,
             "languages": ["en-US", "vi-VN"],
-            "cors": True,
+            "cors": False,  # the app's own middleware answers (landplatform.cors)
             "pretty_print": False,
             "templates": {"path": str(TEMPLATES)},
             "limits": {"default_items": settings.page_limit_default,
