@@ -23,6 +23,7 @@ from landplatform.db import get_engine
 from landplatform.domain import Domain, Services, migration_locations, publishing_units
 from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
+from landplatform.publish.assets import assets_router
 from landplatform.publish.conformance import conformance_router
 from landplatform.publish.coverage_guard import coverage_files, coverage_router
 from landplatform.publish.engine import get_public_engine
@@ -61,7 +62,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     config = build_config(engine, settings, [d.publisher for d in domains if d.publisher],
                           publishing_units(domains))
     app = PlatformApp(title="Land information platform", version=__version__,
-                  docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/api-docs/openapi.json")
     app.cors_origins = parse_origins(settings.cors_origins)
     uploads = [p for d in domains for p in d.upload_paths]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
@@ -84,6 +85,8 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
                              "schema": sorted(current), "expected_schema": sorted(heads),
                              "version": __version__}, status_code=200 if ok else 503)
 
+    # /api-docs (Swagger UI) and the pages' browser libraries, served here (no CDN)
+    app.include_router(assets_router(app.openapi_url, app.title))
     services = Services(settings, get_engine(), engine, TokenVerifier(settings))
     for router in extra_routers:
         app.include_router(router)
