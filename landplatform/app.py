@@ -55,12 +55,14 @@ class PlatformApp(FastAPI):
 
 
 def build_app(domains: Sequence[Domain], settings: Settings | None = None,
-              extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The app for these domains (``extra_routers``: pages of the composition root)."""
+              extra_routers: Sequence[APIRouter] = (),
+              pages: Sequence[tuple[str, str]] = ()) -> FastAPI:
+    """The app for these domains (``extra_routers``: pages of the composition root;
+    ``pages``: (title, path) of those the landing page links)."""
     settings = settings or get_settings()
     engine = get_public_engine()
     config = build_config(engine, settings, [d.publisher for d in domains if d.publisher],
-                          publishing_units(domains))
+                          publishing_units(domains), pages)
     app = PlatformApp(title="Land information platform", version=__version__,
                   docs_url=None, redoc_url=None, openapi_url="/api-docs/openapi.json")
     app.cors_origins = parse_origins(settings.cors_origins)

@@ -10,7 +10,8 @@ without internet those pages are unstyled and their maps blank. This script
      templates for every other page), and fails if any external script or stylesheet is
      left.
 The output is committed: neither users nor CI need npm. Run it after a pygeoapi upgrade
-or to change a version here: ``python scripts/vendor_pages.py``.
+or to change a version here: ``python scripts/vendor_pages.py`` (``--templates-only``: the
+templates alone, without npm).
 """
 
 from __future__ import annotations
@@ -73,11 +74,51 @@ REWRITES = [
     (r'\s*\{% if data\[\'itemtype\'\] == \'record\' %\}\s*<link[^>]*leaflet-draw[^>]*/>\s*'
      r'<script[^>]*leaflet-draw[^>]*></script>\s*\{% endif %\}', ""),
 ]
+# Field labels from the layer declarations (the provider's ``fields`` in the config:
+# [name, type, title]) for the collection ``cid_expr`` names, into ``ns.labels``.
+LABELS = """{% set ns = namespace(labels={}) %}
+{%- set cid = (CID_EXPR).rstrip('/').split('/') | last %}
+{%- for p in config['resources'].get(cid, {}).get('providers', []) if p.type == 'feature' %}
+{%- for f in (p.data.fields if p.data is mapping else []) or [] %}
+{%- set _ = ns.labels.update({f[0]: f[2] or f[0]}) %}
+{%- endfor %}{%- endfor %}"""
+# (page, old, new): exact edits after the rewrites; each must match once. Labels instead of
+# column names, nothing instead of ``None``, and the composition root's pages
+# (``server.pages``, e.g. the planner's map) linked from the landing page.
+EDITS = [
+    ("collections/items/item.html", "{% block body %}",
+     "{% block body %}\n" + LABELS.replace(
+         "CID_EXPR", "(data['links'] | selectattr('rel', 'equalto', 'collection') "
+                     "| map(attribute='href') | first) or ''")),
+    ("collections/items/item.html", "<td>{{ k | striptags }}</td>",
+     "<td title=\"{{ k | striptags }}\">{{ ns.labels.get(k, k) | striptags }}</td>"),
+    ("collections/items/item.html",
+     "{% set val = v | string | trim %}\n    {% if val|length and",
+     "{% set val = v | string | trim %}\n    {% if v is none %}\n"
+     "        <span class=\"text-muted\">&ndash;</span>\n    {% elif val|length and"),
+    ("collections/items/index.html", "{% block body %}",
+     "{% block body %}\n" + LABELS.replace("CID_EXPR", "data['dataset_path'] or ''")),
+    ("collections/items/index.html", "<th>{{ k | striptags }}</th>",
+     "<th title=\"{{ k | striptags }}\">{{ ns.labels.get(k, k) | striptags }}</th>"),
+    ("collections/items/index.html", "<th>{{ title_field }}</th>",
+     "<th title=\"{{ title_field }}\">{{ ns.labels.get(title_field, title_field) }}</th>"),
+    ("collections/items/index.html",
+     "{{ ft.properties.get(prop, '') | string | truncate( 35 ) }}",
+     "{{ '' if ft.properties.get(prop) is none else "
+     "ft.properties.get(prop) | string | truncate( 35 ) }}"),
+    ("landing_page.html", "  {% if data['collection'] %}\n  <section id=\"collections\">",
+     "  {% if config['server'].get('pages') %}\n  <section id=\"pages\">\n"
+     "    <h2>{% trans %}Maps and tools{% endtrans %}</h2>\n    <ul>\n"
+     "    {% for page in config['server']['pages'] %}\n"
+     "      <li><a href=\"{{ page['href'] }}\">{{ page['title'] }}</a></li>\n"
+     "    {% endfor %}\n    </ul>\n  </section>\n  {% endif %}\n"
+     "  {% if data['collection'] %}\n  <section id=\"collections\">"),
+]
 # the pages this platform serves through pygeoapi (STAC, EDR, tiles and AsyncAPI pages are
 # not reachable here, so they are left as pygeoapi ships them)
-PAGES = ["_base.html", "collections/collection.html", "collections/items/index.html",
-         "collections/items/item.html", "collections/coverage/index.html",
-         "openapi/swagger.html"]
+PAGES = ["_base.html", "landing_page.html", "collections/collection.html",
+         "collections/items/index.html", "collections/items/item.html",
+         "collections/coverage/index.html", "openapi/swagger.html"]
 EXTERNAL = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)="https?://', re.IGNORECASE)
 
 
@@ -115,6 +156,10 @@ def rewrite_templates() -> None:
         text = (source / page).read_text(encoding="utf-8")
         for pattern, replacement in REWRITES:
             text = re.sub(pattern, replacement, text, flags=re.DOTALL)
+        for _, old, new in [e for e in EDITS if e[0] == page]:
+            if text.count(old) != 1:
+                sys.exit(f"{page}: the edit for {old!r} no longer applies (pygeoapi changed?)")
+            text = text.replace(old, new)
         left = EXTERNAL.findall(text)
         if left:
             sys.exit(f"{page} still loads from the internet: {left}")
@@ -124,12 +169,13 @@ def rewrite_templates() -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec, (folder, files, licence) in PACKAGES.items():
-            fetch(spec, folder, files, licence, Path(tmp))
+    if "--templates-only" not in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            for spec, (folder, files, licence) in PACKAGES.items():
+                fetch(spec, folder, files, licence, Path(tmp))
+        print(f"vendored {len(PACKAGES)} packages into {VENDOR.relative_to(ROOT)}")
     rewrite_templates()
-    print(f"vendored {len(PACKAGES)} packages into {VENDOR.relative_to(ROOT)}, "
-          f"rewrote {len(PAGES)} templates")
+    print(f"rewrote {len(PAGES)} templates into {TEMPLATES.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,14 @@ needs_gdal = pytest.mark.skipif(shutil.which("gdalinfo") is None,
                                 reason="GDAL's CLI (Debian gdal-bin) is not installed")
 
 
-def _gdal(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CPL_DEBUG": "ON", "GDAL_HTTP_TIMEOUT": "60",
-           "CPL_VSIL_CURL_USE_HEAD": "YES"}
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=180, env=env)
+def _gdal(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """A GDAL command; its WMS block cache (the OGCAPI driver's) goes to ``cwd``, not into
+    the working tree."""
+    env = {**os.environ, "CPL_DEBUG": "ON", "GDAL_HTTP_TIMEOUT": "60"}
+    if cwd is not None:
+        env["GDAL_DEFAULT_WMS_CACHE_PATH"] = str(cwd / "gdalwmscache")
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=180, env=env,
+                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +144,12 @@ def test_gdal_ogcapi_driver_reads_the_coverage(api: str, tmp_path: Path,
     import rasterio
 
     source = f"OGCAPI:{api}/collections/{CID}"
-    info = _gdal("gdalinfo", source)
+    info = _gdal("gdalinfo", source, cwd=tmp_path)
     assert info.returncode == 0, info.stderr[-2000:]
     assert "Driver: OGCAPI" in info.stdout
     out = tmp_path / "ogcapi.tif"
-    read = _gdal("gdal_translate", "-q", "-outsize", "160", "160", source, str(out))
+    read = _gdal("gdal_translate", "-q", "-outsize", "160", "160", source, str(out),
+                 cwd=tmp_path)
     assert read.returncode == 0, read.stderr[-2000:]
     assert "scaleSize=" in read.stderr  # it asked for a scaled window, as expected
     with rasterio.open(out) as got, \

@@ -161,3 +161,36 @@ def test_api_docs_render_without_internet(offline, api: str) -> None:  # noqa: A
         offline.wait_for_selector(".swagger-ui .opblock", state="attached", timeout=60_000)
         assert not offline.outside, offline.outside
         assert not offline.errors, offline.errors
+
+
+# ---------------------------------------------------------------- what people read
+
+def test_html_tables_show_labels_and_no_none(api: str) -> None:
+    """Column and row labels are the layer's field titles (as its schema gives them), not
+    database names like ``legal_area_m2``; an empty value is shown as nothing."""
+    schema = httpx.get(f"{api}/collections/parcels-001/schema",
+                       params={"f": "json"}, timeout=60).json()["properties"]
+    titles = {k: v["title"] for k, v in schema.items()
+              if v.get("title") and v["title"] != k}
+    assert "legal_area_m2" in titles
+    listing = httpx.get(f"{api}/collections/parcels-001/items",
+                        params={"f": "html", "limit": 50}, timeout=60).text
+    item = httpx.get(api + _item_url(api), timeout=60).text
+    escape = {"'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
+    for page in (listing, item):
+        for name, title in titles.items():
+            shown = "".join(escape.get(c, c) for c in title)
+            assert f">{shown}</t" in page, (name, title)
+            assert f">{name}</t" not in page, name
+        assert not re.search(r">\s*None\s*<", page)
+    # the sample parcels do have empty values (current versions have no end)
+    assert httpx.get(f"{api}/collections/parcels-001/items", params={"limit": 50},
+                     timeout=60).json()["features"][0]["properties"]["valid_to"] is None
+
+
+def test_landing_page_links_the_planners_map(api: str) -> None:
+    landing = httpx.get(f"{api}/", params={"f": "html"}, timeout=60).text
+    links = re.findall(r'<a href="([^"]+)"', landing)
+    maps = [href for href in links if urlsplit(href).path == "/map"]
+    assert maps, "no link to the planner's map"
+    assert httpx.get(maps[0], timeout=60).status_code == 200

@@ -95,8 +95,12 @@ def link_tilesets(resources: dict[str, dict], base_url: str) -> None:
 
 
 def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publisher] = (),
-                 units: Units | None = None) -> dict:
-    """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi)."""
+                 units: Units | None = None,
+                 pages: Sequence[tuple[str, str]] = ()) -> dict:
+    """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi).
+
+    ``pages``: (title, path) of the composition root's own pages, linked from the landing
+    page (``server.pages``, read by our landing page template)."""
     resources = build_resources(engine, publishers, units)
     link_tilesets(resources, settings.base_url)
     return {
@@ -110,6 +114,8 @@ def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publis
             "cors": False,  # the app's own middleware answers (landplatform.cors)
             "pretty_print": False,
             "templates": {"path": str(TEMPLATES)},
+            "pages": [{"title": title, "href": f"{settings.base_url}{path}"}
+                      for title, path in pages],
             "limits": {"default_items": settings.page_limit_default,
                        "max_items": settings.page_limit_max, "on_exceed": "throttle"},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
