@@ -6,6 +6,8 @@ layers whose rows may have none (admin units above the commune, land-use codes).
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -68,3 +70,19 @@ def test_the_cases_are_real(api: str) -> None:
         every = httpx.get(f"{api}/collections/{cid}/items", params={"limit": "10000"},
                           timeout=60).json()["features"]
         assert any(f["geometry"] is None for f in every), cid
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None,
+                    reason="GDAL command-line tools (gdal-bin) not installed")
+@pytest.mark.parametrize("cid", ["plans", "admin-units", "planning-zones-001"])
+def test_gdal_oapif_spatial_filter_agrees(api: str, cid: str) -> None:
+    """GDAL's OAPIF driver (QGIS) sends the bbox and counts what comes back."""
+    def count(*spat: float) -> int:
+        out = subprocess.run(["ogrinfo", "-ro", "-so", "-spat", *map(str, spat),
+                              f"OAPIF:{api}", cid], capture_output=True, text=True,
+                             timeout=120, check=True).stdout
+        return int(re.search(r"Feature Count: (\d+)", out).group(1))
+
+    assert count(*EUROPE) == 0
+    expected = _json(api, cid, VIETNAM, resulttype="hits")["numberMatched"]
+    assert count(*VIETNAM) == expected
