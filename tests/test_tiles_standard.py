@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
+import shutil
+import subprocess
 
 import httpx
 import pytest
 
-from landplatform.publish.tiles import accepts_gzip, matches
+from landplatform.publish.tiles import MVT, accepts_gzip, matches
 
 TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 TMS = "WebMercatorQuad"
@@ -112,3 +115,82 @@ def test_tileset_limits_cover_the_data_and_nothing_else(api: str) -> None:
     z = meta["minZoom"]
     assert wide[z]["minTileCol"] <= limits[z]["minTileCol"] <= limits[z]["maxTileCol"] \
         <= wide[z]["maxTileCol"]
+
+
+def test_world_crs84_quad_tiles_hold_the_same_parcels(api: str) -> None:
+    """The lon/lat tileset (what GDAL's OGC API driver picks) serves the parcels too."""
+    from landplatform.publish.tiles import GRIDS
+
+    grid = GRIDS["WorldCRS84Quad"]
+    listed = httpx.get(f"{api}/collections/parcels-001/tiles", timeout=60).json()
+    assert [t["tileMatrixSetURI"].rsplit("/", 1)[1] for t in listed["tilesets"]] == \
+        ["WebMercatorQuad", "WorldCRS84Quad"]
+    meta = httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad", timeout=60).json()
+    assert meta["crs"].endswith("/OGC/1.3/CRS84")
+    limits = {int(lim["tileMatrix"]): lim for lim in meta["tileMatrixSetLimits"]}
+    f = httpx.get(f"{api}/collections/parcels-001/items", params={"limit": 1},
+                  timeout=60).json()["features"][0]
+    lon, lat = f["geometry"]["coordinates"][0][0][0]
+    z = 15
+    x, y = grid.tile_of(lon, lat, z)
+    assert limits[z]["minTileCol"] <= x <= limits[z]["maxTileCol"]
+    assert limits[z]["minTileRow"] <= y <= limits[z]["maxTileRow"]
+    r = httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/{z}/{y}/{x}",
+                  timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"] == MVT
+    low = meta["minZoom"] - 1
+    lx, ly = grid.tile_of(lon, lat, low)
+    assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/{low}/{ly}/{lx}",
+                     timeout=60).status_code == 204
+    # WorldCRS84Quad has twice as many columns as rows: column 2**z is inside at level z
+    assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/1/0/3",
+                     timeout=60).status_code == 204
+    assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/1/2/0",
+                     timeout=60).status_code == 400
+    assert httpx.get(f"{api}/collections/parcels-001/tiles/NoSuchGrid", timeout=60) \
+        .status_code == 404
+
+
+def test_tile_matrix_sets_carry_the_1_0_keys_gdal_3_6_reads(api: str) -> None:
+    for tms in ("WebMercatorQuad", "WorldCRS84Quad"):
+        doc = httpx.get(f"{api}/TileMatrixSets/{tms}", params={"f": "json"}, timeout=60).json()
+        assert doc["id"] == doc["identifier"] == tms
+        assert doc["supportedCRS"] == doc["crs"]
+        assert len(doc["tileMatrix"]) == len(doc["tileMatrices"]) > 10
+        first, ref = doc["tileMatrix"][0], doc["tileMatrices"][0]
+        assert first["topLeftCorner"] == ref["pointOfOrigin"]
+        assert first["matrixWidth"] == ref["matrixWidth"]
+    html = httpx.get(f"{api}/TileMatrixSets/WebMercatorQuad", params={"f": "html"},
+                     timeout=60)
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+
+
+def test_gdal_ogcapi_driver_reads_the_tiles(api: str) -> None:
+    """GDAL >= 3.8 (the one in pyogrio's wheel) opens a collection through its tilesets
+    and finds every parcel of the district in the tiles of one zoom level."""
+    import pyogrio
+
+    major, minor = map(int, pyogrio.__gdal_version_string__.split(".")[:2])
+    if (major, minor) < (3, 8) or "OGCAPI" not in pyogrio.list_drivers():
+        pytest.skip(f"pyogrio's GDAL {pyogrio.__gdal_version_string__} has no usable "
+                    "OGCAPI driver")
+    source = f"OGCAPI:{api}/collections/parcels-001"
+    layers = [name for name, _ in pyogrio.list_layers(source)]
+    assert "Zoom level 15" in layers
+    frame = pyogrio.read_dataframe(source, layer="Zoom level 15")
+    every = httpx.get(f"{api}/collections/parcels-001/items",
+                      params={"limit": 10000, "skipGeometry": "true"}, timeout=60).json()
+    assert set(frame["mvt_id"].astype(int)) == {f["id"] for f in every["features"]}
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None,
+                    reason="GDAL command-line tools (gdal-bin) not installed")
+def test_gdal_cli_ogcapi_items_reads_the_features(api: str) -> None:
+    """Debian's GDAL 3.6 prefers tiles once a collection links tilesets and cannot open
+    them (docs/ARCHITECTURE.md); asked for items, its OGC API driver reads the features."""
+    out = subprocess.run(["ogrinfo", "-ro", "-so", "-oo", "API=ITEMS",
+                          f"OGCAPI:{api}/collections/parcels-001", "parcels-001"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    hits = httpx.get(f"{api}/collections/parcels-001/items",
+                     params={"resulttype": "hits"}, timeout=60).json()["numberMatched"]
+    assert int(re.search(r"Feature Count: (\d+)", out).group(1)) == hits
