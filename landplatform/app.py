@@ -3,8 +3,10 @@
 Built from the list of domains the composition root (``lis.app``) hands in: their
 collections go into the generated pygeoapi configuration, their routes are included, their
 migration branches decide what "the schema is current" means. Routes of our own
-(``/health``, the domains' routes, the JSON features path, vector tiles, ``/conformance``)
-are declared before pygeoapi is mounted at ``/``, so they win; everything else is pygeoapi.
+(``/health``, the domains' routes, the JSON features path, vector tiles, ``/conformance``,
+the coverage guard, ``/api-docs`` and the pages' vendored ``/vendor`` files) are declared
+before pygeoapi is mounted at ``/``, so they win; everything else is pygeoapi. CORS wraps
+all of it (``PlatformApp``).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     config = build_config(engine, settings, [d.publisher for d in domains if d.publisher],
                           publishing_units(domains), pages)
     app = PlatformApp(title="Land information platform", version=__version__,
-                  docs_url=None, redoc_url=None, openapi_url="/api-docs/openapi.json")
+                      docs_url=None, redoc_url=None, openapi_url="/api-docs/openapi.json")
     app.cors_origins = parse_origins(settings.cors_origins)
     uploads = [p for d in domains for p in d.upload_paths]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,

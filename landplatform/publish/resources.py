@@ -90,7 +90,7 @@ def link_tilesets(resources: dict[str, dict], base_url: str) -> None:
                and p["data"].get("geom_field") for p in res.get("providers") or []):
             res.setdefault("links", []).append({
                 "type": "application/json", "rel": TILESETS_VECTOR,
-                "title": "Vector tiles (Mapbox Vector Tiles, WebMercatorQuad)",
+                "title": "Vector tiles (Mapbox Vector Tiles)",
                 "href": f"{base_url}/collections/{rid}/tiles"})
 
 
