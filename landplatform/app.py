@@ -3,8 +3,10 @@
 Built from the list of domains the composition root (``lis.app``) hands in: their
 collections go into the generated pygeoapi configuration, their routes are included, their
 migration branches decide what "the schema is current" means. Routes of our own
-(``/health``, the domains' routes, the JSON features path, vector tiles, ``/conformance``)
-are declared before pygeoapi is mounted at ``/``, so they win; everything else is pygeoapi.
+(``/health``, the domains' routes, the JSON features path, vector tiles, ``/conformance``,
+the coverage guard, ``/api-docs`` and the pages' vendored ``/vendor`` files) are declared
+before pygeoapi is mounted at ``/``, so they win; everything else is pygeoapi. CORS wraps
+all of it (``PlatformApp``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import ASGIApp
 
 from landplatform import __version__
 from landplatform.auth.tokens import TokenVerifier
+from landplatform.cors import CORSMiddleware, parse_origins
 from landplatform.db import get_engine
 from landplatform.domain import (
     Domain,
@@ -27,6 +31,7 @@ from landplatform.domain import (
 )
 from landplatform.limits import BodyLimitMiddleware
 from landplatform.migrate import expected_heads
+from landplatform.publish.assets import assets_router
 from landplatform.publish.conformance import conformance_router
 from landplatform.publish.coverage_guard import coverage_files, coverage_router
 from landplatform.publish.engine import get_public_engine
@@ -43,15 +48,32 @@ from landplatform.publish.tiles import tiles_router
 from landplatform.settings import Settings, get_settings
 
 
+class PlatformApp(FastAPI):
+    """FastAPI with CORS outside Starlette's error middleware.
+
+    ``add_middleware`` places a middleware inside ``ServerErrorMiddleware``, so a 500 would
+    leave without CORS headers and a browser on another origin would see a network error
+    instead of the problem; here CORS wraps the whole stack, fast lane included.
+    """
+
+    cors_origins: tuple[str, ...] = ("*",)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CORSMiddleware(super().build_middleware_stack(), self.cors_origins)
+
+
 def build_app(domains: Sequence[Domain], settings: Settings | None = None,
-              extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The app for these domains (``extra_routers``: pages of the composition root)."""
+              extra_routers: Sequence[APIRouter] = (),
+              pages: Sequence[tuple[str, str]] = ()) -> FastAPI:
+    """The app for these domains (``extra_routers``: pages of the composition root;
+    ``pages``: (title, path) of those the landing page links)."""
     settings = settings or get_settings()
     engine = get_public_engine()
     config = build_config(engine, settings, [d.publisher for d in domains if d.publisher],
-                          publishing_units(domains))
-    app = FastAPI(title="Land information platform", version=__version__,
-                  docs_url="/api-docs", redoc_url=None, openapi_url="/api-docs/openapi.json")
+                          publishing_units(domains), pages)
+    app = PlatformApp(title="Land information platform", version=__version__,
+                      docs_url=None, redoc_url=None, openapi_url="/api-docs/openapi.json")
+    app.cors_origins = parse_origins(settings.cors_origins)
     uploads = [p for d in domains for p in d.upload_paths]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides=[(p, settings.max_upload_bytes) for p in uploads])
@@ -73,6 +95,8 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
                              "schema": sorted(current), "expected_schema": sorted(heads),
                              "version": __version__}, status_code=200 if ok else 503)
 
+    # /api-docs (Swagger UI) and the pages' browser libraries, served here (no CDN)
+    app.include_router(assets_router(app.openapi_url, app.title))
     services = Services(settings, get_engine(), engine, TokenVerifier(settings),
                         extensions(domains))
     for router in extra_routers:
@@ -85,6 +109,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     from pygeoapi.starlette_app import collection_coverage as pygeoapi_coverage
     from pygeoapi.starlette_app import collection_items as pygeoapi_items
     from pygeoapi.starlette_app import execute_process_jobs as pygeoapi_execute
+    from pygeoapi.starlette_app import get_tilematrix_set as pygeoapi_tms
 
     # The JSON features path, vector tiles and /conformance are ours; pygeoapi serves
     # everything else (and the HTML/JSON-LD items pages, handed over by the router).
@@ -93,7 +118,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     app.include_router(features_router(service, pygeoapi_items, settings.html_page_limit))
     # GET items/item for GeoJSON skip the app's stack (same service, same answers)
     app.add_middleware(FeaturesFastLane, service=service, threads=settings.pool_size)
-    app.include_router(tiles_router(service))
+    app.include_router(tiles_router(service, pygeoapi_tms))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
     app.include_router(process_router(pygeoapi_execute, settings.max_concurrent_processes))

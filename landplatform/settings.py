@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         default=4 * 1024**3, validation_alias="LIS_MAX_DELIVERY_BYTES",
         description="Largest delivery a loader reads: the files on disk and, for a .zip, "
                     "what it expands to. Larger deliveries are refused before reading.")
+    cors_origins: str = Field(
+        default="*", validation_alias="LIS_CORS_ORIGINS",
+        description="Origins whose pages may read the API from a browser: * (anyone, the "
+                    "default for public data) or comma-separated origins, e.g. "
+                    "https://map.example.vn,https://gis.example.vn (docs/SECURITY.md).")
     # Authentication (docs/SECURITY.md): an external OIDC provider's JWKS, or else the
     # embedded local issuer's HS256 secret (generated into var_dir/auth/secret when unset).
     auth_jwks_url: str | None = Field(default=None, validation_alias="LIS_AUTH_JWKS_URL",

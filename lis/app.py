@@ -12,4 +12,5 @@ from lis.web import map_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app(DOMAINS, settings, extra_routers=[map_router])
+    return build_app(DOMAINS, settings, extra_routers=[map_router],
+                     pages=[("Bản đồ quy hoạch / Planner's map", "/map")])

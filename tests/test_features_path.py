@@ -288,13 +288,14 @@ def test_land_use_counts_in_a_district_read_only_the_index(api_db_url: URL) -> N
 def test_tile_cache_serves_fresh_then_stale_then_nothing() -> None:
     import time
 
-    from landplatform.publish.tiles import TileCache
+    from landplatform.publish.tiles import Tile, TileCache
 
     cache = TileCache(ttl=0.2, stale=0.3)
-    cache.put(("c", 14, 1, 2), b"mvt", False)
-    assert cache.get(("c", 14, 1, 2)) == (b"mvt", False, True)
+    tile = Tile.encode(b"mvt", False)
+    cache.put(("c", 14, 1, 2), tile)
+    assert cache.get(("c", 14, 1, 2)) == (tile, True)
     time.sleep(0.25)
-    assert cache.get(("c", 14, 1, 2)) == (b"mvt", False, False)  # stale: served, refreshed
+    assert cache.get(("c", 14, 1, 2)) == (tile, False)  # stale: served, refreshed
     time.sleep(0.3)
     assert cache.get(("c", 14, 1, 2)) is None
 
@@ -331,5 +332,5 @@ def test_concurrent_requests_for_a_tile_share_one_build(api_db_url: URL) -> None
     finally:
         engine.dispose()
     assert service.statements == 1
-    assert len(set(results)) == 1 and results[0][0]  # the same, non-empty tile
-    assert cache.get((parcels.id, 14, x, y)) == (*results[0], True)
+    assert len(set(results)) == 1 and results[0].data  # the same, non-empty tile
+    assert cache.get((parcels.id, 14, x, y)) == (results[0], True)

@@ -132,7 +132,8 @@ def coverage_resource(district: dict, path_: str, bbox: list[float], base_url: s
                    "href": f"{base_url}/valuation/coverage/{cid}.png"}],
         "extents": {"spatial": {"bbox": bbox, "crs": CRS84}},
         "providers": [{"type": "coverage", "name": "rasterio", "data": path_,
-                       "format": {"name": "GTiff", "mimetype": "image/tiff"}}],
+                       "format": {"name": "GTiff",  # the type GDAL's OGCAPI driver looks for
+                                  "mimetype": "image/tiff; application=geotiff"}}],
     }
 
 

@@ -63,6 +63,7 @@ class Collection:
     crs: tuple[str, ...]
     title: str
     frozen: str  # the layer declaration as the config carries it
+    bbox: list[float] | None = None  # the extent the config declares (CRS84)
 
 
 def collections_from_config(config: dict) -> dict[str, Collection]:
@@ -77,9 +78,10 @@ def collections_from_config(config: dict) -> dict[str, Collection]:
                 declaration = {k: v for k, v in data.items() if k != "filter"}
                 frozen = json.dumps(declaration, sort_keys=True)
                 layer, table = layer_from_config(frozen)
+                bbox = ((res.get("extents") or {}).get("spatial") or {}).get("bbox")
                 found[cid] = Collection(cid, layer, table, dict(data.get("filter") or {}),
                                         tuple(prov.get("crs") or [CRS84_URI]), res["title"],
-                                        frozen)
+                                        frozen, list(bbox) if bbox else None)
     return found
 
 

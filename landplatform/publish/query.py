@@ -222,14 +222,20 @@ class FeatureQuery:
                 conds.append(start <= hi)
             if lo is not None:  # validity is [start, end); an instant (start = end) is in
                 conds.append(sa.or_(end.is_(None), end >= lo if start is end else end > lo))
-        if self.bbox and self.layer.geom_field:
+        if self.bbox:
             minx, miny, maxx, maxy = self.bbox
             if not (all(math.isfinite(v) for v in self.bbox) and -180 <= minx <= maxx <= 180
                     and -90 <= miny <= maxy <= 90):
                 raise QueryError("bbox must be longitude/latitude within -180..180, -90..90 "
                                  "with the lower corner first")
-            envelope = sa.func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
-            conds.append(sa.func.ST_Intersects(t.c[self.layer.geom_field], envelope))
+            # OGC API Features Part 1: only features whose geometry intersects the bbox
+            # are in the result, so a layer without geometry has none (a NULL geometry
+            # fails ST_Intersects, which is NULL, not true)
+            if self.layer.geom_field:
+                envelope = sa.func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)
+                conds.append(sa.func.ST_Intersects(t.c[self.layer.geom_field], envelope))
+            else:
+                conds.append(sa.false())
         if self.filter_ast is not None:
             from pygeofilter.backends.sqlalchemy import to_filter
 

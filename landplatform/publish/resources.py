@@ -10,6 +10,7 @@ restarting.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -21,6 +22,10 @@ PROVIDER = "landplatform.publish.provider.PostGISProvider"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/{}"
 VIETNAM_BBOX = [102.1, 6.0, 117.9, 23.5]
+# Templates that replace pygeoapi's where its own are wrong or load assets from the internet;
+# pygeoapi falls back to its own for every other page.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 # Output CRSs every feature collection offers (OGC API Features Part 2).
 COMMON_CRS = [CRS84, EPSG.format(4326), EPSG.format(3857), EPSG.format(4756)]
 
@@ -76,9 +81,28 @@ def build_resources(engine: Engine, publishers: Sequence[Publisher] = (),
     return resources
 
 
+def link_tilesets(resources: dict[str, dict], base_url: str) -> None:
+    """Link each collection with a geometry to its vector tilesets (``tiles.py`` serves
+    them): OGC API Tiles clients (QGIS, GDAL's OGCAPI driver, MapLibre plugins) find
+    tiles from the collection document, not from a path they guess."""
+    for rid, res in resources.items():
+        if any(p.get("type") == "feature" and p.get("name") == PROVIDER
+               and p["data"].get("geom_field") for p in res.get("providers") or []):
+            res.setdefault("links", []).append({
+                "type": "application/json", "rel": TILESETS_VECTOR,
+                "title": "Vector tiles (Mapbox Vector Tiles)",
+                "href": f"{base_url}/collections/{rid}/tiles"})
+
+
 def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publisher] = (),
-                 units: Units | None = None) -> dict:
-    """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi)."""
+                 units: Units | None = None,
+                 pages: Sequence[tuple[str, str]] = ()) -> dict:
+    """The whole pygeoapi configuration (a dict; written to var/ only for pygeoapi).
+
+    ``pages``: (title, path) of the composition root's own pages, linked from the landing
+    page (``server.pages``, read by our landing page template)."""
+    resources = build_resources(engine, publishers, units)
+    link_tilesets(resources, settings.base_url)
     return {
         "server": {
             "bind": {"host": settings.host, "port": settings.port},
@@ -87,8 +111,11 @@ def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publis
             "encoding": "utf-8",
             "gzip": False,
             "languages": ["en-US", "vi-VN"],
-            "cors": True,
+            "cors": False,  # the app's own middleware answers (landplatform.cors)
             "pretty_print": False,
+            "templates": {"path": str(TEMPLATES)},
+            "pages": [{"title": title, "href": f"{settings.base_url}{path}"}
+                      for title, path in pages],
             "limits": {"default_items": settings.page_limit_default,
                        "max_items": settings.page_limit_max, "on_exceed": "throttle"},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -112,5 +139,5 @@ def build_config(engine: Engine, settings: Settings, publishers: Sequence[Publis
                         "email": "lis@example.org", "role": "pointOfContact",
                         "instructions": f"landplatform {__version__}"},
         },
-        "resources": build_resources(engine, publishers, units),
+        "resources": resources,
     }

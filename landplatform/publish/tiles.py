@@ -8,6 +8,20 @@ draw at a readable size (parcels, for instance), so those tiles are empty. Tiles
 cached in memory for ``TTL_S`` seconds and carry an ETag (hash of the bytes) and
 Cache-Control, so a panning map re-requesting tiles gets 304s or memory hits.
 
+Two tile matrix sets: WebMercatorQuad (what web maps use) and WorldCRS84Quad (lon/lat
+tiles, twice as many columns as rows). GDAL's OGC API driver prefers a collection's
+tiles to its items and the latter tile matrix set to others, and works out which vector
+tiles exist from the CRS84 extent as if it were in the tile matrix set's units: with
+WebMercatorQuad alone it found no tiles and could not open the collection at all.
+GDAL 3.6's TileMatrixSet reader takes only the 1.0 encoding, so ``/TileMatrixSets/{id}``
+carries both (``with_tms_1_0_keys``); GDAL 3.6 still fails on the tiles afterwards
+without saying why, so with it ``-oo API=ITEMS`` (or ``OAPIF:``) reads the features.
+
+A tile is gzip-compressed once, when it is built, and both encodings are cached: parcel
+tiles are mostly repeated keys and small integers, and a browser on a district office's
+line waits for every byte (``Content-Encoding: gzip`` to clients that accept it, with its
+own ETag, since the bytes differ; ``Vary: Accept-Encoding`` for caches).
+
 A dense z12 tile takes PostGIS seconds to build. Two rules keep those builds from tying up
 every pooled connection (and turning other requests into 503s) when many users pan over
 the same area: one build per tile at a time, whoever else asks for it meanwhile waits for
@@ -18,9 +32,14 @@ build refreshes it in the background (stale-while-revalidate).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
+import json
+import math
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 
 import sqlalchemy as sa
@@ -31,13 +50,32 @@ from fastapi.responses import JSONResponse, Response
 from landplatform.publish.features_api import Collection, FeaturesService, Unavailable
 
 MVT = "application/vnd.mapbox-vector-tile"
-TMS = "WebMercatorQuad"
+TMS = "WebMercatorQuad"  # the default, and the first tileset listed
 MAX_ZOOM = 22
 MAX_FEATURES = 20000
 TTL_S = 60.0
 STALE_S = 600.0
 CACHE_TILES = 2048
 WORLD_M = 40075016.685578488  # Web Mercator world width, metres
+MAX_LAT = 85.0511287798066  # WebMercatorQuad's edge
+GZIP_LEVEL = 6  # zlib's default: most of level 9's saving at a fraction of its time
+
+
+@dataclass(frozen=True)
+class Tile:
+    """An encoded tile in both encodings, with their ETags (computed once, when built)."""
+
+    data: bytes
+    truncated: bool
+    gzipped: bytes
+    etag: str
+    gzip_etag: str
+
+    @classmethod
+    def encode(cls, data: bytes, truncated: bool) -> Tile:
+        digest = hashlib.sha1(data).hexdigest()
+        packed = gzip.compress(data, GZIP_LEVEL, mtime=0) if data else b""
+        return cls(data, truncated, packed, f'"{digest}"', f'"{digest}-gzip"')
 
 
 class TileCache:
@@ -47,10 +85,10 @@ class TileCache:
     def __init__(self, size: int = CACHE_TILES, ttl: float = TTL_S,
                  stale: float = STALE_S) -> None:
         self.size, self.ttl, self.stale = size, ttl, stale
-        self._items: OrderedDict[tuple, tuple[float, bytes, bool]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[float, Tile]] = OrderedDict()
 
-    def get(self, key: tuple) -> tuple[bytes, bool, bool] | None:
-        """(tile, truncated, fresh), or None when absent or too old even to serve stale."""
+    def get(self, key: tuple) -> tuple[Tile, bool] | None:
+        """(tile, fresh), or None when absent or too old even to serve stale."""
         hit = self._items.get(key)
         if hit is None:
             return None
@@ -58,13 +96,68 @@ class TileCache:
         if age > self.ttl + self.stale:
             return None
         self._items.move_to_end(key)
-        return hit[1], hit[2], age <= self.ttl
+        return hit[1], age <= self.ttl
 
-    def put(self, key: tuple, tile: bytes, truncated: bool) -> None:
-        self._items[key] = (time.monotonic(), tile, truncated)
+    def put(self, key: tuple, tile: Tile) -> None:
+        self._items[key] = (time.monotonic(), tile)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A tile matrix set: its CRS, matrix sizes and tile envelopes (all quad trees)."""
+
+    id: str
+    crs: str
+    srid: int
+    columns_at_zero: int  # matrix width at level 0 (height is always 2**z)
+    # how many levels finer than WebMercatorQuad a level of this grid is, in tile size
+    # (WorldCRS84Quad's level z tiles are as wide as WebMercatorQuad's z + 1)
+    offset: int
+
+    @property
+    def uri(self) -> str:
+        return f"http://www.opengis.net/def/tilematrixset/OGC/1.0/{self.id}"
+
+    def size(self, z: int) -> tuple[int, int]:
+        """(matrix width, matrix height) at level z."""
+        return self.columns_at_zero * 2 ** z, 2 ** z
+
+    def min_zoom(self, layer_min_zoom: int) -> int:
+        """The level of this grid whose tiles match the layer's WebMercatorQuad
+        ``min_zoom`` in size (so a tile's feature budget is the same on either grid)."""
+        return max(0, layer_min_zoom - self.offset)
+
+    def envelope_sql(self) -> str:
+        """SQL for the envelope of tile (:z, :x, :y), in ``srid``."""
+        if self.srid == 3857:
+            return "ST_TileEnvelope(:z, :x, :y)"
+        return ("ST_MakeEnvelope(-180 + :x * 180.0 / 2 ^ :z, 90 - (:y + 1) * 180.0 / 2 ^ :z,"
+                " -180 + (:x + 1) * 180.0 / 2 ^ :z, 90 - :y * 180.0 / 2 ^ :z, 4326)")
+
+    def pixel(self, z: int) -> float:
+        """A 4096th of a tile's width, in the grid's units (the simplification)."""
+        width = WORLD_M if self.srid == 3857 else 360.0
+        return width / self.size(z)[0] / 4096
+
+    def tile_of(self, lon: float, lat: float, z: int) -> tuple[int, int]:
+        """(column, row) of the tile holding a CRS84 point, clamped to the matrix."""
+        cols, rows = self.size(z)
+        x = (lon + 180) / 360
+        if self.srid == 3857:
+            lat = max(-MAX_LAT, min(MAX_LAT, lat))
+            y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2
+        else:
+            y = (90 - lat) / 180
+        return (min(cols - 1, max(0, math.floor(x * cols))),
+                min(rows - 1, max(0, math.floor(y * rows))))
+
+
+GRIDS = {g.id: g for g in (
+    Grid("WebMercatorQuad", "http://www.opengis.net/def/crs/EPSG/0/3857", 3857, 1, 0),
+    Grid("WorldCRS84Quad", "http://www.opengis.net/def/crs/OGC/1.3/CRS84", 4326, 2, 1))}
 
 
 class TileBuilder:
@@ -78,13 +171,14 @@ class TileBuilder:
         self.service, self.cache = service, cache
         self._building: dict[tuple, asyncio.Task] = {}
 
-    def build(self, col: Collection, z: int, x: int, y: int) -> asyncio.Task:
-        """The running build of this tile, started if there is none; its result is
-        (tile, truncated) and it raises ``Unavailable`` when the database cannot take it."""
-        key = (col.id, z, x, y)
+    def build(self, col: Collection, z: int, x: int, y: int,
+              grid: Grid = GRIDS[TMS]) -> asyncio.Task:
+        """The running build of this tile, started if there is none; its result is a
+        ``Tile`` and it raises ``Unavailable`` when the database cannot take it."""
+        key = tile_key(col, grid, z, x, y)
         task = self._building.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._build(col, z, x, y, key))
+            task = asyncio.ensure_future(self._build(col, z, x, y, key, grid))
             self._building[key] = task
             task.add_done_callback(partial(self._done, key))
         return task
@@ -94,27 +188,80 @@ class TileBuilder:
         if not task.cancelled():
             task.exception()  # a refresh nobody awaited failed: the stale tile stays
 
-    async def _build(self, col: Collection, z: int, x: int, y: int,
-                     key: tuple) -> tuple[bytes, bool]:
-        data, count = await run_in_threadpool(
-            self.service.execute, lambda c: c.execute(tile_statement(col, z, x, y)).one())
-        hit = (bytes(data or b""), count > MAX_FEATURES)
-        self.cache.put(key, *hit)
-        return hit
+    async def _build(self, col: Collection, z: int, x: int, y: int, key: tuple,
+                     grid: Grid) -> Tile:
+        def build() -> Tile:
+            data, count = self.service.execute(
+                lambda c: c.execute(tile_statement(col, z, x, y, grid)).one())
+            return Tile.encode(bytes(data or b""), count > MAX_FEATURES)
+
+        tile = await run_in_threadpool(build)  # compressing takes CPU: not on the loop
+        self.cache.put(key, tile)
+        return tile
 
 
-def tile_statement(col: Collection, z: int, x: int, y: int) -> sa.TextClause:
-    """ST_AsMVT over the collection's view; names come from the layer declaration."""
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header accepts gzip (``gzip`` or ``*``, q above 0)."""
+    best: dict[str, float] = {}
+    for part in header.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best[name.strip()] = q
+    return best.get("gzip", best.get("x-gzip", best.get("*", 0.0))) > 0
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match against an ETag, by the weak comparison 304s use (a list, ``*``)."""
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+def tile_key(col: Collection, grid: Grid, z: int, x: int, y: int) -> tuple:
+    return (col.id, z, x, y) if grid.id == TMS else (col.id, grid.id, z, x, y)
+
+
+def tile_limits(bbox: list[float] | None, min_zoom: int, max_zoom: int,
+                grid: Grid = GRIDS[TMS]) -> list[dict]:
+    """``tileMatrixSetLimits`` of ``grid`` for an extent: per zoom, the rows and columns
+    of the tiles that meet the bbox (so a client asks for nothing outside)."""
+    if not bbox:
+        return []
+    minx, miny, maxx, maxy = bbox[:4] if len(bbox) == 4 else (bbox[0], bbox[1], bbox[3],
+                                                               bbox[4])
+    limits = []
+    for z in range(min_zoom, max_zoom + 1):
+        (min_col, min_row), (max_col, max_row) = (grid.tile_of(minx, maxy, z),
+                                                  grid.tile_of(maxx, miny, z))
+        limits.append({"tileMatrix": str(z), "minTileRow": min_row, "maxTileRow": max_row,
+                       "minTileCol": min_col, "maxTileCol": max_col})
+    return limits
+
+
+def tile_statement(col: Collection, z: int, x: int, y: int,
+                   grid: Grid = GRIDS[TMS]) -> sa.TextClause:
+    """ST_AsMVT over the collection's view; names come from the layer declaration, the
+    envelope and CRS from the grid (ours, not the client's)."""
     layer = col.layer
     props = ", ".join(f'v."{f.name}"' for f in layer.fields)
     where = " AND ".join([f'v."{k}" = :fixed_{i}' for i, k in enumerate(col.fixed)]
                          + [f'v."{layer.geom_field}" && ST_Transform(b.env, 4326)'])
-    pixel = WORLD_M / (2 ** z) / 4096
+    geom = f'v."{layer.geom_field}"'
+    if grid.srid != 4326:
+        geom = f"ST_Transform({geom}, {int(grid.srid)})"
     sql = f"""
-        WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
+        WITH b AS (SELECT {grid.envelope_sql()} AS env),
         rows AS (
             SELECT v."{layer.id_field}" AS id, {props},
-                   ST_AsMVTGeom(ST_Simplify(ST_Transform(v."{layer.geom_field}", 3857), :tol),
+                   ST_AsMVTGeom(ST_Simplify({geom}, :tol),
                                 b.env, 4096, 64, true) AS geom
               FROM {layer.view} v, b
              WHERE {where}
@@ -125,27 +272,61 @@ def tile_statement(col: Collection, z: int, x: int, y: int) -> sa.TextClause:
                   FROM (SELECT * FROM rows WHERE geom IS NOT NULL ORDER BY id LIMIT :limit) t),
                (SELECT count(*) FROM rows)
     """
-    params = {"z": z, "x": x, "y": y, "limit": MAX_FEATURES, "name": col.id, "tol": pixel,
+    params = {"z": z, "x": x, "y": y, "limit": MAX_FEATURES, "name": col.id,
+              "tol": grid.pixel(z),
               **{f"fixed_{i}": v for i, v in enumerate(col.fixed.values())}}
     return sa.text(sql).bindparams(**params)
 
 
-def tiles_router(service: FeaturesService) -> APIRouter:
+def with_tms_1_0_keys(tms: dict) -> dict:
+    """A TileMatrixSet document (OGC 2.0, as pygeoapi writes it) with the 1.0 keys beside
+    the 2.0 ones: GDAL 3.6 (Debian 12) reads only 1.0 (``supportedCRS``, ``tileMatrix``,
+    ``topLeftCorner``) and fails on 2.0 alone ("Cannot parse CRS"). Clients of 2.0 ignore
+    the extra members."""
+    matrices = tms.get("tileMatrices") or []
+    return {**tms, "type": "TileMatrixSetType", "identifier": tms.get("id"),
+            "supportedCRS": tms.get("crs"),
+            "tileMatrix": [{"type": "TileMatrixType", "identifier": m["id"],
+                            "scaleDenominator": m["scaleDenominator"],
+                            "topLeftCorner": m["pointOfOrigin"],
+                            "tileWidth": m["tileWidth"], "tileHeight": m["tileHeight"],
+                            "matrixWidth": m["matrixWidth"],
+                            "matrixHeight": m["matrixHeight"]} for m in matrices]}
+
+
+def tiles_router(service: FeaturesService,
+                 tms_delegate: Callable[[Request], Awaitable[Response]] | None = None
+                 ) -> APIRouter:
+    """The tile routes; ``tms_delegate`` answers ``/TileMatrixSets/{id}`` (pygeoapi's),
+    whose JSON gets the 1.0 keys GDAL 3.6 needs (``with_tms_1_0_keys``)."""
     router = APIRouter()
+
+    if tms_delegate is not None:
+        @router.get("/TileMatrixSets/{tileMatrixSetId}", include_in_schema=False)
+        async def tile_matrix_set(request: Request) -> Response:
+            response = await tms_delegate(request)
+            if response.status_code != 200 or "json" not in \
+                    response.headers.get("content-type", ""):
+                return response
+            doc = with_tms_1_0_keys(json.loads(response.body))
+            headers = {k: v for k, v in response.headers.items()
+                       if k.lower() not in ("content-length", "content-type")}
+            return JSONResponse(doc, headers=headers)
+
     cache = TileCache()
     builder = TileBuilder(service, cache)
 
-    def tileset(col: Collection) -> dict:
-        base = f"{service.base_url}/collections/{col.id}/tiles/{TMS}"
+    def tileset(col: Collection, grid: Grid) -> dict:
+        base = f"{service.base_url}/collections/{col.id}/tiles/{grid.id}"
+        low, high = grid.min_zoom(col.layer.min_zoom), MAX_ZOOM - grid.offset
         return {
-            "title": f"{col.title} (vector tiles)",
+            "title": f"{col.title} (vector tiles, {grid.id})",
             "dataType": "vector",
-            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
-            "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/"
-                                "WebMercatorQuad",
-            "tileMatrixSetLimits": [],
-            "minZoom": col.layer.min_zoom,
-            "maxZoom": MAX_ZOOM,
+            "crs": grid.crs,
+            "tileMatrixSetURI": grid.uri,
+            "tileMatrixSetLimits": tile_limits(col.bbox, low, high, grid),
+            "minZoom": low,
+            "maxZoom": high,
             "layers": [{"id": col.id, "dataType": "vector",
                         "propertiesSchema": {"type": "object",
                                              "properties": col.layer.field_schemas()}}],
@@ -155,7 +336,7 @@ def tiles_router(service: FeaturesService) -> APIRouter:
                  "href": f"{base}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f=mvt"},
                 {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
                  "type": "application/json",
-                 "href": f"{service.base_url}/TileMatrixSets/{TMS}"},
+                 "href": f"{service.base_url}/TileMatrixSets/{grid.id}"},
             ],
         }
 
@@ -171,46 +352,66 @@ def tiles_router(service: FeaturesService) -> APIRouter:
         col = collection_or_404(collection_id)
         if isinstance(col, Response):
             return col
-        return JSONResponse({"tilesets": [tileset(col)], "links": []})
+        return JSONResponse({"tilesets": [tileset(col, g) for g in GRIDS.values()],
+                             "links": []})
 
-    @router.get(f"/collections/{{collection_id}}/tiles/{TMS}", include_in_schema=False)
-    def tileset_metadata(collection_id: str) -> Response:
-        col = collection_or_404(collection_id)
-        return col if isinstance(col, Response) else JSONResponse(tileset(col))
+    def grid_or_404(tms: str) -> Grid | JSONResponse:
+        grid = GRIDS.get(tms)
+        if grid is None:
+            return JSONResponse({"code": "NotFound", "description": "tile matrix set not "
+                                 f"offered; choose one of {', '.join(GRIDS)}"},
+                                status_code=404)
+        return grid
 
-    @router.get(f"/collections/{{collection_id}}/tiles/{TMS}/{{z}}/{{y}}/{{x}}",
+    @router.get("/collections/{collection_id}/tiles/{tms}", include_in_schema=False)
+    def tileset_metadata(collection_id: str, tms: str) -> Response:
+        col, grid = collection_or_404(collection_id), grid_or_404(tms)
+        for found in (col, grid):
+            if isinstance(found, Response):
+                return found
+        return JSONResponse(tileset(col, grid))
+
+    @router.get("/collections/{collection_id}/tiles/{tms}/{z}/{y}/{x}",
                 include_in_schema=False)
-    async def tile(request: Request, collection_id: str, z: int, y: int, x: int) -> Response:
-        col = collection_or_404(collection_id)
-        if isinstance(col, Response):
-            return col
-        if not (0 <= z <= MAX_ZOOM and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
+    async def tile(request: Request, collection_id: str, tms: str, z: int, y: int,
+                   x: int) -> Response:
+        col, grid = collection_or_404(collection_id), grid_or_404(tms)
+        for found in (col, grid):
+            if isinstance(found, Response):
+                return found
+        cols, rows = grid.size(z) if 0 <= z <= MAX_ZOOM else (0, 0)
+        if not (0 <= z <= MAX_ZOOM - grid.offset and 0 <= x < cols and 0 <= y < rows):
             return JSONResponse({"code": "InvalidParameterValue",
-                                 "description": "tile outside WebMercatorQuad"},
+                                 "description": f"tile outside {grid.id}"},
                                 status_code=400)
-        key = (col.id, z, x, y)
+        key = tile_key(col, grid, z, x, y)
         cached = cache.get(key)
         if cached is not None:
-            data, truncated, fresh = cached
-            if not fresh:
-                builder.build(col, z, x, y)  # refresh in the background; serve stale now
-        elif z < col.layer.min_zoom:
-            data, truncated = b"", False
-            cache.put(key, data, truncated)
+            tile, fresh = cached
+            if not fresh:  # refresh in the background; serve stale now
+                builder.build(col, z, x, y, grid)
+        elif z < grid.min_zoom(col.layer.min_zoom):
+            tile = Tile.encode(b"", False)
+            cache.put(key, tile)
         else:
             try:
-                data, truncated = await asyncio.shield(builder.build(col, z, x, y))
+                tile = await asyncio.shield(builder.build(col, z, x, y, grid))
             except Unavailable as exc:
                 return JSONResponse({"code": "ServiceUnavailable",
                                      "description": str(exc)}, status_code=503,
                                     headers={"Retry-After": "2"})
-        etag = '"' + hashlib.sha1(data).hexdigest() + '"'
+        packed = bool(tile.data) and accepts_gzip(request.headers.get("accept-encoding", ""))
+        etag = tile.gzip_etag if packed else tile.etag
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(TTL_S)}",
-                   "X-Tile-Truncated": "true" if truncated else "false"}
-        if request.headers.get("if-none-match") == etag:
+                   "X-Tile-Truncated": "true" if tile.truncated else "false",
+                   "Vary": "Accept-Encoding"}
+        if matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        if not data:
+        if not tile.data:
             return Response(status_code=204, headers=headers)
-        return Response(data, media_type=MVT, headers=headers)
+        if packed:
+            return Response(tile.gzipped, media_type=MVT,
+                            headers={**headers, "Content-Encoding": "gzip"})
+        return Response(tile.data, media_type=MVT, headers=headers)
 
     return router
