@@ -11,7 +11,8 @@ schema, so a table a later migration adds is covered without a grant of its own:
 - ``lis_app``: the server's writes and the loaders. SELECT/INSERT/UPDATE/DELETE on the
   schemas the owner made (not TRUNCATE, TRIGGER or REFERENCES), SELECT on ``publish``,
   INSERT and nothing else on ``audit`` (so the log can be added to but not read back,
-  changed, disabled or replaced), no CREATE anywhere but temporary tables.
+  changed, disabled or replaced), no CREATE anywhere but temporary tables; ANALYZE of the
+  platform's tables through ``public.lis_analyze`` (migration 0014).
 - ``lis_public``: the public read pool. SELECT on ``publish`` and the schema revision.
 
 The names are fixed (they appear in the migrations' grants); their passwords are the
@@ -74,6 +75,10 @@ BEGIN
       GRANT USAGE ON SCHEMA publish TO {PUBLIC};
       GRANT SELECT ON ALL TABLES IN SCHEMA publish TO {PUBLIC};
     END IF;
+  END IF;
+  IF to_regprocedure('public.lis_analyze(regclass)') IS NOT NULL THEN
+    REVOKE ALL ON FUNCTION public.lis_analyze(regclass) FROM PUBLIC;
+    IF app THEN GRANT EXECUTE ON FUNCTION public.lis_analyze(regclass) TO {APP}; END IF;
   END IF;
   IF to_regclass('public.alembic_version') IS NOT NULL THEN
     IF app THEN GRANT SELECT ON public.alembic_version TO {APP}; END IF;

@@ -29,7 +29,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0010": "0007",  # new since the move: the client's request id in the audit
              "0011": "0003",  # new: the boundaries' versions (their own branch)
              "0012": "0009",  # dossiers (registered land changes)
-             "0013": "0010"}  # the audit's 'register' action
+             "0013": "0010",  # the audit's 'register' action
+             "0014": "0013"}  # ANALYZE for the application role
 
 
 def sources(*packages: str) -> list[Path]:
@@ -128,4 +129,5 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
     assert owners["0011"] == PROJECT / "boundaries" / "migrations"
-    assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010")} == {BASELINE}
+    assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010", "0013",
+                                "0014")} == {BASELINE}

@@ -3,6 +3,8 @@ and the API's database role cannot read them at all."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from sqlalchemy import text
@@ -21,6 +23,9 @@ def secrets(manifest: list[dict]) -> set[str]:
     return values
 
 
+COORDINATES = re.compile(r'"coordinates":\s*\[[-\d\[\],.\seE+]*\]')
+
+
 def _responses(api: str) -> list[str]:
     bodies = []
     urls = [f"{api}/", f"{api}/openapi?f=json", f"{api}/collections?f=json",
@@ -35,7 +40,9 @@ def _responses(api: str) -> list[str]:
     for url in urls:
         r = httpx.get(url, timeout=120)
         assert r.status_code == 200, url
-        bodies.append(r.text)
+        # coordinates are most of the bytes and cannot hold a name: searching thousands
+        # of values in them is what made this crawl slow
+        bodies.append(COORDINATES.sub('"coordinates":[]', r.text))
     return bodies
 
 

@@ -305,3 +305,16 @@ def test_lis_db_roles_sets_up_an_external_server(server_url: URL) -> None:
     finally:
         with connect(server_url) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_application_role_analyses_through_lis_analyze_only(app_conn: psycopg.Connection
+                                                                ) -> None:
+    """It owns no table, so plain ANALYZE skips them; lis_analyze runs it as the owner, for
+    the platform's tables only (not the audit's, not the catalog's)."""
+    app_conn.execute("SELECT public.lis_analyze('cadastre.parcel'::regclass)")
+    for target in ("audit.write_log", "pg_catalog.pg_authid", "public.spatial_ref_sys"):
+        refused(app_conn, f"SELECT public.lis_analyze('{target}'::regclass)")
+
+
+def test_the_public_role_cannot_analyse(public_conn: psycopg.Connection) -> None:
+    refused(public_conn, "SELECT public.lis_analyze('publish.parcels'::regclass)")
