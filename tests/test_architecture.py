@@ -131,3 +131,16 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     assert owners["0011"] == PROJECT / "boundaries" / "migrations"
     assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010", "0013",
                                 "0014")} == {BASELINE}
+
+
+def test_every_domains_tests_run_in_the_suite() -> None:
+    """A domain's tests/ that pytest's testpaths leave out never run in CI (the boundaries'
+    did not, at first)."""
+    import tomllib
+
+    config = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    paths = set(config["tool"]["pytest"]["ini_options"]["testpaths"])
+    for domain in DOMAINS:
+        if (PROJECT / domain.name / "tests").is_dir():
+            assert f"{domain.name}/tests" in paths, domain.name
+    assert "tests" in paths
