@@ -64,6 +64,7 @@ class BoundaryLoader:
     """One boundary file through the pipeline (``etl.pipeline.Loader``)."""
 
     kind = KIND
+    tables = ("admin.admin_unit", "admin.unit_boundary")  # analysed after a big load
 
     def __init__(self, path: Path, options: Options, layer: str | None,
                  encoding: str | None, mapping: str | Path, progress: Progress) -> None:

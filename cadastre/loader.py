@@ -86,6 +86,9 @@ class ParcelLoader:
     """One parcel file through the pipeline (``etl.pipeline.Loader``)."""
 
     kind = KIND
+    tables = ("cadastre.parcel", "cadastre.parcel_land_use", "cadastre.parcel_history",
+              "cadastre.parcel_event", "cadastre.parcel_lineage", "cadastre.map_sheet",
+              "restricted.land_right", "restricted.party")  # analysed after a big load
 
     def __init__(self, path: Path, options: Options, layer: str | None,
                  encoding: str | None, mapping: str | Path,

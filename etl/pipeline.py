@@ -26,11 +26,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from etl import ledger
 from etl.actor import Actor, claim
 from etl.progress import Progress
 from etl.report import Issue, LoadError, LoadResult
+from etl.statistics import refresh_statistics
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Loader(Protocol):
     """One kind of delivery (parcels, a plan, a price table, ...), for one load."""
 
     kind: str  # etl.load_run.kind
+    tables: tuple[str, ...]  # the permanent tables its merge writes (for statistics)
 
     def identity(self) -> str | None:
         """The delivery's identity (sha256 over its files) when it can be had without
@@ -121,6 +124,12 @@ def run_load(engine: Engine, loader: Loader, result: LoadResult, *, quarantine: 
         return _rejected(engine, result, run, issues)
     result.inserted, result.updated = counts.get("inserted", 0), counts.get("updated", 0)
     result.unchanged = counts.get("unchanged", 0)
+    try:  # committed: the first read after the load is planned from current statistics
+        refresh_statistics(engine, loader.tables, result.inserted + result.updated)
+    except DBAPIError as exc:  # the load stands; the planner catches up with autovacuum
+        result.notes.append(Issue(0, "statistics", f"planner statistics not refreshed "
+                                  f"({type(exc.orig).__name__}); autovacuum will",
+                                  severity="note"))
     return result
 
 

@@ -87,6 +87,7 @@ class PlanLoader:
     """One plan delivery through the pipeline (``etl.pipeline.Loader``)."""
 
     kind = KIND
+    tables = ("planning.zone", "planning.plan")  # analysed after a big load
 
     def __init__(self, path: Path, metadata: dict, options: Options, layer: str | None,
                  encoding: str | None, mapping: str | Path, progress: Progress,

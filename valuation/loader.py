@@ -200,6 +200,8 @@ class PriceLoader:
     """One price-table delivery through the pipeline (``etl.pipeline.Loader``)."""
 
     kind = KIND
+    tables = ("valuation.price_rate", "valuation.price_segment",
+              "valuation.price_area_class")  # analysed after a big load
 
     def __init__(self, path: Path, segments: Path | None, zones: Path | None,
                  table_code: str | None, quarantine: bool, layer: str | None,

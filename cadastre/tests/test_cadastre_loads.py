@@ -397,3 +397,37 @@ def test_district_with_no_current_parcel_counts_zero(db: Engine, loaded: dict) -
                                       "WHERE district_code = '491'")).scalar()
         conn.rollback()
     assert count == 0 and published == 0
+
+
+def test_a_big_load_leaves_the_planner_statistics_current(server_url: URL) -> None:
+    """Loaded as the application role (which owns no table): the parcel tables are
+    analysed before the load returns; a small change analyses nothing."""
+    from landplatform.roles import APP
+    from support import role_url
+
+    url = create_database(server_url, "lis_statistics")
+    app = make_engine(role_url(url, APP))
+    admin = make_engine(url)
+
+    def analysed() -> dict[str, tuple[float, object]]:
+        with admin.connect() as conn:
+            return {r.relname: (r.reltuples, r.last_analyze) for r in conn.execute(text("""
+                SELECT c.relname, c.reltuples, s.last_analyze FROM pg_class c
+                  JOIN pg_stat_user_tables s ON s.relid = c.oid
+                 WHERE s.schemaname = 'cadastre'
+                   AND c.relname IN ('parcel', 'parcel_land_use')"""))}
+
+    try:
+        assert analysed()["parcel"][0] < 0  # never analysed: the planner guesses
+        result = load_parcels(app, SAMPLES / "parcels_001_ba_dinh.shp")
+        assert result.status == "loaded" and result.inserted > 500
+        after = analysed()
+        assert after["parcel"][0] == result.inserted, after
+        assert after["parcel_land_use"][1] is not None
+        assert not [n for n in result.notes if n.field == "statistics"]
+        again = load_parcels(app, SAMPLES / "parcels_001_ba_dinh.shp")  # nothing changes
+        assert again.inserted + again.updated == 0
+        assert analysed()["parcel"][1] == after["parcel"][1]
+    finally:
+        app.dispose()
+        admin.dispose()
