@@ -80,6 +80,19 @@ BEGIN
     REVOKE ALL ON FUNCTION public.lis_analyze(regclass) FROM PUBLIC;
     IF app THEN GRANT EXECUTE ON FUNCTION public.lis_analyze(regclass) TO {APP}; END IF;
   END IF;
+  -- One user for everything (a deployment without the roles, migrating as its
+  -- DATABASE_URL's user): its public pool runs SET ROLE lis_public, which a non-superuser
+  -- may only as a member. The roles' bootstrap removes the membership again.
+  IF pub AND current_user NOT IN ('{OWNER}', '{APP}', '{PUBLIC}')
+     AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+     AND NOT pg_has_role(current_user, '{PUBLIC}', 'MEMBER') THEN
+    BEGIN
+      EXECUTE format('GRANT {PUBLIC} TO %I', current_user);
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING 'cannot make % a member of {PUBLIC}: set LIS_PUBLIC_DATABASE_URL',
+                    current_user;
+    END;
+  END IF;
   IF to_regclass('public.alembic_version') IS NOT NULL THEN
     IF app THEN GRANT SELECT ON public.alembic_version TO {APP}; END IF;
     IF pub THEN GRANT SELECT ON public.alembic_version TO {PUBLIC}; END IF;

@@ -318,3 +318,37 @@ def test_the_application_role_analyses_through_lis_analyze_only(app_conn: psycop
 
 def test_the_public_role_cannot_analyse(public_conn: psycopg.Connection) -> None:
     refused(public_conn, "SELECT public.lis_analyze('publish.parcels'::regclass)")
+
+
+def test_one_non_superuser_for_everything_still_serves(server_url: URL) -> None:
+    """A deployment from before the roles whose DATABASE_URL is an ordinary user that owns
+    its database (a managed PostgreSQL): migrating as it keeps its public pool's SET ROLE
+    lis_public working, and that pool still reads only publish.*."""
+    from landplatform.db import make_engine
+
+    name, user, password = "lis_roles_single", "lis_single_user", "single-user-pw"
+    with connect(server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f"DROP ROLE IF EXISTS {user}")
+        conn.execute(f"CREATE ROLE {user} LOGIN CREATEROLE PASSWORD '{password}'")
+        conn.execute(f'CREATE DATABASE "{name}" OWNER {user}')
+    url = server_url.set(database=name)
+    with connect(url) as conn:
+        conn.execute("CREATE EXTENSION postgis")
+    own = url.set(username=user, password=password)
+    try:
+        engine = make_engine(own)
+        upgrade(engine, MIGRATIONS)
+        engine.dispose()
+        pool = make_engine(own, public=True, set_role=True)
+        with pool.connect() as conn:
+            from sqlalchemy import text
+
+            assert conn.execute(text("SELECT current_user")).scalar() == PUBLIC
+            assert conn.execute(text("SELECT count(*) FROM publish.admin_units")).scalar() > 0
+        pool.dispose()
+    finally:
+        with connect(server_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f"REVOKE {PUBLIC} FROM {user}")
+            conn.execute(f"DROP ROLE IF EXISTS {user}")
