@@ -30,7 +30,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0011": "0003",  # new: the boundaries' versions (their own branch)
              "0012": "0009",  # dossiers (registered land changes)
              "0013": "0010",  # the audit's 'register' action
-             "0014": "0013"}  # ANALYZE for the application role
+             "0014": "0013",  # ANALYZE for the application role
+             "0015": "0014"}  # ACCENTI: unaccent
 
 
 def sources(*packages: str) -> list[Path]:
@@ -130,7 +131,7 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
     assert owners["0011"] == PROJECT / "boundaries" / "migrations"
     assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010", "0013",
-                                "0014")} == {BASELINE}
+                                "0014", "0015")} == {BASELINE}
 
 
 def test_every_domains_tests_run_in_the_suite() -> None:

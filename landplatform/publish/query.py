@@ -74,7 +74,7 @@ def check_filter(node: object, names: set[str], types: dict[str, str] | None = N
     unknown: set[str] = set()
     for n in _walk(node):
         if isinstance(n, ast.Function):
-            raise QueryError(f"function {n.name!r} is not supported in filters")
+            _check_string_function(n, types or {})
         if isinstance(n, ast.Attribute) and n.name not in names:
             unknown.add(n.name)
         if types and isinstance(n, ast.Node) and not isinstance(n, ast.Attribute):
@@ -109,6 +109,42 @@ def check_filter(node: object, names: set[str], types: dict[str, str] | None = N
                                          f"{value!r}{hint.get(kind, '')}")
     if unknown:
         raise QueryError(f"filter names unknown properties: {', '.join(sorted(unknown))}")
+
+
+# The only functions a filter may call: what the CQL2 parsers make of CASEI ('lower') and
+# ACCENTI ('accenti'), each of one string. Anything else would reach PostgreSQL as a call
+# of that name (pygeofilter turns a function into SQL of the same name).
+STRING_FUNCTIONS = ("lower", "accenti")
+
+
+def _check_string_function(n: object, types: dict[str, str]) -> None:
+    from pygeofilter import ast
+
+    if n.name not in STRING_FUNCTIONS:
+        raise QueryError(f"function {n.name!r} is not supported in filters (CASEI and "
+                         "ACCENTI are)")
+    name = "CASEI" if n.name == "lower" else "ACCENTI"
+    if len(n.arguments) != 1:
+        raise QueryError(f"{name} takes one string")
+    (arg,) = n.arguments
+    if isinstance(arg, ast.Attribute):
+        if types.get(arg.name, "string") != "string":
+            raise QueryError(f"{name} compares text: {arg.name} is a {types[arg.name]}")
+    elif not isinstance(arg, str | ast.Function):
+        raise QueryError(f"{name} takes a string property or a string, not {arg!r}")
+
+
+def _string_function(name: str):  # noqa: ANN202 - a SQL function builder
+    """The SQL of CASEI / ACCENTI; pygeofilter hands a LIKE pattern's arguments over
+    unevaluated, so a nested call is built here too."""
+    from pygeofilter import ast
+
+    def build(arg: object) -> sa.ColumnElement:
+        if isinstance(arg, ast.Function):
+            arg = _string_function(arg.name)(*arg.arguments)
+        return sa.func.lower(arg) if name == "lower" else sa.func.public.lis_unaccent(arg)
+
+    return build
 
 
 def storage_geometries(node: object) -> None:
@@ -237,7 +273,10 @@ class FeatureQuery:
             else:
                 conds.append(sa.false())
         if self.filter_ast is not None:
-            from pygeofilter.backends.sqlalchemy import to_filter
+            from pygeofilter.backends.sqlalchemy import filters, to_filter
+
+            # pygeofilter looks functions up in this module-level map
+            filters.function_map.update({n: _string_function(n) for n in STRING_FUNCTIONS})
 
             mapping = {c.name: c for c in t.columns}
             if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
