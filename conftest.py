@@ -98,8 +98,8 @@ def api(api_db_url: URL, api_var_dir: Path,
            "LIS_AUTH_SECRET": TEST_AUTH_SECRET}  # tests mint tokens with it
     log = tmp_path_factory.mktemp("log") / "serve.log"
     try:
-        with serving(env, log) as base:
-            yield base
+        with serving(env, log) as served:
+            yield served.base
     except RuntimeError as exc:
         pytest.fail(str(exc))
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from boundaries.rules import PERIODS, WIDTH
-from etl.commands import echo_result, geometry_load_options
+from etl.commands import geometry_load_options, load_files
 from landplatform.cli import engine, ensure_database
 
 
@@ -37,14 +36,7 @@ def load_boundaries_cmd(files: tuple[Path, ...], crs: str | None, layer: str | N
     from etl.progress import Progress
 
     ensure_database(quiet=True)
-    failed = 0
-    for path in files:
-        result = load_boundaries(engine(), path,
-                                 options=Options(crs=crs, period=period, level=level),
-                                 quarantine=quarantine, layer=layer, encoding=encoding,
-                                 progress=Progress("boundaries", enabled=not quiet))
-        target = report if report is None or len(files) == 1 \
-            else report.with_stem(f"{report.stem}-{path.stem}")
-        failed += not echo_result(result, target)
-    if failed:
-        sys.exit(1)
+    load_files(files, lambda path: load_boundaries(
+        engine(), path, options=Options(crs=crs, period=period, level=level),
+        quarantine=quarantine, layer=layer, encoding=encoding,
+        progress=Progress("boundaries", enabled=not quiet)), report)

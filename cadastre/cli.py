@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cadastre.rules import DELIVERIES
-from etl.commands import echo_result, geometry_load_options
+from etl.commands import geometry_load_options, load_files
 from landplatform.cli import engine, ensure_database, extensions
 
 
@@ -37,17 +37,10 @@ def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None
     from etl.progress import Progress
 
     ensure_database(quiet=True)
-    failed = 0
-    for path in files:
-        result = load_parcels(engine(), path,
-                              options=Options(crs=crs, delivery=delivery, scale=scale),
-                              quarantine=quarantine, layer=layer, encoding=encoding,
-                              progress=Progress("load", enabled=not quiet))
-        target = report if report is None or len(files) == 1 \
-            else report.with_stem(f"{report.stem}-{path.stem}")
-        failed += not echo_result(result, target)
-    if failed:
-        sys.exit(1)
+    load_files(files, lambda path: load_parcels(
+        engine(), path, options=Options(crs=crs, delivery=delivery, scale=scale),
+        quarantine=quarantine, layer=layer, encoding=encoding,
+        progress=Progress("load", enabled=not quiet)), report)
 
 
 @click.command()

@@ -57,6 +57,7 @@ from cadastre.extensions import (
     UseChange,
     contributed,
 )
+from cadastre.reference import commune_kind
 from etl import ledger
 from landplatform.auth.principal import Principal, require_district
 
@@ -1271,8 +1272,7 @@ def _commune_kind(conn: Connection, commune: str) -> str:
     name = conn.execute(text("SELECT name FROM admin.admin_unit WHERE level = 'commune' "
                              "AND code = :c ORDER BY valid_from NULLS FIRST LIMIT 1"),
                         {"c": commune}).scalar() or ""
-    return "ward" if name.startswith("Phường") else \
-        "town" if name.startswith("Thị trấn") else "commune"
+    return commune_kind(name)
 
 
 def _fee_basis(before: list[Prices], after: list[Prices], old: str, new: str) -> dict:

@@ -3,6 +3,8 @@ a load's result, and ``lis runs`` (the load-run ledger)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -22,6 +24,20 @@ def echo_result(result: LoadResult, report: Path | None) -> bool:
     if report:
         result.write_csv(report)
     return loaded
+
+
+def load_files(files: Sequence[Path], load: Callable[[Path], LoadResult],
+               report: Path | None) -> None:
+    """Load each file on its own (one transaction each), print each result, write each
+    report (``<report>-<file>`` when several files share ``--report``); exit 1 when any
+    file was rejected or failed."""
+    failed = 0
+    for path in files:
+        target = report if report is None or len(files) == 1 \
+            else report.with_stem(f"{report.stem}-{path.stem}")
+        failed += not echo_result(load(path), target)
+    if failed:
+        sys.exit(1)
 
 
 def geometry_load_options(noun: str):  # noqa: ANN201 - a click decorator

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -142,10 +143,16 @@ def free_ground(engine: Engine, where: str, params: dict | None = None) -> Itera
             refresh_district_summary(conn, sorted({d for d, _ in freed}))
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str  # http://127.0.0.1:PORT
+    proc: subprocess.Popen
+
+
 @contextmanager
-def serving(env: dict[str, str], log: Path, timeout_s: float = 60) -> Iterator[str]:
+def serving(env: dict[str, str], log: Path, timeout_s: float = 60) -> Iterator[Served]:
     """A real ``lis serve`` with ``env`` (which names PORT) on 127.0.0.1, healthy, yielded
-    as its base URL; stopped afterwards."""
+    with its process; stopped afterwards (SIGTERM, then SIGKILL after 10 s)."""
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "lis.cli", "serve"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -163,7 +170,7 @@ def serving(env: dict[str, str], log: Path, timeout_s: float = 60) -> Iterator[s
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server did not become healthy: {log.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield base
+        yield Served(base, proc)
     finally:
         proc.terminate()
         try:

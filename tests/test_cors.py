@@ -6,9 +6,6 @@ and a server configured with a list of origins (echo the matching one, Vary: Ori
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
 from landplatform.app import PlatformApp
-from support import free_port
+from support import free_port, serving
 
 ORIGIN = "https://map.example.vn"
 PATHS = [
@@ -117,30 +114,11 @@ def listed(api_db_url: URL, api_var_dir: Path,
            "PORT": str(port), "HOST": "127.0.0.1", "LIS_VAR_DIR": str(api_var_dir),
            "LIS_CORS_ORIGINS": f"{ORIGIN}, http://localhost:5173"}
     log = tmp_path_factory.mktemp("cors") / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "lis.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not become healthy: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with serving(env, log, timeout_s=90) as served:
+            yield served.base
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def test_listed_origins_are_echoed_and_others_refused(listed: str) -> None:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from support import free_port, role_env
+from support import free_port, role_env, serving
 
 
 def children(pid: int) -> set[int]:
@@ -34,22 +32,8 @@ def test_two_workers_serve_and_stop_together(api_db_url: URL, api_var_dir: Path,
     env = {**os.environ, **roles, "PORT": str(port), "HOST": "127.0.0.1",
            "LIS_VAR_DIR": str(api_var_dir), "LIS_WORKERS": "2"}
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "lis.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"not healthy: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
+    with serving(env, log, timeout_s=120) as served:
+        proc, base = served.proc, served.base
         assert "workers        2" in log.read_text()
         workers = [c for c in children(proc.pid)
                    if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
@@ -59,12 +43,10 @@ def test_two_workers_serve_and_stop_together(api_db_url: URL, api_var_dir: Path,
                                    params={"limit": 2}).status_code for _ in range(20)}
         assert statuses == {200}
         assert "WARNING" not in log.read_text()  # the roles are separate: nothing to warn
-    finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # as a service manager stops it
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
             pytest.fail("the server did not stop on SIGTERM")
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or \

@@ -54,14 +54,12 @@ OFFICER = token("officer", DISTRICT)
 def db_url(server_url: URL, tmp_path_factory: pytest.TempPathFactory) -> URL:
     url = create_database(server_url, "lis_dossiers")
     env = {**os.environ, **role_env(url), "LIS_VAR_DIR": str(tmp_path_factory.mktemp("v"))}
-    for args in (["parcels", str(SAMPLES / "parcels_001_ba_dinh.shp")],
-                 ["plan", str(SAMPLES / "plans" / "zoning_001_ba_dinh.shp")],
+    for args in (["parcels", str(SAMPLES / "parcels_001_ba_dinh.shp"), "--quiet"],
+                 ["plan", str(SAMPLES / "plans" / "zoning_001_ba_dinh.shp"), "--quiet"],
                  ["prices", str(SAMPLES / "prices" / "bang_gia_dat_ha_noi_2026.xlsx"),
-                  "--segments", str(SAMPLES / "prices" / "doan_duong_ha_noi.gpkg")],
+                  "--segments", str(SAMPLES / "prices" / "doan_duong_ha_noi.gpkg"), "--quiet"],
                  ["split-rules", str(SAMPLES / "split_rules.csv")]):
-        done = subprocess.run([sys.executable, "-m", "lis.cli", "load", *args, "--quiet"]
-                              if args[0] != "split-rules" else
-                              [sys.executable, "-m", "lis.cli", "load", *args],
+        done = subprocess.run([sys.executable, "-m", "lis.cli", "load", *args],
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
     return url
@@ -81,8 +79,8 @@ def server(db_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     env = {**os.environ, **roles, "PORT": str(free_port()), "HOST": "127.0.0.1",
            "LIS_VAR_DIR": str(tmp_path_factory.mktemp("var")), "LIS_WORKERS": "1",
            "LIS_AUTH_SECRET": TEST_AUTH_SECRET}
-    with serving(env, tmp_path_factory.mktemp("log") / "serve.log") as base:
-        yield base
+    with serving(env, tmp_path_factory.mktemp("log") / "serve.log") as served:
+        yield served.base
 
 
 _receipts = iter(range(1, 10**6))

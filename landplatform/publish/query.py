@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import sqlalchemy as sa
 from pyproj import CRS
@@ -147,6 +147,14 @@ def _string_function(name: str):  # noqa: ANN202 - a SQL function builder
     return build
 
 
+@cache
+def _register_string_functions() -> None:
+    """Once per process: pygeofilter looks functions up in its module-level map."""
+    from pygeofilter.backends.sqlalchemy import filters
+
+    filters.function_map.update({n: _string_function(n) for n in STRING_FUNCTIONS})
+
+
 def storage_geometries(node: object) -> None:
     """Geometry literals in the filter valid, and named by the CRS the views store
     (EPSG:4326): a client's or pygeoapi's CRS84 URI is the same coordinates, anything else
@@ -273,10 +281,9 @@ class FeatureQuery:
             else:
                 conds.append(sa.false())
         if self.filter_ast is not None:
-            from pygeofilter.backends.sqlalchemy import filters, to_filter
+            from pygeofilter.backends.sqlalchemy import to_filter
 
-            # pygeofilter looks functions up in this module-level map
-            filters.function_map.update({n: _string_function(n) for n in STRING_FUNCTIONS})
+            _register_string_functions()
 
             mapping = {c.name: c for c in t.columns}
             if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
