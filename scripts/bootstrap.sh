@@ -126,6 +126,10 @@ check_system() {
   if [ "$FOR_TESTS" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     MISSING+=("chromium" "fonts-dejavu-core")
   fi
+  # PyQGIS, headless, for tests/test_qgis_client.py (Debian's QGIS runs on the system Python)
+  if [ "$FOR_TESTS" = 1 ] && ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
+    MISSING+=("python3-qgis" "qgis-providers")
+  fi
 }
 
 check_system
@@ -146,7 +150,33 @@ Install them with your package manager, or set PG_BINDIR to the directory holdin
   fi
 fi
 
-# ---------------------------------------------------------------- 5. summary
+# ---------------------------------------------------------------- 5. the OGC checker
+# A third-party OGC API - Features checker (ogctests, PyPI) in a venv of its own: it pins
+# pytest < 9 and its own geopandas/pyarrow, which must not meet the project's.
+if [ "$FOR_TESTS" = 1 ]; then
+  OGC_PIN="ogctests==0.1.15"
+  if [ ! -f ".venv-ogctests/.installed-$OGC_PIN" ]; then
+    say "installing the OGC API checker into .venv-ogctests ($OGC_PIN)"
+    rm -rf .venv-ogctests
+    # its pins (pyarrow 17) have wheels for Python 3.11 and 3.12 only
+    CHECKER_PY=""
+    for c in "$("$VENV_PY" -c 'import sys; print(sys._base_executable)')" python3.12 python3.11 \
+             $(ls -d "$HOME"/.pyenv/versions/3.1[12]*/bin/python3 2>/dev/null | sort -rV) \
+             python3; do
+      if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv
+sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)' >/dev/null 2>&1; then
+        CHECKER_PY="$c"; break
+      fi
+    done
+    [ -n "$CHECKER_PY" ] || die "the OGC checker (ogctests) needs Python 3.11 or 3.12; none found"
+    "$CHECKER_PY" -m venv .venv-ogctests || die "could not make .venv-ogctests with $CHECKER_PY"
+    .venv-ogctests/bin/python -m pip install --quiet --disable-pip-version-check "$OGC_PIN" \
+      || die "pip install $OGC_PIN into .venv-ogctests failed (see pip's messages above)"
+    touch ".venv-ogctests/.installed-$OGC_PIN"
+  fi
+fi
+
+# ---------------------------------------------------------------- 6. summary
 PG_VERSION="$("$BINDIR/postgres" --version | sed -E 's/^[^0-9]*([0-9][0-9.]*).*/\1/')"
 POSTGIS_VERSION="$(sed -nE "s/^default_version *= *'([^']*)'.*/\1/p" \
   "$(postgis_control "$BINDIR")")"

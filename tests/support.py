@@ -150,7 +150,7 @@ class Served:
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path, timeout_s: float = 60) -> Iterator[Served]:
+def serving(env: dict[str, str], log: Path, timeout_s: float = 180) -> Iterator[Served]:
     """A real ``lis serve`` with ``env`` (which names PORT) on 127.0.0.1, healthy, yielded
     with its process; stopped afterwards (SIGTERM, then SIGKILL after 10 s)."""
     with log.open("w") as out:

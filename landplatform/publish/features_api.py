@@ -38,6 +38,7 @@ from landplatform.publish.query import (
 )
 
 GEOJSON = "application/geo+json"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 MAX_PARAM_CHARS = 8192  # a filter longer than this is not a land officer's query
 # numberMatched of a filtered first page is counted in the page's own statement, up to
 # this many matches; past it the count stops and numberMatched is omitted. Bounded work
@@ -239,7 +240,7 @@ class FeaturesService:
         if matched is not None:
             tail["numberMatched"] = matched
         body = head + features + "," + json.dumps(tail)[1:]
-        headers = {"Content-Crs": f"<{fq.crs_uri or CRS84_URI}>"}
+        headers = {"Content-Crs": f"<{fq.crs_uri or CRS84_URI}>", "Link": link_header(links)}
         return Response(body, media_type=GEOJSON, headers=headers)
 
     def item(self, col: Collection, fid: str, params: dict[str, str]) -> Response:
@@ -273,7 +274,8 @@ class FeaturesService:
                  {"rel": "collection", "type": "application/json", "href": base}]
         body = feature[:-1] + ',"links":' + json.dumps(links) + "}"
         return Response(body, media_type=GEOJSON,
-                        headers={"Content-Crs": f"<{crs_uri or CRS84_URI}>"})
+                        headers={"Content-Crs": f"<{crs_uri or CRS84_URI}>",
+                                 "Link": link_header(links)})
 
     def _item_sql(self, col: Collection, crs_uri: str | None) -> Compiled:
         """The one-feature statement of a collection and CRS, compiled once.
@@ -300,6 +302,8 @@ class FeaturesService:
              "href": f"{base}?{urlencode({**query, 'f': 'html'})}"},
             {"rel": "collection", "type": "application/json",
              "href": f"{self.base_url}/collections/{col.id}"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json",
+             "href": f"{self.base_url}/collections/{col.id}/queryables"},
         ]
         if full:
             # sorted pages continue by offset; id-ordered pages by key
@@ -308,6 +312,13 @@ class FeaturesService:
             links.append({"rel": "next", "type": GEOJSON,
                           "href": f"{base}?{urlencode({**nxt, 'f': 'json'})}"})
         return links
+
+
+def link_header(links: list[dict]) -> str:
+    """The body's links again as an HTTP ``Link`` header (RFC 8288): clients that read
+    headers only (HEAD requests, the OGC test suites, caches) find self, alternate and next
+    without parsing the page."""
+    return ", ".join(f'<{lk["href"]}>; rel="{lk["rel"]}"; type="{lk["type"]}"' for lk in links)
 
 
 def _positive_int(value: str, name: str, zero: bool = False) -> int:
@@ -373,7 +384,9 @@ def features_router(service: FeaturesService, delegate,  # noqa: ANN001
     pages of at most ``html_limit`` items)."""
     router = APIRouter()
 
-    @router.get("/collections/{collection_id}/items", include_in_schema=False)
+    # HEAD answers as GET does (same headers, no body): uvicorn drops the body
+    @router.api_route("/collections/{collection_id}/items", methods=["GET", "HEAD"],
+                      include_in_schema=False)
     async def items(request: Request, collection_id: str) -> Response:
         col = service.collections.get(collection_id)
         if col is None or _wants_pygeoapi(request):
@@ -381,7 +394,8 @@ def features_router(service: FeaturesService, delegate,  # noqa: ANN001
         params = dict(request.query_params)
         return await run_in_threadpool(service.items, col, params)
 
-    @router.get("/collections/{collection_id}/items/{item_id}", include_in_schema=False)
+    @router.api_route("/collections/{collection_id}/items/{item_id}", methods=["GET", "HEAD"],
+                      include_in_schema=False)
     async def item(request: Request, collection_id: str, item_id: str) -> Response:
         col = service.collections.get(collection_id)
         if col is None or _wants_pygeoapi(request):
