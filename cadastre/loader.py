@@ -272,7 +272,8 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
                  quarantine: bool = False, layer: str | None = None,
                  encoding: str | None = None, mapping: str | Path = "parcels",
                  progress: Progress | None = None, only_districts: set[str] | None = None,
-                 actor: Actor | None = None, name: str | None = None) -> ParcelLoadResult:
+                 actor: Actor | None = None, name: str | None = None,
+                 batch_features: int = BATCH_FEATURES) -> ParcelLoadResult:
     """Load one file; never raises for bad data, the result says what happened.
 
     ``only_districts`` (an API load for one district): a feature whose commune lies in any
@@ -280,13 +281,14 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
     the file and quarantine leaves those features out. ``actor``: who the load is for (the
     run's ``run_by`` and the audit row), when not the operator at the shell. ``name``: the
     file's name as delivered (an upload's), recorded instead of the server's path.
+    ``batch_features``: features read, validated and staged at a time.
     """
     options = options or Options()
     progress = progress or Progress("load", enabled=False)
     result = ParcelLoadResult(file=path, mode="quarantine" if quarantine else "strict",
                               name=name)
     loader = ParcelLoader(path, options, layer, encoding, mapping, only_districts, quarantine,
-                          progress)
+                          progress, batch_features)
     run_options = {**asdict(options), "layer": layer, "encoding": encoding,
                    "mapping": str(mapping)}
     return run_load(engine, loader, result, quarantine=quarantine, options=run_options,
