@@ -205,6 +205,10 @@ def pipelined[T](items: Iterator[T], depth: int = 2, poll_s: float = 0.5) -> Ite
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put((_DONE, exc))
             return
+        finally:  # a generator stopped early lets go of its file now, not at collection
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         put((_DONE, None))
 
     thread = threading.Thread(target=produce, name="lis-load-producer", daemon=True)
