@@ -202,14 +202,14 @@ class ParcelLoader:
         checked += duplicate_issues(m.duplicate_keys(conn))
         rejects = {i.feature_no for i in checked if i.severity == "reject"}
         self._add("duplicate keys", time.perf_counter() - started)
+        self.districts = sorted(districts)
+        result.districts = self.districts  # recorded with the run, loaded or rejected
         if rejects and not self.quarantine:
             raise Refused(checked)  # nothing is merged; every issue of the file is listed
         issues += checked
         if rejects:
             m.drop_rejected(conn, sorted(rejects))
         m.finish_stage(conn)
-        self.districts = sorted(districts)
-        result.districts = self.districts
         m.lock_districts(conn, self.districts)
         progress.step("checking districts' and communes' boundaries")
         started = time.perf_counter()
