@@ -140,3 +140,21 @@ def commune_districts() -> dict[str, str]:
     with (samplegen.REFERENCE_DIR / "admin_units_pre2025.csv").open(
             encoding="utf-8", newline="") as f:
         return {r["commune_code"]: r["district_code"] for r in csv.DictReader(f)}
+
+
+def load_with_ogr2ogr(db: BenchDB, path: Path, rows: int, timeout_s: float, log_dir: Path
+                      ) -> LoadResult:
+    """``ogr2ogr -f PostgreSQL`` into schema ``bench_ogr`` (dropped first and afterwards)."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS bench_ogr CASCADE")
+        conn.execute("CREATE SCHEMA bench_ogr")
+    env = {**os.environ, "PGPASSWORD": db.password}
+    argv = ["ogr2ogr", "-f", "PostgreSQL", db.ogr_pg, str(path), "-nln", "bench_ogr.parcels",
+            "-lco", "GEOMETRY_NAME=geom", "-t_srs", "EPSG:4326"]
+    seconds, peak, rc, tail = run_measured(argv, env, timeout_s, log_dir / "load-ogr2ogr.log")
+    in_db = None
+    with db.connect(autocommit=True) as conn:
+        if rc == 0:
+            in_db = conn.execute("SELECT count(*) FROM bench_ogr.parcels").fetchone()[0]
+        conn.execute("DROP SCHEMA IF EXISTS bench_ogr CASCADE")
+    return LoadResult("ogr2ogr -f PostgreSQL", rows, seconds, peak, rc, tail, in_db)
