@@ -236,7 +236,7 @@ class ParcelLoader:
         self._add("merging", time.perf_counter() - started)
         result.retired, result.lineage = counts["retired"], counts["lineage"]
         result.timings = {k: round(v, 2) for k, v in self.timings.items()}
-        progress.step("seconds per step (reading and validating overlap staging): "
+        progress.step("seconds per step (reading and validating run beside staging): "
                       + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
         return counts
 
