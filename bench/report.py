@@ -306,8 +306,8 @@ def markdown(results: dict) -> str:
             "parcels are, zooms in turn: "
             + ", ".join(f"z{z} {n:,}" for z, n in results['workload'].get(
                 'cold_tile_zooms', {}).items())
-            + "), each cell of a system asking its own slice of them once, the same slice "
-            "for every system.",
+            + "), each cell of each system asking its own share of them once (every k-th, "
+            "so the same zoom mix), no tile asked by two systems.",
             ""]
     out += ["## Not measured, failed or wrong", ""]
     gaps, seen = [], set()

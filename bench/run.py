@@ -361,11 +361,12 @@ class Bench:
         for kind in KINDS:
             ready = [s for s in systems if kind in s.runners]
             skipped: dict[str, str] = {}
-            parts = self._cold_parts(kind)
+            parts = self._cold_parts(kind, systems)
             for s in ready:  # warm-up, not recorded
                 self._settle()
                 asyncio.run(s.runners[kind](Cell(s.name, kind, 1),
-                                            min(WARMUP_S, self.args.duration), parts[0]))
+                                            min(WARMUP_S, self.args.duration),
+                                            parts[0][s.name]))
             for k, c in enumerate(self.args.concurrency, start=1):
                 for s in ready:
                     if s.name in skipped:
@@ -374,7 +375,7 @@ class Bench:
                         continue
                     self._settle()
                     cell = asyncio.run(s.runners[kind](Cell(s.name, kind, c),
-                                                       self.args.duration, parts[k]))
+                                                       self.args.duration, parts[k][s.name]))
                     self.cells.append(cell)
                     log(f"  {kind:<13} {c:>2} clients {s.name:<8}: p50 {cell.p50_ms} ms, "
                         f"p99 {cell.p99_ms} ms, {cell.rps} req/s, {cell.errors} errors")
@@ -382,15 +383,17 @@ class Bench:
                         skipped[s.name] = (f"skipped: with {c} client(s) p50 was "
                                            f"{cell.p50_ms} ms ({cell.status})")
 
-    def _cold_parts(self, kind: str) -> list[slice | None]:
-        """Per cell (the warm-up, then each client count) its own slice of a cold kind's
-        requests, the same slice for every system; None for the other kinds."""
+    def _cold_parts(self, kind: str, systems: list[System]) -> list[dict[str, slice | None]]:
+        """Per cell (the warm-up, then each client count) and system its own share of a
+        cold kind's requests (None for the other kinds): every k-th request, so every
+        share has the list's zoom mix, and no two systems ask the same tile (the
+        database's buffers, which they share, are not warmed by one for the next)."""
         cells = 1 + len(self.args.concurrency)
         if kind not in COLD_KINDS:
-            return [None] * cells
-        n = max(len(items(self.workload, kind)) - CHECKS_PER_KIND, 0)
-        size = n // cells
-        return [slice(k * size, (k + 1) * size) for k in range(cells)]
+            return [dict.fromkeys((s.name for s in systems), None) for _ in range(cells)]
+        step = cells * max(len(systems), 1)
+        return [{s.name: slice(k * len(systems) + j, None, step)
+                 for j, s in enumerate(systems)} for k in range(cells)]
 
     def measure_gdal(self, systems: list[System]) -> None:
         """Every GDAL client (``gdal.CLIENTS``) against every system, the systems taking

@@ -8,8 +8,8 @@ Four systems answer the same five request kinds from one ``Workload``:
 * ``cql``           a CQL2 filter (district, land use, area), limit 100
 * ``tiles``         a vector tile, WebMercatorQuad z12-z16, warm: a small set asked again
                     and again (what a cache serves)
-* ``tiles_cold``    a vector tile never asked before in that system's run, the same tiles
-                    and zoom mix for every system (what a first visit costs)
+* ``tiles_cold``    a vector tile never asked before in that system's run, the same zoom
+                    mix for every system (what a first visit costs)
 
 ``raw`` is the floor: the SQL that builds the same GeoJSON (or MVT) in PostGIS, run over
 psycopg with no HTTP in between. Before a system is timed, a few answers of each kind are
