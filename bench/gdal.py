@@ -104,7 +104,7 @@ import json, sys, time
 from pyogrio import __gdal_version_string__ as version
 from pyogrio.raw import read
 t0 = time.perf_counter()
-meta, fids, geoms, fields = read(sys.argv[1], layer=sys.argv[2] or None)
+meta, fids, geoms, fields = read(sys.argv[1], layer=sys.argv[2] or None, return_fids=True)
 seconds = time.perf_counter() - t0
 names = list(meta["fields"])
 ids = fields[names.index("id")].tolist() if "id" in names else fids.tolist()
