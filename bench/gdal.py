@@ -130,7 +130,8 @@ def pyogrio_once(result: GdalResult, source: str, layer: str, timeout_s: float) 
         got = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         result.status = "failed"
-        result.note = f"pyogrio exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        result.note = f"pyogrio exit {proc.returncode}: {last[-300:]}"
         return
     result.features, result.distinct_ids = got["features"], got["distinct"]
     result.note = f"GDAL {got['gdal']}"

@@ -266,7 +266,7 @@ def markdown(results: dict) -> str:
                    f"{_fmt(_ratio(t, _gdal_s(results, 'gdal_alone', ALONE_OF[client])))} | "
                    f"{', '.join(map(str, g['runs_s']))} | "
                    f"{g['features'] if g['features'] is not None else 'n/a'} | "
-                   f"{status.replace('|', '/')} |")
+                   f"{' '.join(status.split()).replace('|', '/')} |")
     out += ["", "## Requests", "", *_raw_table(results), ""]
     out += ["## Loading the GeoPackage", ""]
     load = results.get("load")
