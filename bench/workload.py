@@ -24,7 +24,7 @@ N_BBOXES = 30
 N_TILE_POINTS = 8
 # Seeded parcel points for the cold tiles, one zoom each in turn: enough distinct tiles that
 # no cell of a run asks one twice (10 s at several hundred tiles/s, per client count).
-N_COLD_POINTS = 40_000
+N_COLD_POINTS = 120_000
 N_FILTERS = 20
 BBOX_TARGET = 1400  # parcels aimed for per bbox, so that >= 1,000 intersect
 BBOX_GROW = 1.35
