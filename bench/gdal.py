@@ -1,23 +1,31 @@
 """A whole district into GDAL: ``ogr2ogr -f GPKG out.gpkg OAPIF:<server> <collection>``.
 
 What QGIS and GDAL users do to take a district home: the OAPIF driver pages through the
-collection following ``next`` links. GDAL 3.6 asks for 10 features a page unless told
-otherwise, which would make every server look like its per-request overhead; all servers
-get ``-oo PAGE_SIZE=1000`` (the same for all). Timed end to end, repeated with the systems
-taking turns, median kept; the output is checked: as many features, and as many distinct
-ids, as the district has.
+collection following ``next`` links. Three clients, each against every system side by
+side (``CLIENTS``):
 
-GDAL's own share is measured too ("GDAL alone"): the same district's features, written
-once to a local GeoJSON file, then converted by the same ``ogr2ogr -f GPKG`` with no
+- Debian's GDAL 3.6 ``ogr2ogr`` as a user runs it, with its default paging (10 features a
+  page: every server's per-request overhead, times the district's size / 10);
+- the same with ``-oo PAGE_SIZE=1000`` (what a user who knows the option gets);
+- a GDAL >= 3.8 (the one pyogrio's wheel bundles), reading the collection through
+  ``pyogrio.raw.read("OAPIF:...")`` with its default paging, in a child process.
+
+Timed end to end, repeated with the systems taking turns, median kept; the output is
+checked: as many features, and as many distinct ids, as the district has.
+
+GDAL's own share is measured too ("GDAL alone", per GDAL): the same district's features,
+written once to a local GeoJSON file, then read by the same GDAL the same way with no
 server at all. No server can make the OAPIF run faster than that, so it bounds every
 ratio against a server behind this client.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +37,14 @@ from pyogrio.raw import read as ogr_read
 from bench.systems import RAW_DISTRICT_AFTER, RAW_DISTRICT_PAGE
 
 PAGE_SIZE = 1000
+# client -> (title, runs: at 10 features a page the default client takes minutes a
+# district, so it runs once where the others repeat)
+CLIENTS = {
+    "gdal36_page1000": ("GDAL 3.6 ogr2ogr, -oo PAGE_SIZE=1000", None),
+    "gdal36_default": ("GDAL 3.6 ogr2ogr, default paging", 1),
+    "gdal_new": ("GDAL >= 3.8 (pyogrio's own), default paging", None),
+}
+DEFAULT_CLIENT = "gdal36_page1000"
 
 
 @dataclass
@@ -36,6 +52,7 @@ class GdalResult:
     system: str
     collection: str
     expected: int
+    client: str = DEFAULT_CLIENT
     status: str = "ok"  # ok | wrong | failed | n/a
     note: str = ""
     runs_s: list[float] = field(default_factory=list)
@@ -59,15 +76,71 @@ def _count(path: Path) -> tuple[int, int | None]:
     return int(info["features"]), len(set(ids.tolist()))
 
 
-def ogr2ogr_once(result: GdalResult, base: str, timeout_s: float, work: Path) -> None:
+def client_once(result: GdalResult, base: str, timeout_s: float, work: Path) -> None:
+    """One timed pull of ``result.collection`` by ``result.client``."""
+    if result.client == "gdal_new":
+        pyogrio_once(result, f"OAPIF:{base}", result.collection, timeout_s)
+    else:
+        ogr2ogr_once(result, base, timeout_s, work,
+                     PAGE_SIZE if result.client == "gdal36_page1000" else None)
+
+
+def ogr2ogr_once(result: GdalResult, base: str, timeout_s: float, work: Path,
+                 page_size: int | None = PAGE_SIZE) -> None:
     """One timed ``ogr2ogr`` of ``result.collection``; appends the time or sets the status."""
     if result.status != "ok":
         return
     work.mkdir(parents=True, exist_ok=True)
     out = work / f"gdal-{result.system}.gpkg"
     env = {**os.environ, "GDAL_HTTP_TIMEOUT": str(int(timeout_s))}
+    paging = ["-oo", f"PAGE_SIZE={page_size}"] if page_size else []
     _timed(result, ["ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{base}", result.collection,
-                    "-oo", f"PAGE_SIZE={PAGE_SIZE}"], out, timeout_s, env)
+                    *paging], out, timeout_s, env)
+
+
+# The child that reads a dataset with pyogrio's GDAL and says what it got, as JSON.
+_PYOGRIO_READ = """
+import json, sys, time
+from pyogrio import __gdal_version_string__ as version
+from pyogrio.raw import read
+t0 = time.perf_counter()
+meta, fids, geoms, fields = read(sys.argv[1], layer=sys.argv[2] or None, return_fids=True)
+seconds = time.perf_counter() - t0
+names = list(meta["fields"])
+ids = fields[names.index("id")].tolist() if "id" in names else fids.tolist()
+print(json.dumps({"seconds": seconds, "features": len(geoms), "distinct": len(set(ids)),
+                  "gdal": version}))
+"""
+
+
+def pyogrio_once(result: GdalResult, source: str, layer: str, timeout_s: float) -> None:
+    """One timed read of ``layer`` of ``source`` (an OAPIF URL or a local file) by
+    pyogrio's bundled GDAL in a child process (bounded by ``timeout_s``); the time is the
+    child's own read, not its start-up."""
+    if result.status != "ok":
+        return
+    env = {**os.environ, "GDAL_HTTP_TIMEOUT": str(int(timeout_s))}
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PYOGRIO_READ, source, layer], env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        result.status, result.note = "failed", f"pyogrio did not finish in {timeout_s:.0f} s"
+        return
+    try:
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        result.status = "failed"
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        result.note = f"pyogrio exit {proc.returncode}: {last[-300:]}"
+        return
+    result.features, result.distinct_ids = got["features"], got["distinct"]
+    result.note = f"GDAL {got['gdal']}"
+    if result.features != result.expected or result.distinct_ids != result.expected:
+        result.status = "wrong"
+        result.note += (f"; got {result.features} features ({result.distinct_ids} distinct "
+                        f"ids), the district has {result.expected}")
+        return
+    result.runs_s.append(round(got["seconds"], 3))
 
 
 def _timed(result: GdalResult, argv: list[str], out: Path, timeout_s: float,
@@ -98,6 +171,10 @@ def _timed(result: GdalResult, argv: list[str], out: Path, timeout_s: float,
 
 
 GDAL_ALONE = "gdal_alone"
+# The local-file floor of each client: paging is a server's matter, so both 3.6 clients
+# share ogr2ogr's; the newer GDAL reads the file as it read the collection.
+ALONE_OF = {"gdal36_page1000": "gdal36_page1000", "gdal36_default": "gdal36_page1000",
+            "gdal_new": "gdal_new"}
 
 
 def gdal_alone_file(db_ogr: str, password: str, district: str, work: Path,
@@ -122,8 +199,12 @@ def gdal_alone_file(db_ogr: str, password: str, district: str, work: Path,
 
 
 def gdal_alone_once(result: GdalResult, source: Path, timeout_s: float, work: Path) -> None:
-    """One timed ``ogr2ogr -f GPKG`` of the local GeoJSON: GDAL's work with no server."""
+    """One timed read of the local GeoJSON by ``result.client``'s GDAL (``ogr2ogr -f
+    GPKG`` for 3.6, pyogrio for the newer one): GDAL's work with no server."""
     if result.status != "ok":
+        return
+    if result.client == "gdal_new":
+        pyogrio_once(result, str(source), "", timeout_s)
         return
     out = work / "gdal-alone.gpkg"
     _timed(result, ["ogr2ogr", "-f", "GPKG", str(out), str(source)], out, timeout_s)

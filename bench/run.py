@@ -35,6 +35,7 @@ from bench import data, database, gdal, load, loadgen, machine, peers, report, w
 from bench.loadgen import Cell
 from bench.servers import Server, ServerError, platform_server
 from bench.systems import (
+    COLD_KINDS,
     KINDS,
     HttpSpelling,
     WrongAnswer,
@@ -48,7 +49,9 @@ from bench.systems import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-SYSTEMS = ("platform", "raw", "tipg", "pygeoapi")
+# "platform" runs as one process beside the peers' one each; "platform_workers" is
+# `lis serve` as a user starts it, with its default worker processes (LIS_WORKERS).
+SYSTEMS = ("platform", "platform_workers", "raw", "tipg", "pygeoapi")
 FULL_PARCELS, QUICK_PARCELS = 1_000_000, 50_000
 FULL_DURATION_S, QUICK_DURATION_S = 10.0, 3.0
 CHECKS_PER_KIND = 3
@@ -60,7 +63,8 @@ PLATFORM_TILE_TEMPLATES = (
     "/collections/parcels/tiles/WebMercatorQuad/{z}/{y}/{x}?f=mvt",
 )
 
-Runner = Callable[[Cell, float], Awaitable[Cell]]
+# (cell, seconds, the slice of the request list to ask: cold kinds only, else None)
+Runner = Callable[[Cell, float, slice | None], Awaitable[Cell]]
 
 
 def log(msg: str) -> None:
@@ -111,7 +115,6 @@ class System:
     na: dict[str, str] = field(default_factory=dict)  # kind -> why not offered
     gdal_collection: str | None = None
     runners: dict[str, Runner] = field(default_factory=dict)  # checked kinds
-    gdal: gdal.GdalResult | None = None
 
 
 class Bench:
@@ -128,7 +131,7 @@ class Bench:
         self.load_results: dict | None = None
         self.servers: list[Server] = []  # every server started, to stop them all at the end
         self.gdal_timeout = 120.0 if args.quick else 900.0
-        self.gdal_alone: gdal.GdalResult | None = None  # GDAL's own share, no server
+        self.gdal_results: list[gdal.GdalResult] = []  # every client x system, GDAL alone
 
     # ------------------------------------------------------------------ data & load
 
@@ -168,6 +171,15 @@ class Bench:
         log(f"load: ogr2ogr {ogr.seconds:.1f} s, {ogr.rows_per_s:,.0f} rows/s, "
             f"peak {ogr.peak_rss_mb:,.0f} MB, exit {ogr.returncode}")
         self.load_results = {"etl": etl.to_json(), "ogr2ogr": ogr.to_json()}
+        path, n = load.redelivery_file(self.dataset.path, self.args.parcels // len(
+            self.dataset.districts) + 1, self.work / "data")
+        log(f"load: re-delivery of one district ({n:,} parcels, 1% changed)")
+        again = load.load_with_etl(self.db, lis, path, n, timeout, self.logs,
+                                   "lis load parcels, one district delivered again",
+                                   "load-redelivery.log")
+        log(f"load: re-delivery {again.seconds:.1f} s, peak {again.peak_rss_mb:,.0f} MB, "
+            f"exit {again.returncode}")
+        self.load_results["redelivery"] = again.to_json()
 
     # ------------------------------------------------------------------ systems
 
@@ -179,13 +191,16 @@ class Bench:
             self.peer_versions = peers.versions(python)
         return python
 
-    def make_platform(self) -> System:
-        server = platform_server(self.db, self.work)
+    def make_platform(self, workers: int | None = 1, name: str = "platform") -> System:
+        server = platform_server(self.db, self.work, workers, name)
         self._start(server)
         template, note = self._probe_platform_tiles(server)
-        return System("platform", server, platform_spelling(template),
-                      {} if template else {"tiles": note},
+        return System(name, server, platform_spelling(template),
+                      {} if template else {"tiles": note, "tiles_cold": note},
                       f"parcels-{self.workload.gdal_district}")
+
+    def make_platform_workers(self) -> System:
+        return self.make_platform(None, "platform_workers")
 
     def _probe_platform_tiles(self, server: Server) -> tuple[str | None, str]:
         if not self.workload.tiles:
@@ -220,7 +235,8 @@ class Bench:
             server = peers.pygeoapi_server(python, self.db, district, self.view, self.work,
                                            with_tiles=False)
             self._start(server)
-            na = {"tiles": "n/a: pygeoapi did not start with the MVT-postgresql provider"}
+            na = dict.fromkeys(("tiles", "tiles_cold"),
+                               "n/a: pygeoapi did not start with the MVT-postgresql provider")
         return System("pygeoapi", server, pygeoapi_spelling(not na), na, f"parcels-{district}")
 
     def make_raw(self) -> System:
@@ -278,33 +294,51 @@ class Bench:
                 log(f"  {system.name} {kind}: {status}: {str(exc)[:300]}")
                 self._mark(system.name, kind, status, str(exc)[:300])
 
+    @staticmethod
+    def _checked_part(kind: str, reqs: list) -> tuple[list, list]:
+        """(the requests checked, the requests timed): a cold kind is checked on the end
+        of its list, which no cell asks, so that no timed tile was asked before."""
+        if kind in COLD_KINDS:
+            return reqs[-CHECKS_PER_KIND:], reqs[:-CHECKS_PER_KIND]
+        return reqs[:CHECKS_PER_KIND], reqs
+
+    def _cap(self, n: int, part: slice | None) -> tuple[slice, int]:
+        """(the slice to ask, the request cap): a cold cell stops when its slice is used
+        up rather than ask a tile twice."""
+        if part is None:
+            return slice(None), self.args.max_requests
+        return part, min(self.args.max_requests, len(range(n)[part]))
+
     def _check_http(self, system: System, kind: str, reqs: list) -> Runner:
         server = system.server
-        paths = [system.spelling.path(kind, item) for item in reqs]
+        checked, timed = self._checked_part(kind, reqs)
         with httpx.Client(base_url=server.base, timeout=loadgen.REQUEST_TIMEOUT_S) as client:
-            for item, path in list(zip(reqs, paths, strict=True))[:CHECKS_PER_KIND]:
+            for item in checked:
+                path = system.spelling.path(kind, item)
                 r = client.get(path)
                 if r.status_code >= 300:
                     raise WrongAnswer(f"GET {path} -> HTTP {r.status_code}: {r.text[:200]}")
                 check(kind, item, r.content, self.workload)
+        paths = [system.spelling.path(kind, item) for item in timed]
 
-        async def run(cell: Cell, seconds: float) -> Cell:
-            return await loadgen.http_cell(server.base, paths, cell, seconds,
-                                           self.args.max_requests)
+        async def run(cell: Cell, seconds: float, part: slice | None = None) -> Cell:
+            part, cap = self._cap(len(paths), part)
+            return await loadgen.http_cell(server.base, paths[part], cell, seconds, cap)
         return run
 
     def _check_raw(self, kind: str, reqs: list) -> Runner:
-        statements = [raw_statement(kind, item) for item in reqs]
+        checked, timed = self._checked_part(kind, reqs)
         with self.db.connect(autocommit=True) as conn:
-            for item, (stmt, params) in list(zip(reqs, statements, strict=True))[
-                    :CHECKS_PER_KIND]:
+            for item in checked:
+                stmt, params = raw_statement(kind, item)
                 row = conn.execute(stmt, params).fetchone()
                 check(kind, item, raw_body(kind, row and row[0]), self.workload)
+        statements = [raw_statement(kind, item) for item in timed]
         conninfo = self.db.conninfo()
 
-        async def run(cell: Cell, seconds: float) -> Cell:
-            return await loadgen.sql_cell(conninfo, statements, cell, seconds,
-                                          self.args.max_requests)
+        async def run(cell: Cell, seconds: float, part: slice | None = None) -> Cell:
+            part, cap = self._cap(len(statements), part)
+            return await loadgen.sql_cell(conninfo, statements[part], cell, seconds, cap)
         return run
 
     # ------------------------------------------------------------------ measuring
@@ -327,11 +361,13 @@ class Bench:
         for kind in KINDS:
             ready = [s for s in systems if kind in s.runners]
             skipped: dict[str, str] = {}
+            parts = self._cold_parts(kind, systems)
             for s in ready:  # warm-up, not recorded
                 self._settle()
                 asyncio.run(s.runners[kind](Cell(s.name, kind, 1),
-                                            min(WARMUP_S, self.args.duration)))
-            for c in self.args.concurrency:
+                                            min(WARMUP_S, self.args.duration),
+                                            parts[0][s.name]))
+            for k, c in enumerate(self.args.concurrency, start=1):
                 for s in ready:
                     if s.name in skipped:
                         self.cells.append(Cell(s.name, kind, c, status="n/a",
@@ -339,7 +375,7 @@ class Bench:
                         continue
                     self._settle()
                     cell = asyncio.run(s.runners[kind](Cell(s.name, kind, c),
-                                                       self.args.duration))
+                                                       self.args.duration, parts[k][s.name]))
                     self.cells.append(cell)
                     log(f"  {kind:<13} {c:>2} clients {s.name:<8}: p50 {cell.p50_ms} ms, "
                         f"p99 {cell.p99_ms} ms, {cell.rps} req/s, {cell.errors} errors")
@@ -347,32 +383,55 @@ class Bench:
                         skipped[s.name] = (f"skipped: with {c} client(s) p50 was "
                                            f"{cell.p50_ms} ms ({cell.status})")
 
+    def _cold_parts(self, kind: str, systems: list[System]) -> list[dict[str, slice | None]]:
+        """Per cell (the warm-up, then each client count) and system its own share of a
+        cold kind's requests (None for the other kinds): every k-th request, so every
+        share has the list's zoom mix, and no two systems ask the same tile (the
+        database's buffers, which they share, are not warmed by one for the next)."""
+        cells = 1 + len(self.args.concurrency)
+        if kind not in COLD_KINDS:
+            return [dict.fromkeys((s.name for s in systems), None) for _ in range(cells)]
+        step = cells * max(len(systems), 1)
+        return [{s.name: slice(k * len(systems) + j, None, step)
+                 for j, s in enumerate(systems)} for k in range(cells)]
+
     def measure_gdal(self, systems: list[System]) -> None:
+        """Every GDAL client (``gdal.CLIENTS``) against every system, the systems taking
+        turns run by run, and each client's GDAL alone on the same features."""
         w = self.workload
         expected = w.districts[w.gdal_district]
-        for s in systems:
-            collection = s.gdal_collection or f"district {w.gdal_district}"
-            s.gdal = gdal.GdalResult(s.name, collection, expected)
         work = self.work / "gdal"
         source, note = gdal.gdal_alone_file(self.db.ogr_pg, self.db.password, w.gdal_district,
                                             work, self.gdal_timeout)
-        self.gdal_alone = gdal.GdalResult(gdal.GDAL_ALONE, source.name if source else "-",
-                                          expected, "ok" if source else "failed", note)
-        for rep in range(self.args.gdal_reps):
+        for client, (title, runs) in gdal.CLIENTS.items():
+            results = []
             for s in systems:
-                self._settle()
-                if s.server is None:
-                    gdal.raw_once(s.gdal, self.db.conninfo(), w.gdal_district)
-                else:
-                    gdal.ogr2ogr_once(s.gdal, s.server.base, self.gdal_timeout, work)
-                log(f"  GDAL district {w.gdal_district} run {rep + 1} {s.name:<8}: "
-                    f"{s.gdal.status} {s.gdal.runs_s[-1] if s.gdal.runs_s else ''} "
-                    f"{s.gdal.note}")
-            if source is not None:
-                gdal.gdal_alone_once(self.gdal_alone, source, self.gdal_timeout, work)
-                log(f"  GDAL district {w.gdal_district} run {rep + 1} GDAL alone: "
-                    f"{self.gdal_alone.status} "
-                    f"{self.gdal_alone.runs_s[-1] if self.gdal_alone.runs_s else ''}")
+                collection = s.gdal_collection or f"district {w.gdal_district}"
+                if s.server is None and client != gdal.DEFAULT_CLIENT:
+                    continue  # the raw floor pages by key over psycopg: no GDAL client
+                s_result = gdal.GdalResult(s.name, collection, expected, client)
+                self.gdal_results.append(s_result)
+                results.append((s, s_result))
+            alone = None
+            if client == gdal.ALONE_OF[client]:
+                alone = gdal.GdalResult(gdal.GDAL_ALONE, source.name if source else "-",
+                                        expected, client, "ok" if source else "failed", note)
+                self.gdal_results.append(alone)
+            for rep in range(runs or self.args.gdal_reps):
+                for s, s_result in results:
+                    self._settle()
+                    if s.server is None:
+                        gdal.raw_once(s_result, self.db.conninfo(), w.gdal_district)
+                    else:
+                        gdal.client_once(s_result, s.server.base, self.gdal_timeout, work)
+                    log(f"  GDAL {client} district {w.gdal_district} run {rep + 1} "
+                        f"{s.name:<8}: {s_result.status} "
+                        f"{s_result.runs_s[-1] if s_result.runs_s else ''} {s_result.note}")
+                if alone is not None and source is not None:
+                    gdal.gdal_alone_once(alone, source, self.gdal_timeout, work)
+                    log(f"  GDAL {client} district {w.gdal_district} run {rep + 1} GDAL "
+                        f"alone: {alone.status} {alone.runs_s[-1] if alone.runs_s else ''}")
+            log(f"  {title}: done")
         if source is not None:
             source.unlink(missing_ok=True)
 
@@ -382,10 +441,9 @@ class Bench:
         a = self.args
         machine_info["load_average_end"] = machine.load_average()
         ds = self.dataset
-        gdal_results = [s.gdal.to_json() for s in systems if s.gdal]
-        if self.gdal_alone is not None:
-            gdal_results.append(self.gdal_alone.to_json())
-        gdal_results += [gdal.GdalResult(name, "-", 0, "failed", info["note"]).to_json()
+        gdal_results = [g.to_json() for g in self.gdal_results]
+        gdal_results += [gdal.GdalResult(name, "-", 0, status="failed",
+                                         note=info["note"]).to_json()
                          for name, info in self.status.items() if info["status"] != "ok"]
         return {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -394,6 +452,7 @@ class Bench:
             "config": {"quick": a.quick, "duration_s": a.duration, "concurrency": a.concurrency,
                        "systems": a.systems, "max_requests": a.max_requests,
                        "gdal_reps": a.gdal_reps, "gdal_page_size": gdal.PAGE_SIZE,
+                       "gdal_clients": {k: v[0] for k, v in gdal.CLIENTS.items()},
                        "request_timeout_s": loadgen.REQUEST_TIMEOUT_S},
             "machine": machine_info,
             "versions": self.versions,

@@ -116,10 +116,18 @@ class Server:
             return None
 
 
-def platform_server(db: BenchDB, work: Path) -> Server:
-    """``lis serve`` (this checkout, this Python) with its generated config under work/."""
+def platform_server(db: BenchDB, work: Path, workers: int | None = 1,
+                    name: str = "platform") -> Server:
+    """``lis serve`` (this checkout, this Python) with its generated config under work/.
+
+    ``workers``: its processes (``LIS_WORKERS``); 1 beside the peers' one process each,
+    None for the default configuration (one per core, at most 4), as a user starts it.
+    """
     env = {**os.environ, "DATABASE_URL": db.sqlalchemy_url, "HOST": "127.0.0.1",
            "PORT": "{port}", "LIS_VAR_DIR": str(work / "lis-var")}
     env.pop("LIS_PUBLIC_URL", None)
-    return Server("platform", [sys.executable, "-m", "lis.cli", "serve"], env,
-                  work / "logs" / "platform.log", ready_path="/health")
+    env.pop("LIS_WORKERS", None)
+    if workers is not None:
+        env["LIS_WORKERS"] = str(workers)
+    return Server(name, [sys.executable, "-m", "lis.cli", "serve"], env,
+                  work / "logs" / f"{name}.log", ready_path="/health")

@@ -6,7 +6,10 @@ Four systems answer the same five request kinds from one ``Workload``:
 * ``district_page`` the first page of 1,000 parcels of one district
 * ``by_id``         one parcel by id
 * ``cql``           a CQL2 filter (district, land use, area), limit 100
-* ``tiles``         a vector tile, WebMercatorQuad z12-z16
+* ``tiles``         a vector tile, WebMercatorQuad z12-z16, warm: a small set asked again
+                    and again (what a cache serves)
+* ``tiles_cold``    a vector tile never asked before in that system's run, the same zoom
+                    mix for every system (what a first visit costs)
 
 ``raw`` is the floor: the SQL that builds the same GeoJSON (or MVT) in PostGIS, run over
 psycopg with no HTTP in between. Before a system is timed, a few answers of each kind are
@@ -25,13 +28,17 @@ from psycopg import sql
 from bench.workload import CQL_LIMIT, ITEMS_LIMIT, Workload
 from cadastre.layers import PARCELS
 
-KINDS = ("items_bbox", "district_page", "by_id", "cql", "tiles")
+KINDS = ("items_bbox", "district_page", "by_id", "cql", "tiles", "tiles_cold")
+# Kinds whose requests must never repeat within a system's run: each cell takes its own
+# slice of the list (``bench.run``).
+COLD_KINDS = ("tiles_cold",)
 KIND_TITLES = {
     "items_bbox": "items of 1,000 parcels in a bbox",
     "district_page": "first 1,000 parcels of a district",
     "by_id": "one parcel by id",
     "cql": "CQL2 filter, limit 100",
-    "tiles": "vector tile z12-z16",
+    "tiles": "vector tile z12-z16, warm (a repeated set)",
+    "tiles_cold": "vector tile z12-z16, cold (each asked once)",
     "gdal_district": "whole district with GDAL OAPIF (ogr2ogr)",
 }
 
@@ -43,7 +50,8 @@ class WrongAnswer(AssertionError):
 def items(work: Workload, kind: str) -> list:
     """The request list of a kind (requests cycle through it)."""
     return {"items_bbox": work.bboxes, "district_page": work.page_districts,
-            "by_id": work.ids, "cql": work.filters, "tiles": work.tiles}[kind]
+            "by_id": work.ids, "cql": work.filters, "tiles": work.tiles,
+            "tiles_cold": work.cold_tiles}[kind]
 
 
 def _q(params: dict) -> str:
@@ -71,7 +79,7 @@ class HttpSpelling:
         if kind == "cql":
             return base + _q({**self.cql_extra, "filter": item.cql2_text(),
                               "limit": CQL_LIMIT})
-        if kind == "tiles":
+        if kind in ("tiles", "tiles_cold"):
             return self.tile(*item) if self.tile else None
         raise ValueError(kind)
 
@@ -128,7 +136,7 @@ def _features(body: bytes) -> list[dict]:
 
 def check(kind: str, item: object, body: bytes, work: Workload) -> None:
     """Raise WrongAnswer unless ``body`` answers ``item`` of ``kind``."""
-    if kind == "tiles":
+    if kind in ("tiles", "tiles_cold"):
         if not body:
             raise WrongAnswer("empty tile where parcels are")
         return
@@ -209,7 +217,7 @@ def raw_statement(kind: str, item: object) -> tuple[sql.Composable, tuple]:
         return RAW_BY_ID, (item,)
     if kind == "cql":
         return RAW_CQL, (item.district, item.min_area)
-    if kind == "tiles":
+    if kind in ("tiles", "tiles_cold"):
         z, x, y = item
         return RAW_TILE, (z, x, y)
     raise ValueError(kind)

@@ -22,6 +22,9 @@ N_IDS = 500
 N_BBOX_CANDIDATES = 60
 N_BBOXES = 30
 N_TILE_POINTS = 8
+# Seeded parcel points for the cold tiles, one zoom each in turn: enough distinct tiles that
+# no cell of a run asks one twice (10 s at several hundred tiles/s, per client count).
+N_COLD_POINTS = 120_000
 N_FILTERS = 20
 BBOX_TARGET = 1400  # parcels aimed for per bbox, so that >= 1,000 intersect
 BBOX_GROW = 1.35
@@ -46,6 +49,7 @@ class Workload:
     bboxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     filters: list[CqlFilter] = field(default_factory=list)
     tiles: list[tuple[int, int, int]] = field(default_factory=list)  # (z, x, y)
+    cold_tiles: list[tuple[int, int, int]] = field(default_factory=list)  # distinct
     page_districts: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -53,6 +57,9 @@ class Workload:
                 "gdal_district_parcels": self.districts[self.gdal_district],
                 "ids": len(self.ids), "bboxes": self.bboxes,
                 "filters": [asdict(f) for f in self.filters], "tiles": self.tiles,
+                "cold_tiles": len(self.cold_tiles),
+                "cold_tile_zooms": {z: sum(t[0] == z for t in self.cold_tiles)
+                                    for z in TILE_ZOOMS},
                 "page_districts": self.page_districts}
 
 
@@ -115,10 +122,30 @@ def build(db: BenchDB) -> Workload:
                 (d,)).fetchone()[0]
             if median is not None:
                 work.filters.append(CqlFilter(d, float(median)))
+        points = conn.execute(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c, id "
+            "  FROM publish.parcels ORDER BY md5(id::text || %s) LIMIT %s) p",
+            (SEED + "-cold", N_COLD_POINTS)).fetchall()
     for x0, y0, x1, y1 in work.bboxes[:N_TILE_POINTS]:
         for z in TILE_ZOOMS:
             work.tiles.append(tile_of((x0 + x1) / 2, (y0 + y1) / 2, z))
+    work.cold_tiles = cold_tiles(points, set(work.tiles))
     return work
+
+
+def cold_tiles(points: list[tuple[float, float]], warm: set[tuple[int, int, int]]
+               ) -> list[tuple[int, int, int]]:
+    """Distinct tiles where parcels are, none of the warm set, zooms taken in turn (the
+    same list, so the same zoom mix, for every system); low zooms run out first, as they
+    would for a real map's first visitors."""
+    seen = set(warm)
+    out: list[tuple[int, int, int]] = []
+    for k, (x, y) in enumerate(points):
+        tile = tile_of(x, y, TILE_ZOOMS[k % len(TILE_ZOOMS)])
+        if tile not in seen:
+            seen.add(tile)
+            out.append(tile)
+    return out
 
 
 def hash_key(text: str) -> str:

@@ -1,6 +1,7 @@
 """Load delivered cadastral parcel files: read, map, validate, reproject, stage, merge.
 
-One file is one load run and one transaction, through the ETL's one pipeline
+A file is read, validated and staged a batch at a time (its size does not bound the
+memory a load needs); one file is one load run and one transaction, through the ETL's one pipeline
 (``etl.pipeline``): strict mode (the default) loads nothing if any feature is rejected;
 ``quarantine`` loads the good rows and records the bad ones. Re-loading the same file
 changes no data: rows are matched by their natural key (commune, sheet, parcel number) and
@@ -9,18 +10,20 @@ only real differences are written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
+from pyproj import CRS
 from sqlalchemy.engine import Connection, Engine
 
 from cadastre import MAPPINGS
 from cadastre import merge as m
 from cadastre.location import check_location
 from cadastre.reference import Reference
-from cadastre.rules import DELIVERIES, Options, parse_scale, prepare_parcels
+from cadastre.rules import DELIVERIES, Options, check_batch, parse_scale
 from etl.actor import Actor
 from etl.fieldmap import FieldMapping
 from etl.pipeline import Prepared, Refused, run_load
@@ -29,7 +32,8 @@ from etl.report import Issue, LoadError, LoadResult
 from etl.rowcheck import resolve_crs
 from etl.samples import load_listed, read_manifest
 from etl.sidecar import find_sidecar, read_sidecar
-from etl.sources import file_sha256, open_source
+from etl.sources import BATCH_FEATURES, Stream, file_sha256, open_stream
+from etl.staging import pipelined
 
 KIND = "parcels"
 # Layer names a cadastral GeoPackage of several layers names its parcels by.
@@ -47,6 +51,7 @@ class ParcelLoadResult(LoadResult):
     delivery: str = "changes"
     retired: int = 0
     lineage: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
     def summary(self) -> str:
         text_ = super().summary()
@@ -83,7 +88,16 @@ def delivery_options(path: Path, given: Options) -> tuple[Options, Path | None]:
 
 
 class ParcelLoader:
-    """One parcel file through the pipeline (``etl.pipeline.Loader``)."""
+    """One parcel file through the pipeline (``etl.pipeline.Loader``), streamed.
+
+    ``prepare`` opens the file and makes every whole-file check (archive, parts, text
+    encoding, layer, CRS, fields) without reading a feature. ``merge`` reads, validates
+    and stages it a batch at a time (a producer thread validates and formats the next
+    batch while the connection sends this one), so memory is bounded by the batch, not
+    the file; then the rules that need the whole file run on the stage in SQL (duplicate
+    keys, location, overlaps) and the merge follows. Strict mode refuses the file if
+    anything was refused (the transaction rolls back); quarantine leaves those rows out.
+    """
 
     kind = KIND
     tables = ("cadastre.parcel", "cadastre.parcel_land_use", "cadastre.parcel_history",
@@ -93,16 +107,19 @@ class ParcelLoader:
     def __init__(self, path: Path, options: Options, layer: str | None,
                  encoding: str | None, mapping: str | Path,
                  only_districts: set[str] | None, quarantine: bool,
-                 progress: Progress) -> None:
+                 progress: Progress, batch_features: int = BATCH_FEATURES) -> None:
         self.path, self.options, self.layer, self.encoding = path, options, layer, encoding
         self.mapping, self.only_districts, self.progress = mapping, only_districts, progress
-        self.quarantine = quarantine
-        self.rows: pd.DataFrame | None = None
-        self.parents: pd.DataFrame | None = None
+        self.quarantine, self.batch_features = quarantine, batch_features
+        self.stream: Stream | None = None
+        self.crs: CRS | None = None
+        self.ref: Reference | None = None
+        self.fields: FieldMapping | None = None
         self.districts: list[str] = []
+        self.timings: dict[str, float] = {}  # seconds per step (bench.load reports them)
 
     def identity(self) -> str | None:
-        return None  # the file's sha256 comes with reading it (or from the failure record)
+        return None  # the file's sha256 comes with opening it (or from the failure record)
 
     def prepare(self, engine: Engine, result: ParcelLoadResult, run_options: dict
                 ) -> Prepared:
@@ -112,60 +129,123 @@ class ParcelLoader:
         run_options.update(delivery=self.options.delivery, scale=self.options.scale,
                            sheet_scales=self.options.sheet_scales,
                            sidecar=sidecar.name if sidecar else None)
-        progress.step(f"reading {path.name}")
-        source = open_source(path, layer=self.layer, encoding=self.encoding,
-                             preferred_layers=PARCEL_LAYERS)
-        result.features_read = len(source.frame)
-        crs = resolve_crs(path.name, source.crs, self.options.crs)
-        result.source_srid = crs.to_2d().to_epsg(min_confidence=70)
-        progress.step(f"validating {result.features_read:,} features ({crs.name})")
+        progress.step(f"opening {path.name}")
+        self.stream = stream = open_stream(path, layer=self.layer, encoding=self.encoding,
+                                           preferred_layers=PARCEL_LAYERS,
+                                           batch_features=self.batch_features)
+        result.features_read = stream.features
+        self.crs = resolve_crs(path.name, stream.crs, self.options.crs)
+        result.source_srid = self.crs.to_2d().to_epsg(min_confidence=70)
+        self.fields = FieldMapping.load(self.mapping, MAPPINGS)
+        # A required field missing is a whole-file problem: found before the transaction.
+        self.fields.select(pd.DataFrame(columns=stream.fields), path.name)
         with engine.connect() as conn:
-            ref = Reference.load(conn)
-        rows, issues, parents = prepare_parcels(source.frame, path.name, crs, ref,
-                                                FieldMapping.load(self.mapping, MAPPINGS),
-                                                self.options)
-        issues = source.issues + issues  # whole-file repairs: encoding, M values
-        # The rows hold what is staged: drop the read frame (an empty one keeps the type)
-        # so a million features are not held twice through staging and the merge.
-        source.frame = source.frame.iloc[0:0]
-        if self.only_districts is not None:
-            rows, outside = restrict_districts(rows, self.only_districts)
-            issues += outside
-            parents = parents[parents["feature_no"].isin(rows["feature_no"])]
-        self.rows, self.parents = rows, parents
-        self.districts = sorted(rows["district_code"].dropna().unique().tolist())
+            self.ref = Reference.load(conn)
         # with a sidecar the delivery's identity covers it (the data files' hash alone is
-        # what reading them already gave)
-        return Prepared(issues, self.districts,
-                        delivery_sha256(path) if sidecar else source.sha256, source.layer)
+        # what opening them already gave)
+        return Prepared(list(stream.issues), [],
+                        delivery_sha256(path) if sidecar else stream.sha256, stream.layer)
 
     def lock(self, conn: Connection) -> None:
-        m.lock_districts(conn, self.districts)
+        """Nothing yet: the districts are known once the file is staged (``merge`` locks
+        them then, before anything reads the cadastre)."""
+
+    def _checked(self) -> Iterator[tuple[int, list, list, list[Issue], set[str]]]:
+        """The producer's work, batch by batch: read, validate, restrict to the allowed
+        districts, format as COPY text. (features done, rows' text, parents' text,
+        issues, districts)."""
+        stream = self.stream
+        batches = stream.batches()
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, None)
+            self._add("reading", time.perf_counter() - started)
+            if batch is None:
+                return
+            done, frame, whole_file = batch
+            started = time.perf_counter()
+            rows, issues, parents = check_batch(frame, stream.path.name, self.crs, self.ref,
+                                                self.fields, self.options, done + 1)
+            del frame
+            if self.only_districts is not None:
+                outside = restrict_districts(rows, self.only_districts)
+                issues += outside
+                refused = rows["feature_no"].isin([i.feature_no for i in outside])
+                rows.loc[refused, "rejected"] = True
+                parents = parents[~parents["feature_no"].isin(rows.loc[refused,
+                                                                       "feature_no"])]
+            kept = rows.loc[~rows["rejected"], "district_code"]
+            districts = set(kept.dropna().unique().tolist())
+            text_rows, text_parents = m.format_batch(rows, parents)
+            self._add("validating", time.perf_counter() - started)
+            yield done + len(rows), text_rows, text_parents, whole_file + issues, districts
+
+    def _add(self, step: str, seconds: float) -> None:
+        self.timings[step] = self.timings.get(step, 0.0) + seconds
 
     def merge(self, conn: Connection, run_id: int, result: ParcelLoadResult,
               progress: Progress, issues: list[Issue]) -> dict[str, int]:
-        progress.step(f"staging {len(self.rows):,} rows")
-        m.stage(conn, self.rows, self.parents,
-                lambda d, t: progress.update("staging", d, t))
+        total = result.features_read
+        progress.step(f"validating and staging {total:,} features ({self.crs.name})")
+        m.begin_stage(conn)
+        checked: list[Issue] = []
+        districts: set[str] = set()
+        for done, text_rows, text_parents, found, batch_districts in pipelined(
+                self._checked()):
+            started = time.perf_counter()
+            m.stage_batch(conn, text_rows, text_parents)
+            self._add("staging", time.perf_counter() - started)
+            checked += found
+            districts |= batch_districts
+            progress.update("validating and staging", done, total)
+        started = time.perf_counter()
+        checked += duplicate_issues(m.duplicate_keys(conn))
+        rejects = {i.feature_no for i in checked if i.severity == "reject"}
+        self._add("duplicate keys", time.perf_counter() - started)
+        self.districts = sorted(districts)
+        result.districts = self.districts  # recorded with the run, loaded or rejected
+        if rejects and not self.quarantine:
+            raise Refused(checked)  # nothing is merged; every issue of the file is listed
+        issues += checked
+        if rejects:
+            m.drop_rejected(conn, sorted(rejects))
+        m.finish_stage(conn)
+        m.lock_districts(conn, self.districts)
         progress.step("checking districts' and communes' boundaries")
+        started = time.perf_counter()
         outside, notes = check_location(conn, STAGED)
         if outside and self.quarantine:
             m.drop_features(conn, sorted({i.feature_no for i in outside}))
+        self._add("location", time.perf_counter() - started)
         progress.step("checking overlaps with current parcels")
+        started = time.perf_counter()
         found = outside + notes + overlap_issues(m.overlaps(conn, self.options.delivery))
-        rejects = [i for i in found if i.severity == "reject"]
-        if rejects and not self.quarantine:
+        self._add("overlaps", time.perf_counter() - started)
+        rejects_db = [i for i in found if i.severity == "reject"]
+        if rejects_db and not self.quarantine:
             raise Refused(found)
-        if rejects:
-            m.drop_features(conn, sorted({i.feature_no for i in rejects}))
+        if rejects_db:
+            m.drop_features(conn, sorted({i.feature_no for i in rejects_db}))
         issues += found
         progress.step("merging in one transaction")
+        started = time.perf_counter()
         counts = m.merge(conn, run_id, self.options.delivery)
         issues += [Issue(no, "old_parcel_no", f"old number {ref} is not a current parcel: "
                          "no parent linked", ref, severity="note")
                    for no, ref in m.unknown_parents(conn)]
+        self._add("merging", time.perf_counter() - started)
         result.retired, result.lineage = counts["retired"], counts["lineage"]
+        result.timings = {k: round(v, 2) for k, v in self.timings.items()}
+        progress.step("seconds per step (reading and validating run beside staging): "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
         return counts
+
+
+def duplicate_issues(rows: list[tuple[int, str, int, int, list[int]]]) -> list[Issue]:
+    """A reject for every copy of a key the file holds more than once (which is right?)."""
+    return [Issue(no, "parcel_no", f"duplicate key commune {commune} sheet {sheet} parcel "
+                  f"{parcel} (also feature {', '.join(str(o) for o in others)})")
+            for no, commune, sheet, parcel, others in rows]
 
 
 def overlap_issues(rows: list[tuple[int, str, float, float, bool]]) -> list[Issue]:
@@ -192,7 +272,8 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
                  quarantine: bool = False, layer: str | None = None,
                  encoding: str | None = None, mapping: str | Path = "parcels",
                  progress: Progress | None = None, only_districts: set[str] | None = None,
-                 actor: Actor | None = None, name: str | None = None) -> ParcelLoadResult:
+                 actor: Actor | None = None, name: str | None = None,
+                 batch_features: int = BATCH_FEATURES) -> ParcelLoadResult:
     """Load one file; never raises for bad data, the result says what happened.
 
     ``only_districts`` (an API load for one district): a feature whose commune lies in any
@@ -200,30 +281,31 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
     the file and quarantine leaves those features out. ``actor``: who the load is for (the
     run's ``run_by`` and the audit row), when not the operator at the shell. ``name``: the
     file's name as delivered (an upload's), recorded instead of the server's path.
+    ``batch_features``: features read, validated and staged at a time.
     """
     options = options or Options()
     progress = progress or Progress("load", enabled=False)
     result = ParcelLoadResult(file=path, mode="quarantine" if quarantine else "strict",
                               name=name)
     loader = ParcelLoader(path, options, layer, encoding, mapping, only_districts, quarantine,
-                          progress)
+                          progress, batch_features)
     run_options = {**asdict(options), "layer": layer, "encoding": encoding,
                    "mapping": str(mapping)}
     return run_load(engine, loader, result, quarantine=quarantine, options=run_options,
                     progress=progress, actor=actor)
 
 
-def restrict_districts(rows: pd.DataFrame, allowed: set[str]) -> tuple[pd.DataFrame, list[Issue]]:
-    """(rows of the ``allowed`` districts, a located reject for each other row): a load for
-    one district must not touch another's parcels, whoever sends it."""
-    outside = ~rows["district_code"].isin(allowed)
+def restrict_districts(rows: pd.DataFrame, allowed: set[str]) -> list[Issue]:
+    """A located reject for each row whose commune lies outside the ``allowed``
+    districts: a load for one district must not touch another's parcels, whoever sends
+    it."""
+    outside = rows["district_code"].notna() & ~rows["district_code"].isin(allowed)
     wanted = ", ".join(sorted(allowed))
-    issues = [Issue(int(r.feature_no), "commune_code",
-                    f"commune {r.commune_code} lies in district {r.district_code}, not "
-                    f"{wanted}: this load is for {wanted} only", r.commune_code)
-              for r in rows.loc[outside, ["feature_no", "commune_code", "district_code"]]
-              .itertuples(index=False)]
-    return rows.loc[~outside].reset_index(drop=True), issues
+    return [Issue(int(r.feature_no), "commune_code",
+                  f"commune {r.commune_code} lies in district {r.district_code}, not "
+                  f"{wanted}: this load is for {wanted} only", r.commune_code)
+            for r in rows.loc[outside, ["feature_no", "commune_code", "district_code"]]
+            .itertuples(index=False)]
 
 
 def load_sample_parcels(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:

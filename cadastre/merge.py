@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from etl.staging import advisory_lock, copy_rows
+from etl.staging import advisory_lock, copy_chunks, copy_formatted, copy_rows
 
 STAGE_DDL = """
 CREATE TEMP TABLE stage_parcel (
@@ -22,7 +22,8 @@ CREATE TEMP TABLE stage_parcel (
     legal_area_m2 numeric(14,1), land_use text, land_use_source text, address text,
     current_province_code text, current_commune_code text, source_srid int,
     geom geometry(MultiPolygon, 4326), owner_name text, owner_id_number text,
-    certificate_serial text, certificate_date date, scale int, scale_stated int
+    certificate_serial text, certificate_date date, scale int, scale_stated int,
+    rejected boolean NOT NULL DEFAULT false  -- refused by a rule: only its key is staged
 ) ON COMMIT DROP
 """
 # The parcels each staged parcel came from, by their old numbers (see rules.parent_refs).
@@ -38,6 +39,10 @@ COPY_COLUMNS = (
     "current_province_code, current_commune_code, source_srid, geom, owner_name, "
     "owner_id_number, certificate_serial, certificate_date, scale, scale_stated"
 )
+# A streamed load stages the rows its rules refused too (their keys only, flagged), for
+# the in-file duplicate check (``duplicate_keys``), and drops them before the merge.
+STREAM_COLUMNS = COPY_COLUMNS + ", rejected"
+PARENT_COLUMNS = "feature_no, commune_code, sheet_no, parcel_no, change_kind, change_date"
 STAGE_STATS_COLUMNS = ("feature_no, district_code, commune_code, sheet_no, parcel_no, "
                        "owner_name, owner_id_number, certificate_serial")
 # Attributes whose change makes a new version of a parcel (history + 'update' event).
@@ -51,26 +56,80 @@ PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no,
                "load_run_id, geom")
 
 
-def stage(conn: Connection, rows: pd.DataFrame, parents: pd.DataFrame | None = None,
-          progress: Callable[[int, int], None] | None = None) -> None:
-    """COPY the rows (and their parents by old number) into temp tables (geometry as hex
-    EWKB, parsed by PostGIS)."""
+def begin_stage(conn: Connection) -> None:
+    """The empty stage tables, for this transaction."""
     # The merge's statements are big joins over the whole stage: their estimated cost
     # crosses jit_above_cost at a few hundred thousand rows, and compiling them costs more
     # than it saves (seconds per statement). Off for this transaction only.
     conn.execute(text("SET LOCAL jit = off"))
     conn.execute(text(STAGE_DDL))
-    copy_rows(conn, "stage_parcel", COPY_COLUMNS, rows, progress)
     conn.execute(text(PARENT_DDL))
-    if parents is not None and len(parents):
-        copy_rows(conn, "stage_parent", "feature_no, commune_code, sheet_no, parcel_no, "
-                  "change_kind, change_date", parents)
+
+
+def finish_stage(conn: Connection) -> None:
+    """Planner statistics for the merge's joins, once everything is staged."""
     conn.execute(text("ANALYZE stage_parent"))
     # No index on the stage: every merge step reads all of it (hash joins, or probes of
     # the parcel table's natural-key index from each stage row), never the other way.
     # Statistics for the columns the merge joins and filters on; sampling the geometry
     # column (PostGIS computes its histogram) is the bulk of a full ANALYZE and unused.
     conn.execute(text(f"ANALYZE stage_parcel ({STAGE_STATS_COLUMNS})"))
+
+
+def stage(conn: Connection, rows: pd.DataFrame, parents: pd.DataFrame | None = None,
+          progress: Callable[[int, int], None] | None = None) -> None:
+    """COPY validated rows (and their parents by old number) into the stage at once (an
+    API write's one parcel; a file is staged batch by batch: ``stage_batch``)."""
+    begin_stage(conn)
+    copy_rows(conn, "stage_parcel", COPY_COLUMNS, rows, progress)
+    if parents is not None and len(parents):
+        copy_rows(conn, "stage_parent", PARENT_COLUMNS, parents)
+    finish_stage(conn)
+
+
+def format_batch(rows: pd.DataFrame, parents: pd.DataFrame
+                 ) -> tuple[list[bytes | pd.DataFrame], list[bytes | pd.DataFrame]]:
+    """A checked batch (``rules.check_batch``: every row, flagged) as COPY text for
+    ``stage_batch``; made in the producer thread, apart from the connection."""
+    return ([c for _, c in copy_chunks(rows, STREAM_COLUMNS)],
+            [c for _, c in copy_chunks(parents, PARENT_COLUMNS)] if len(parents) else [])
+
+
+def stage_batch(conn: Connection, rows: list[bytes | pd.DataFrame],
+                parents: list[bytes | pd.DataFrame]) -> None:
+    """Send one formatted batch into the stage (``format_batch``)."""
+    copy_formatted(conn, "stage_parcel", STREAM_COLUMNS, rows)
+    if parents:
+        copy_formatted(conn, "stage_parent", PARENT_COLUMNS, parents)
+
+
+def duplicate_keys(conn: Connection) -> list[tuple[int, str, int, int, list[int]]]:
+    """Natural keys the file holds more than once, refused or not, every copy:
+    (feature, commune, sheet, parcel, the other features), in the order of the key's
+    first feature. One aggregate over the stage: the file is never held to find them."""
+    return [tuple(r) for r in conn.execute(text("""
+        WITH dup AS (
+            SELECT commune_code, sheet_no, parcel_no,
+                   array_agg(feature_no ORDER BY feature_no) AS nos
+              FROM stage_parcel
+             WHERE commune_code IS NOT NULL AND sheet_no IS NOT NULL
+               AND parcel_no IS NOT NULL
+             GROUP BY commune_code, sheet_no, parcel_no
+            HAVING count(*) > 1)
+        SELECT no, commune_code, sheet_no, parcel_no, array_remove(nos, no)
+          FROM dup CROSS JOIN LATERAL unnest(nos) AS no
+         ORDER BY nos[1], no
+    """))]
+
+
+def drop_rejected(conn: Connection, feature_nos: list[int]) -> int:
+    """Leave out the rows the rules refused and ``feature_nos`` (quarantine); return how
+    many staged rows remain."""
+    conn.execute(text("DELETE FROM stage_parcel WHERE rejected OR feature_no = ANY(:nos)"),
+                 {"nos": feature_nos})
+    conn.execute(text("DELETE FROM stage_parent WHERE feature_no = ANY(:nos)"),
+                 {"nos": feature_nos})
+    return conn.execute(text("SELECT count(*) FROM stage_parcel")).scalar_one()
 
 
 def lock_districts(conn: Connection, districts: list[str]) -> None:
@@ -355,18 +414,30 @@ def overlaps(conn: Connection, delivery: str
     name and, for a re-survey, every parcel of its communes. The tolerance is the
     permissible area error (ΔP = 0.0004·M·√P) of the smaller of the two at the staged
     sheet's scale: an overlap within the survey's own accuracy is noise, not a conflict.
-    Set-wise, on the parcels' spatial index.
+    Set-wise, on the parcels' spatial index. A staged parcel whose geometry is its current
+    version's, byte for byte, is not checked: whatever it overlaps, it overlapped before
+    this load (a district delivered again with a few changes checks those few, not every
+    parcel against its neighbours).
     """
     resurveyed = ("AND (p.district_code, p.commune_code) NOT IN (SELECT DISTINCT "
                   "district_code, commune_code FROM stage_parcel)"
                   if delivery == "resurvey" else "")
     return [tuple(r) for r in conn.execute(text(f"""
-        WITH pairs AS (
+        WITH moved AS MATERIALIZED (
+            SELECT s.feature_no, s.district_code, s.scale, s.area_m2, s.geom
+              FROM stage_parcel s
+             WHERE NOT EXISTS (
+                    SELECT 1 FROM cadastre.parcel q
+                     WHERE q.district_code = s.district_code
+                       AND q.commune_code = s.commune_code AND q.sheet_no = s.sheet_no
+                       AND q.parcel_no = s.parcel_no AND q.status = 'current'
+                       AND ST_AsBinary(q.geom) = ST_AsBinary(s.geom))),
+        pairs AS (
             SELECT s.feature_no, p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no
                    AS other, ST_Area(ST_Intersection(s.geom, p.geom)::geography) AS overlap,
                    0.0004 * s.scale * sqrt(least(s.area_m2, p.area_m2)) AS tolerance,
                    p.district_code = s.district_code AS same_district
-              FROM stage_parcel s
+              FROM moved s
               JOIN cadastre.parcel p ON p.geom && s.geom AND p.status = 'current'
              WHERE NOT EXISTS (
                     SELECT 1 FROM stage_parcel k

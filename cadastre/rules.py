@@ -2,14 +2,17 @@
 
 Each rule names the feature, field and reason of every row it rejects. The order is
 attributes, geometry, CRS/reprojection, location in Vietnam, area, then duplicate keys, so
-a row reports every independent problem it has, not only the first. Inside the district
-and the commune is checked on the stage, in the database (``cadastre.location``).
+a row reports every independent problem it has, not only the first. A file is checked a
+batch at a time (``check_batch``), so its size does not bound what a load can hold; the
+rules that need the whole file are made on the stage, in the database: duplicate keys
+(``cadastre.merge.duplicate_keys``) and inside the district and the commune
+(``cadastre.location``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -359,17 +362,28 @@ def parent_refs(attrs: pd.DataFrame, out: pd.DataFrame) -> tuple[pd.DataFrame, l
     return frame.drop_duplicates(ignore_index=True), rows.issues
 
 
-def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Reference,
-                    mapping: FieldMapping, options: Options
-                    ) -> tuple[pd.DataFrame, list[Issue], pd.DataFrame]:
-    """Validate a file's features; return (rows to stage, issues, their parents by old
-    number)."""
+KEY_COLUMNS = ["commune_code", "sheet_no", "parcel_no"]
+INT_MAX = 2**31 - 1  # the stage's (and the parcel table's) int columns
+
+
+def check_batch(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Reference,
+                mapping: FieldMapping, options: Options, first_no: int = 1
+                ) -> tuple[pd.DataFrame, list[Issue], pd.DataFrame]:
+    """Validate a batch of a file's features, ``first_no`` the number of its first
+    feature; return (every row, a ``rejected`` column saying which are refused, issues,
+    the kept rows' parents by old number).
+
+    Rejected rows keep only their feature number, natural key and district: the stage
+    holds them
+    so that the in-file duplicate check, which needs every batch, is one query over the
+    stage (``cadastre.merge.duplicate_keys``) instead of a Python set over the file.
+    """
     attrs = mapping.select(frame, file)
     n = len(frame)
     feature_nos = np.arange(1, n + 1)
     cols, issues = check_attributes(attrs, ref)
     out = pd.DataFrame({c: cols[c] for c in ATTRIBUTE_COLUMNS})
-    del cols  # the frame holds its own copy: at 1M rows each column array is 8 MB
+    del cols  # the frame holds its own copy
 
     # Geometry: validity and type in the source CRS (repairs keep the source's precision).
     geoms, geom_ok, geom_issues = check_polygons(np.asarray(frame.geometry.values, dtype=object),
@@ -388,8 +402,7 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     computed = np.full(n, np.nan)
     province = out["province_code"].to_numpy()
     for code in pd.unique(province[located & pd.notna(province)]):
-        # In slices: measuring projects a copy of every geometry, and a province of half
-        # a million parcels would otherwise hold that many copies at once.
+        # In slices: measuring projects a copy of every geometry.
         members = np.flatnonzero(located & (province == code))
         for start in range(0, len(members), AREA_SLICE_ROWS):
             sel = members[start:start + AREA_SLICE_ROWS]
@@ -407,7 +420,6 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
                   "rounding)")
     parents, parent_issues = parent_refs(attrs, out)
     issues += parent_issues
-    issues += duplicate_keys(out)
 
     out["computed_area_m2"] = np.round(computed, 1)
     out["source_srid"] = srid_of(source_crs)
@@ -420,20 +432,51 @@ def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Refere
     # a chunk at a time, instead of holding a hex string per feature next to them.
     has_geom = located & ~np.isnan(computed)
     out["wkb"] = np.where(has_geom, wgs, None)
-    rejected = {i.feature_no for i in issues if i.severity == "reject"}
-    keep = ~out["feature_no"].isin(rejected)
-    staged = out[STAGE_COLUMNS] if keep.all() else out.loc[keep, STAGE_COLUMNS]
-    del out
-    staged = staged.reset_index(drop=True)
+    rejected = np.isin(out["feature_no"].to_numpy(),
+                       [i.feature_no for i in issues if i.severity == "reject"])
+    out = out[STAGE_COLUMNS]
+    if rejected.any():  # only the key of a refused row is staged (see above)
+        rest = [c for c in STAGE_COLUMNS
+                if c not in ("feature_no", "district_code", *KEY_COLUMNS)]
+        out.loc[rejected, rest] = None
+        for name in ("sheet_no", "parcel_no"):  # a key no int column holds is no key
+            values = pd.to_numeric(out[name], errors="coerce")
+            out.loc[values > INT_MAX, name] = np.nan
+    out["rejected"] = rejected
+    for name in ("sheet_no", "parcel_no"):  # whole numbers where none is missing
+        if out[name].notna().all():
+            out[name] = out[name].astype(np.int64)
+    parents = parents[~parents["feature_no"].isin(out.loc[rejected, "feature_no"])]
+    if first_no != 1:  # numbered from the file's start, not the batch's
+        shift = first_no - 1
+        out["feature_no"] += shift
+        parents = parents.assign(feature_no=parents["feature_no"] + shift)
+        issues = [replace(i, feature_no=i.feature_no + shift) if i.feature_no else i
+                  for i in issues]
+    return out, issues, parents.reset_index(drop=True)
+
+
+def prepare_parcels(frame: pd.DataFrame, file: str, source_crs: CRS, ref: Reference,
+                    mapping: FieldMapping, options: Options
+                    ) -> tuple[pd.DataFrame, list[Issue], pd.DataFrame]:
+    """Validate a whole (small) frame's features, e.g. one written through the API;
+    return (rows to stage, issues, their parents by old number). Files are validated
+    batch by batch (``check_batch``) and their duplicate keys found on the stage."""
+    rows, issues, parents = check_batch(frame, file, source_crs, ref, mapping, options)
+    dups = duplicate_keys(rows)
+    issues += dups
+    keep = ~rows["rejected"] & ~rows["feature_no"].isin([i.feature_no for i in dups])
+    staged = rows.loc[keep, STAGE_COLUMNS].reset_index(drop=True)
     for name in ("sheet_no", "parcel_no"):  # whole numbers once the rejects are gone
-        if staged[name].notna().all():
+        if len(staged) and staged[name].notna().all():
             staged[name] = staged[name].astype(np.int64)
-    parents = parents[~parents["feature_no"].isin(rejected)].reset_index(drop=True)
-    return staged, issues, parents
+    parents = parents[parents["feature_no"].isin(staged["feature_no"])]
+    return staged, issues, parents.reset_index(drop=True)
 
 
 def duplicate_keys(out: pd.DataFrame) -> list[Issue]:
-    """Duplicate natural keys within the file: all copies are rejected (which is right?).
+    """Duplicate natural keys within a frame: all copies are rejected (which is right?).
+    The same rule as ``cadastre.merge.duplicate_keys`` on a stage, worded the same.
 
     Found with one ``duplicated`` over the key columns; only the duplicated rows are
     grouped, in order of first appearance, so the messages read as before.

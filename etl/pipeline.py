@@ -3,7 +3,9 @@
 A delivery is read, mapped and validated by its loader (``Loader.prepare``); then exactly
 one of these happens, each recorded in the load-run ledger with every located issue:
 
-- **failed**: the delivery cannot be read at all (a ``LoadError``); nothing touched.
+- **failed**: the delivery cannot be read at all (a ``LoadError``); nothing touched. A
+  loader that streams its file may find that half-way (text in a wrong code page in a
+  later batch): the transaction is rolled back and the run recorded as failed.
 - **rejected** (strict mode, the default): some row or feature was rejected; nothing is
   loaded, the rejection is recorded.
 - **loaded**: in ONE transaction, under the loader's advisory lock, the run row is written,
@@ -122,6 +124,12 @@ def run_load(engine: Engine, loader: Loader, result: LoadResult, *, quarantine: 
         issues = issues + refused.issues
         _split(result, issues)
         return _rejected(engine, result, run, issues)
+    except LoadError as exc:  # a streamed file found unusable half-way: rolled back
+        result.status, result.message = "failed", exc.reason
+        result.run_id, result.rejects = None, []
+        ledger.record_failure(engine, result, started, options, result.file,
+                              kind=loader.kind, sha256=prepared.sha256, run_by=run_by)
+        return result
     result.inserted, result.updated = counts.get("inserted", 0), counts.get("updated", 0)
     result.unchanged = counts.get("unchanged", 0)
     try:  # committed: the first read after the load is planned from current statistics

@@ -90,11 +90,9 @@ def _choose_layer(path: Path, layer: str | None, preferred_layers: Sequence[str]
     raise LoadError(path, f"several layers ({', '.join(names)}); choose one with --layer")
 
 
-def open_source(path: Path, *, layer: str | None = None, encoding: str | None = None,
-                preferred_layers: Sequence[str] = ()) -> Source:
-    """Read the whole layer (``layer``, else the only one, else the first of
-    ``preferred_layers`` present, else the only polygon layer). Raises LoadError for
-    anything that makes the file unusable."""
+def _prelude(path: Path, encoding: str | None) -> tuple[str | None, list[Issue]]:
+    """Every whole-file check made before a feature is read: (encoding to read the text
+    with, whole-file repairs). Raises LoadError for anything that makes the file unusable."""
     if not path.exists():
         raise LoadError(path, "file not found")
     suffix = path.suffix.lower()
@@ -116,25 +114,119 @@ def open_source(path: Path, *, layer: str | None = None, encoding: str | None = 
     elif suffix == ".shp":
         parts = {p.suffix.lower(): _file_part(p) for p in dataset_files(path)}
         encoding = check_shapefile(path, path.stem, parts, encoding, issues)
+    return encoding, issues
+
+
+def _read(path: Path, layer: str | None, encoding: str | None, **window: int
+          ) -> tuple[gpd.GeoDataFrame, bool]:
+    """(features of ``layer`` in ``window`` (skip_features/max_features), whether GDAL
+    dropped M values); text decoded as ``encoding`` (cp1258 by Python, see _from_latin1)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if encoding == CP1258:  # bytes through GDAL unchanged, decoded by Python
+            frame = _from_latin1(pyogrio.read_dataframe(path, layer=layer,
+                                                        encoding="ISO-8859-1", **window))
+        else:
+            frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, **window)
+    return frame, any("Measured (M)" in str(w.message) for w in caught)
+
+
+M_DROPPED = Issue(0, "geometry", "M (measure) values dropped: a parcel, zone or road has no "
+                                 "use for them", severity="repair")
+
+
+def open_source(path: Path, *, layer: str | None = None, encoding: str | None = None,
+                preferred_layers: Sequence[str] = ()) -> Source:
+    """Read the whole layer (``layer``, else the only one, else the first of
+    ``preferred_layers`` present, else the only polygon layer). Raises LoadError for
+    anything that makes the file unusable. For deliveries too large to hold, see
+    ``open_stream``."""
+    encoding, issues = _prelude(path, encoding)
     sha = file_sha256(path)
     try:
         chosen = _choose_layer(path, layer, preferred_layers)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if encoding == CP1258:  # bytes through GDAL unchanged, decoded by Python
-                frame = _from_latin1(pyogrio.read_dataframe(path, layer=chosen,
-                                                            encoding="ISO-8859-1"))
-            else:
-                frame = pyogrio.read_dataframe(path, layer=chosen, encoding=encoding)
+        frame, dropped_m = _read(path, chosen, encoding)
     except LoadError:
         raise
     except Exception as exc:  # pyogrio/GDAL errors: the file itself is broken
         raise LoadError(path, f"cannot be read: {exc}") from exc
-    if any("Measured (M)" in str(w.message) for w in caught):  # pyogrio drops M itself
-        issues.append(Issue(0, "geometry", "M (measure) values dropped: a parcel, zone or "
-                                           "road has no use for them", severity="repair"))
+    if dropped_m:  # pyogrio drops M itself
+        issues.append(M_DROPPED)
     issues += check_text(frame, path.name)
     return Source(path, chosen, frame, frame.crs, sha, issues)
+
+
+# Features per batch of a streamed read: large enough that per-batch costs (a GDAL read
+# call, a COPY statement, the rules' set-up) vanish, small enough that a batch in flight
+# (read, validated, formatted) stays a few tens of MB whatever the file's size.
+BATCH_FEATURES = 50_000
+
+
+@dataclass
+class Stream:
+    """A delivery opened for reading batch by batch: everything known before its features
+    are read (layer, CRS, field names, count, identity, whole-file repairs), and
+    ``batches()``. Memory is bounded by the batch, not by the file."""
+
+    path: Path
+    layer: str | None
+    crs: CRS | None
+    sha256: str
+    features: int
+    fields: list[str]
+    encoding: str | None
+    issues: list[Issue] = field(default_factory=list)  # whole-file repairs (feature 0)
+    batch_features: int = BATCH_FEATURES
+
+    def batches(self) -> Iterator[tuple[int, gpd.GeoDataFrame, list[Issue]]]:
+        """(number of features before this batch, the batch, its whole-file repairs not
+        reported by an earlier batch): text NFC-normalised and checked as ``open_source``
+        does, feature numbers in LoadError messages counted from the file's start.
+        A file read as empty yields one empty batch (its columns still say what it has)."""
+        reported: set[tuple[str, str]] = set()
+        done = 0
+        while done < self.features or (done == 0 and self.features == 0):
+            window = {"skip_features": done, "max_features": self.batch_features} \
+                if self.features else {}
+            try:
+                frame, dropped_m = _read(self.path, self.layer, self.encoding, **window)
+            except Exception as exc:  # pyogrio/GDAL errors: the file itself is broken
+                raise LoadError(self.path, f"cannot be read (features {done + 1:,} on): "
+                                           f"{exc}") from exc
+            if len(frame) == 0 and self.features:
+                raise LoadError(self.path, f"states {self.features:,} features but ends "
+                                           f"after {done:,}: damaged")
+            fresh = ([M_DROPPED] if dropped_m else []) + check_text(frame, self.path.name,
+                                                                   first_no=done + 1)
+            fresh = [i for i in fresh if (i.field, i.reason) not in reported]
+            reported |= {(i.field, i.reason) for i in fresh}
+            yield done, frame, fresh
+            done += len(frame)
+            if not self.features:
+                break
+
+
+def open_stream(path: Path, *, layer: str | None = None, encoding: str | None = None,
+                preferred_layers: Sequence[str] = (),
+                batch_features: int = BATCH_FEATURES) -> Stream:
+    """Open a delivery to be read in batches (``Stream.batches``), with the same checks,
+    layer choice and text handling as ``open_source``; the features are not read here."""
+    encoding, issues = _prelude(path, encoding)
+    sha = file_sha256(path)
+    try:
+        chosen = _choose_layer(path, layer, preferred_layers)
+        info = pyogrio.read_info(path, layer=chosen, encoding=(
+            "ISO-8859-1" if encoding == CP1258 else encoding), force_feature_count=True)
+    except LoadError:
+        raise
+    except Exception as exc:  # pyogrio/GDAL errors: the file itself is broken
+        raise LoadError(path, f"cannot be read: {exc}") from exc
+    fields = [str(f) for f in info["fields"]]
+    if encoding == CP1258:
+        fields = [f.encode("latin-1").decode(CP1258) for f in fields]
+    crs = CRS.from_user_input(info["crs"]) if info.get("crs") else None
+    return Stream(path, chosen, crs, sha, max(int(info["features"]), 0), fields, encoding,
+                  issues, batch_features)
 
 
 # --- size limits and archives ----------------------------------------------------------
@@ -442,11 +534,12 @@ def suspect_text(value: str) -> str:
     return "".join(dict.fromkeys(_SUSPECT.findall(value)))
 
 
-def check_text(frame: gpd.GeoDataFrame, file: str) -> list[Issue]:
+def check_text(frame: gpd.GeoDataFrame, file: str, first_no: int = 1) -> list[Issue]:
     """NFC-normalise every text column in place; LoadError when text is mojibake.
 
-    The error names the field, the first feature and the characters at fault, not the
-    value itself (it may be an owner's name).
+    The error names the field, the first feature (``first_no`` is the frame's first: a
+    batch of a streamed file counts from the file's start) and the characters at fault,
+    not the value itself (it may be an owner's name).
     """
     issues: list[Issue] = []
     for column in frame.columns:
@@ -467,7 +560,7 @@ def check_text(frame: gpd.GeoDataFrame, file: str) -> list[Issue]:
             joined = "\x1f".join(v for v in values if isinstance(v, str))
         if _SUSPECT.search(joined) is None:
             continue
-        for no, value in enumerate(values, start=1):
+        for no, value in enumerate(values, start=first_no):
             bad = suspect_text(value) if isinstance(value, str) else ""
             if bad:
                 raise LoadError(file, f"field {column} (feature {no}) has text that is not "

@@ -1,18 +1,21 @@
 """COPY staging: stream validated rows into a temporary table, fast, in bounded memory.
 
 Every loader stages the same way (a chunk of rows at a time as COPY text built column-wise,
-sent from a thread while the next chunk is formatted) and then merges from the stage with
-set-based SQL of its own; and every loader serialises concurrent loads of the same keys
-with a transaction-scoped advisory lock. Neither knows any table.
+sent from a thread while the next chunk is formatted; a streamed load formats a batch in a
+producer thread while the connection sends the previous one, ``pipelined``) and then
+merges from the stage with set-based SQL of its own; and every loader serialises
+concurrent loads of the same keys with a transaction-scoped advisory lock. Neither knows
+any table.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from queue import Queue
+from queue import Full, Queue
 
 import numpy as np
 import pandas as pd
@@ -122,23 +125,105 @@ def copy_rows(conn: Connection, table: str, columns: str, rows: pd.DataFrame,
     """
     raw = conn.connection.driver_connection
     total = len(rows)
-    order = [c.strip() for c in columns.split(",")]
-    frame = rows.rename(columns={"wkb": "geom"})[order]
     # The queued writer sends from a thread: the server parses one chunk (hex EWKB into
     # geometries) while Python formats the next.
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN",
                                        writer=_BoundedQueuedWriter(cur)) as copy:
-        for begin in range(0, total, COPY_CHUNK_ROWS):
-            chunk = frame.iloc[begin:begin + COPY_CHUNK_ROWS]
-            try:
-                text_cols = [_copy_column(chunk[c], srid) for c in order]
-            except TypeError:
-                _write_rows(copy, chunk, srid)
+        for done, data in copy_chunks(rows, columns, srid):
+            if isinstance(data, bytes):
+                copy.write(data)
             else:
-                lines = ["\t".join(row) for row in zip(*text_cols, strict=True)]
-                copy.write(("\n".join(lines) + "\n").encode())
+                _write_rows(copy, data, srid)
             if progress:
-                progress(min(begin + COPY_CHUNK_ROWS, total), total)
+                progress(done, total)
+
+
+def copy_chunks(rows: pd.DataFrame, columns: str, srid: int = 4326
+                ) -> Iterator[tuple[int, bytes | pd.DataFrame]]:
+    """``rows`` as COPY text, a chunk at a time: (rows done, the chunk's text, or the
+    chunk itself where a value has no text form here and psycopg's row writer must
+    write it). Formatting is apart from sending so that a thread can format the next
+    batch while the connection sends this one (``pipelined``)."""
+    total = len(rows)
+    order = [c.strip() for c in columns.split(",")]
+    frame = rows.rename(columns={"wkb": "geom"})[order]
+    for begin in range(0, total, COPY_CHUNK_ROWS):
+        chunk = frame.iloc[begin:begin + COPY_CHUNK_ROWS]
+        done = min(begin + COPY_CHUNK_ROWS, total)
+        try:
+            text_cols = [_copy_column(chunk[c], srid) for c in order]
+        except TypeError:
+            yield done, chunk
+        else:
+            lines = ["\t".join(row) for row in zip(*text_cols, strict=True)]
+            yield done, ("\n".join(lines) + "\n").encode()
+
+
+def copy_formatted(conn: Connection, table: str, columns: str,
+                   chunks: Iterable[bytes | pd.DataFrame], srid: int = 4326) -> None:
+    """COPY chunks made by ``copy_chunks`` (in another thread, or earlier) into ``table``."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for data in chunks:
+            if isinstance(data, bytes):
+                copy.write(data)
+            else:
+                _write_rows(copy, data, srid)
+
+
+_DONE = object()
+
+
+def pipelined[T](items: Iterator[T], depth: int = 2, poll_s: float = 0.5) -> Iterator[T]:
+    """The items of ``items``, produced in a thread up to ``depth`` ahead of the caller.
+
+    A load is Python work (reading, validating, formatting COPY text) and database work
+    (parsing and storing what is sent); in one thread they take turns. Produced in a
+    thread, the next batch is validated while the connection sends this one and the
+    server stores it, so the two cores work at once (numpy, shapely, pyproj and psycopg's
+    waits release the GIL). ``depth`` bounds the batches held. An exception in the
+    producer is raised here, at the item it stopped at; a caller that stops early (an
+    error while sending) stops the producer at its next item.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=poll_s)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_DONE, exc))
+            return
+        finally:  # a generator stopped early lets go of its file now, not at collection
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        put((_DONE, None))
+
+    thread = threading.Thread(target=produce, name="lis-load-producer", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def _write_rows(copy: Copy, chunk: pd.DataFrame, srid: int) -> None:

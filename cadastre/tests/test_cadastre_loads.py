@@ -431,3 +431,57 @@ def test_a_big_load_leaves_the_planner_statistics_current(server_url: URL) -> No
     finally:
         app.dispose()
         admin.dispose()
+
+
+# --- a file streamed in batches --------------------------------------------------------
+def test_batches_find_duplicates_across_batches(db: Engine, loaded: dict,
+                                                tmp_path: Path) -> None:
+    """Features 3 and 17 share a key, in different batches of 5: both are refused, each
+    naming the other, with feature numbers counted from the file's start; strict mode
+    loads nothing, quarantine loads the other 17."""
+    def edit(features: list[dict]) -> None:
+        a, b = features[2]["properties"], features[16]["properties"]
+        b["ma_xa"], b["so_to"], b["so_thua"] = a["ma_xa"], a["so_to"], a["so_thua"]
+        features[11]["geometry"] = None  # a refused row in a middle batch
+    path = small_geojson(tmp_path, edit, name="batched.geojson")
+    before = data_snapshot(db)
+    strict = load_parcels(db, path, batch_features=5)
+    assert strict.status == "rejected" and strict.features_read == 20
+    assert data_snapshot(db) == before
+    located = {(i.feature_no, i.field) for i in strict.rejects}
+    assert located == {(3, "parcel_no"), (17, "parcel_no"), (12, "geometry")}
+    by_no = {i.feature_no: i.reason for i in strict.rejects if i.field == "parcel_no"}
+    assert by_no[3].endswith("(also feature 17)") and by_no[17].endswith("(also feature 3)")
+    with db.connect() as conn:
+        recorded = conn.execute(text(
+            "SELECT feature_no FROM etl.load_reject WHERE run_id = :r ORDER BY 1"),
+            {"r": strict.run_id}).scalars().all()
+    assert recorded == [3, 12, 17]
+
+    quarantined = load_parcels(db, path, quarantine=True, batch_features=5)
+    assert quarantined.status == "loaded", quarantined.summary()
+    # the samples are loaded already: the 17 good rows are those parcels, unchanged
+    assert quarantined.unchanged == 17 and quarantined.rejected == 3
+    assert quarantined.inserted == quarantined.updated == 0
+    # the same file in one batch says the same
+    whole = load_parcels(db, path, batch_features=100)
+    assert {(i.feature_no, i.field, i.reason) for i in whole.rejects} == \
+        {(i.feature_no, i.field, i.reason) for i in strict.rejects}
+
+
+def test_bad_text_in_a_later_batch_fails_the_file_and_rolls_back(
+        db: Engine, loaded: dict, tmp_path: Path) -> None:
+    """Text in a wrong code page first seen in the fourth batch: the file fails, named
+    at its feature, after three batches were staged; nothing is kept."""
+    def edit(features: list[dict]) -> None:
+        features[18]["properties"]["ten_chu"] = "Ph\u00b8\u00bbng Thanh Kh\u00aa"  # TCVN3
+    path = small_geojson(tmp_path, edit, name="later.geojson")
+    before = data_snapshot(db)
+    result = load_parcels(db, path, batch_features=5)
+    assert result.status == "failed", result.summary()
+    assert "feature 19" in result.message and "Unicode" in result.message
+    assert data_snapshot(db) == before
+    with db.connect() as conn:
+        status = conn.execute(text("SELECT status FROM etl.load_run WHERE run_id = :r"),
+                              {"r": result.run_id}).scalar()
+    assert status == "failed"
