@@ -275,9 +275,9 @@ class Translator:
             raise FilterError(f"IN takes 1 to {MAX_IN} values")
         a = self.operand(args[0])
         items = [self._comparable(a, self.operand(x), "IN")[1] for x in args[1]]
-        if all(v.is_literal for v in items):
-            return a.sql.in_([v.literal for v in items])
-        return sa.or_(*[a.sql == v.sql for v in items])
+        # each value bound with its own type (an IN list's one bind type would be the
+        # first value's: 565754.1 as an integer)
+        return a.sql.in_([v.sql for v in items])
 
     # -- operands ---------------------------------------------------------------------
     def operand(self, node: object, any_kind: bool = False) -> Value:
