@@ -9,6 +9,8 @@ import json
 import cql2
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 from shapely.geometry import shape
 
@@ -198,3 +200,32 @@ def test_conformance_declares_the_classes(api: str) -> None:
                  "spatial-functions", "temporal-functions", "property-property",
                  "arithmetic"):
         assert f"http://www.opengis.net/spec/cql2/1.0/conf/{name}" in classes, name
+
+
+# -- cql2-json fuzzed: trees of real and made-up operators over real and made-up operands --
+OPS = ["and", "or", "not", "=", "<>", "<", ">=", "like", "between", "in", "isNull",
+       "casei", "accenti", "+", "/", "%", "div", "^", "s_intersects", "s_within",
+       "s_equals", "t_after", "t_during", "t_meets", "a_contains", "pg_sleep", "lower"]
+leaf = st.one_of(
+    st.sampled_from([{"property": p} for p in ("area_m2", "land_use", "sheet_no", "geometry",
+                                               "valid_from", "geom", "nosuch")]),
+    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=8),
+    st.just({"date": "2026-01-01"}), st.just({"timestamp": "2026-01-01T00:00:00Z"}),
+    st.just({"interval": ["2026-01-01", ".."]}), st.just({"bbox": [105.8, 21.0, 105.9, 21.1]}),
+    st.just({"type": "Point", "coordinates": [105.8, 21.0]}), st.just({"date": "2026-13-01"}),
+    st.just({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}))
+tree = st.recursive(leaf, lambda inner: st.one_of(
+    st.fixed_dictionaries({"op": st.sampled_from(OPS),
+                           "args": st.lists(inner, max_size=3)}),
+    st.lists(inner, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=tree, html=st.booleans())
+def test_cql2_json_never_5xx(api: str, body: object, html: bool) -> None:
+    r = httpx.get(api + PARCELS, timeout=60, params={
+        "filter": json.dumps(body), "filter-lang": "cql2-json", "limit": "2",
+        "f": "html" if html else "json"})
+    assert r.status_code in (200, 400), (body, r.status_code, r.text[:300])
+    assert "traceback" not in r.text.lower() and "psycopg" not in r.text.lower()

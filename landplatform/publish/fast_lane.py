@@ -48,8 +48,7 @@ class FeaturesFastLane:
         if scope["type"] == "http" and scope["method"] == "POST":
             await self._search(scope, receive, send)
             return
-        target = self._target(scope) if scope["type"] == "http" and \
-            scope["method"] == "GET" else None
+        target = self._target(scope) if scope["type"] == "http" else None
         if target is None:
             await self.app(scope, receive, send)
             return
@@ -71,7 +70,7 @@ class FeaturesFastLane:
 
     async def _search(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A POST items search with a CQL2 JSON body, else the app's POST."""
-        target = self._target(scope)
+        target = self._path(scope)
         col = self.service.collections.get(target[0]) if target and not target[1] else None
         media = next((v.decode("latin-1") for k, v in scope.get("headers") or []
                       if k == b"content-type"), "").split(";")[0].strip().lower()
@@ -100,6 +99,13 @@ class FeaturesFastLane:
 
     @staticmethod
     def _target(scope: Scope) -> tuple[str, str | None] | None:
+        """(collection id, item id or None) of a GET items/item path, else None."""
+        if scope["method"] != "GET":
+            return None
+        return FeaturesFastLane._path(scope)
+
+    @staticmethod
+    def _path(scope: Scope) -> tuple[str, str | None] | None:
         """(collection id, item id or None) of an items/item path, else None."""
         path, root = scope["path"], scope.get("root_path") or ""
         if root and path.startswith(root):  # behind a proxy that mounts us below a prefix
