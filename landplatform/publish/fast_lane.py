@@ -7,6 +7,10 @@ server's CPU was spent there. This middleware sits outside that stack and hands 
 hottest requests of GIS clients straight to ``FeaturesService``, the same code the
 routes in ``features_api`` call, so the answers are the same bytes either way.
 
+A POST items search with a CQL2 JSON body (``CQL2_JSON_TYPES``, or ``application/json``
+on a collection without writes) is answered here too: on a writable collection the
+domain's create route would take the POST first.
+
 Everything else (other methods and paths, HTML, collections this service does not serve)
 goes on to the app unchanged.
 """
@@ -18,9 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import parse_qsl
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from landplatform.publish.features_api import FeaturesService, wants_pygeoapi
+from landplatform.publish.features_api import (
+    CQL2_JSON_TYPES,
+    MAX_FILTER_BODY,
+    FeaturesService,
+    wants_pygeoapi,
+)
 
 
 class FeaturesFastLane:
@@ -35,6 +45,9 @@ class FeaturesFastLane:
                                            thread_name_prefix="lis-features")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            await self._search(scope, receive, send)
+            return
         target = self._target(scope) if scope["type"] == "http" else None
         if target is None:
             await self.app(scope, receive, send)
@@ -55,11 +68,45 @@ class FeaturesFastLane:
         response = await asyncio.get_running_loop().run_in_executor(self.executor, call)
         await response(scope, receive, send)
 
+    async def _search(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A POST items search with a CQL2 JSON body, else the app's POST."""
+        target = self._path(scope)
+        col = self.service.collections.get(target[0]) if target and not target[1] else None
+        media = next((v.decode("latin-1") for k, v in scope.get("headers") or []
+                      if k == b"content-type"), "").split(";")[0].strip().lower()
+        params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                keep_blank_values=True))
+        if col is None or not (media in CQL2_JSON_TYPES or (
+                media == "application/json" and not col.layer.writable)) or \
+                params.get("f", "json").lower() not in ("json", "geojson"):
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > MAX_FILTER_BODY:
+                response = JSONResponse({"code": "PayloadTooLarge", "description":
+                                         f"a CQL2 JSON filter is at most "
+                                         f"{MAX_FILTER_BODY // 1024} KiB"}, status_code=413)
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body"):
+                break
+        call = partial(self.service.search, col, params, body)
+        response = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        await response(scope, receive, send)
+
     @staticmethod
     def _target(scope: Scope) -> tuple[str, str | None] | None:
         """(collection id, item id or None) of a GET items/item path, else None."""
         if scope["method"] != "GET":
             return None
+        return FeaturesFastLane._path(scope)
+
+    @staticmethod
+    def _path(scope: Scope) -> tuple[str, str | None] | None:
+        """(collection id, item id or None) of an items/item path, else None."""
         path, root = scope["path"], scope.get("root_path") or ""
         if root and path.startswith(root):  # behind a proxy that mounts us below a prefix
             path = path[len(root):]

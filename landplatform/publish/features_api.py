@@ -27,6 +27,8 @@ from sqlalchemy.engine import Compiled, Engine
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from landplatform.publish import cql
+from landplatform.publish.cql import Filter
 from landplatform.publish.engine import read
 from landplatform.publish.layers import Counts, Layer
 from landplatform.publish.query import (
@@ -40,6 +42,11 @@ from landplatform.publish.query import (
 GEOJSON = "application/geo+json"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 MAX_PARAM_CHARS = 8192  # a filter longer than this is not a land officer's query
+# a POST search's CQL2 JSON body: a polygon of a few thousand vertices fits
+MAX_FILTER_BODY = 256 * 1024
+# media types of a POST search's body (pygeoapi's OpenAPI says application/json, which
+# on a writable collection is a create: there, a search says one of these)
+CQL2_JSON_TYPES = ("application/query-cql-json", "application/cql2+json")
 # numberMatched of a filtered first page is counted in the page's own statement, up to
 # this many matches; past it the count stops and numberMatched is omitted. Bounded work
 # (a few ms at most) and no extra round trip, where an unbounded count of a national
@@ -118,7 +125,9 @@ class FeaturesService:
         self._item_cache: dict[tuple[str, str | None], Compiled] = {}
 
     # -- parsing ----------------------------------------------------------------------
-    def parse(self, col: Collection, params: dict[str, str]) -> tuple[FeatureQuery, dict]:
+    def parse(self, col: Collection, params: dict[str, str],
+              body_filter: bool = False) -> tuple[FeatureQuery, dict]:
+        """``body_filter``: ``filter`` came in a POST body (its own size bound)."""
         layer = col.layer
         types = layer.field_types()
         unknown = [k for k in params if k not in KNOWN and k not in types]
@@ -127,7 +136,7 @@ class FeaturesService:
         for name, value in params.items():
             if "\x00" in value:
                 raise QueryError(f"{name} contains a NUL character")
-            if len(value) > MAX_PARAM_CHARS:
+            if len(value) > MAX_PARAM_CHARS and not (body_filter and name == "filter"):
                 raise QueryError(f"{name} is longer than {MAX_PARAM_CHARS} characters")
         if "bbox-crs" in params and "bbox" not in params:
             raise QueryError("bbox-crs given without bbox")
@@ -166,8 +175,8 @@ class FeaturesService:
             if opts["after"] is not None:
                 raise QueryError("cursor pages in id order; use offset with sortby")
         if "filter" in params:
-            fq.filter_ast = _cql2(params["filter"], params.get("filter-lang"),
-                                  params.get("filter-crs"))
+            fq.filter = _cql2(params["filter"], params.get("filter-lang"),
+                              params.get("filter-crs"), col.crs)
         if "datetime" in params:
             at_time(fq, params["datetime"], col.frozen)
         fq.properties = [(k, v) for k, v in params.items() if k in types]
@@ -190,7 +199,7 @@ class FeaturesService:
         """Exact counts of whole collections of a layer that declares where they come
         from (``Layer.counts``: a small view its loader keeps), cached briefly."""
         counts = col.layer.counts
-        if counts is None or fq.bbox or fq.properties or fq.filter_ast or fq.interval:
+        if counts is None or fq.bbox or fq.properties or fq.filter is not None or fq.interval:
             return None
         fixed = set(col.fixed)
         if fixed - {counts.key}:
@@ -208,9 +217,25 @@ class FeaturesService:
             return by_key.get(col.fixed[counts.key], 0)
         return sum(by_key.values())
 
-    def items(self, col: Collection, params: dict[str, str]) -> Response:
+    def search(self, col: Collection, params: dict[str, str], body: bytes) -> Response:
+        """POST items with a CQL2 JSON body: the same answer as GET with
+        ``filter-lang=cql2-json`` and the JSON in ``filter`` (the next link is that GET)."""
+        if "filter" in params or params.get("filter-lang") not in (None, "cql2-json"):
+            return _exception(400, "InvalidParameterValue", "a POST search carries its "
+                              "filter in the body, as CQL2 JSON")
         try:
-            fq, opts = self.parse(col, params)
+            tree = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return _exception(400, "InvalidParameterValue",
+                              "the body is not JSON (a CQL2 JSON filter)")
+        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"))
+        return self.items(col, {**params, "filter": text, "filter-lang": "cql2-json"},
+                          body_filter=True)
+
+    def items(self, col: Collection, params: dict[str, str],
+              body_filter: bool = False) -> Response:
+        try:
+            fq, opts = self.parse(col, params, body_filter)
             matched = self._summary_count(col, fq)
             first_page = opts["after"] is None and opts["offset"] == 0
             if opts["hits"]:
@@ -353,18 +378,19 @@ def _bbox(text: str, bbox_crs: str | None, offered: tuple[str, ...]) -> list[flo
     return [minx, miny, maxx, maxy]
 
 
-def _cql2(text: str, lang: str | None, filter_crs: str | None):  # noqa: ANN202
-    if lang not in (None, "cql2-text"):
-        raise QueryError("filter-lang must be cql2-text on GET (cql2-json: POST)")
-    if filter_crs not in (None, CRS84_URI):
-        raise QueryError("filter-crs must be CRS84")
-    from pygeofilter.parsers.cql2_text import parse
-
+def _cql2(text: str, lang: str | None, filter_crs: str | None,
+          offered: tuple[str, ...]) -> Filter:
+    """The request's filter: cql2-text by default, cql2-json with ``filter-lang``; its
+    geometries in CRS84 unless ``filter-crs`` names another CRS the collection offers."""
+    if lang not in (None, "cql2-text", "cql2-json"):
+        raise QueryError("filter-lang must be cql2-text or cql2-json")
+    if filter_crs not in (None, CRS84_URI) and filter_crs not in offered:
+        raise QueryError(f"filter-crs {filter_crs} is not offered by this collection; "
+                         f"choose one of {', '.join(offered)}")
     try:
-        return parse(text)
-    except Exception as exc:  # the parser raises lark errors of many kinds
-        raise QueryError(f"filter is not valid CQL2 text: {str(exc).splitlines()[0]}") \
-            from None
+        return cql.parse(text, lang or "cql2-text", filter_crs)
+    except cql.FilterError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def capped(request: Request, limit: int) -> Request:
@@ -382,6 +408,9 @@ def features_router(service: FeaturesService, delegate,  # noqa: ANN001
                     html_limit: int) -> APIRouter:
     """Routes for items and item; ``delegate(request)`` hands a request to pygeoapi (HTML
     pages of at most ``html_limit`` items)."""
+    from landplatform.publish.provider import install_filter_parser
+
+    install_filter_parser()  # the HTML pages' filters are parsed as ours are
     router = APIRouter()
 
     # HEAD answers as GET does (same headers, no body): uvicorn drops the body

@@ -3,7 +3,7 @@
 pygeoapi's stock PostgreSQL provider reflects the table for every collection and builds
 features in Python. This one gets its view and fields from the layer declaration in the
 generated config (``layers.py``), compiles the request
-(bbox, property filters, CQL2 via pygeofilter, sortby, properties, Part 2 ``crs``) into
+(bbox, property filters, CQL2 (``cql.py``), sortby, properties, Part 2 ``crs``) into
 one parameterised statement, and lets ``json_agg``/``ST_AsGeoJSON`` assemble the page.
 A collection may carry a fixed filter (``district_code``) so one view serves every
 per-district collection.
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cache, lru_cache
 
 import sqlalchemy as sa
 from pygeoapi.provider.base import (
@@ -26,9 +27,10 @@ from pygeoapi.provider.base import (
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from landplatform.publish import cql
 from landplatform.publish.engine import get_public_engine, read
 from landplatform.publish.layers import Layer
-from landplatform.publish.query import FeatureQuery, QueryError, at_time
+from landplatform.publish.query import CRS84_URI, FeatureQuery, QueryError, at_time
 
 LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +41,46 @@ def layer_from_config(frozen: str) -> tuple[Layer, sa.Table]:
     layer = Layer.from_config(json.loads(frozen))
     return layer, layer.table()
 
+
+@dataclass
+class PendingFilter:
+    """A filter as pygeoapi received it, parsed by ``cql.parse`` in the provider (where a
+    bad one becomes a 400 with its reason) rather than by pygeoapi's pygeofilter."""
+
+    value: str
+    lang: str | None
+    crs: str | None = None
+
+
+def _pending_text(text: str) -> PendingFilter:
+    # pygeoapi calls this for every GET filter, whatever filter-lang says: a JSON
+    # object is told from cql2-text by its brace (cql.parse, lang None)
+    return PendingFilter(text, None)
+
+
+def _pending_json(text: str) -> PendingFilter:
+    return PendingFilter(text, "cql2-json")
+
+
+def _pending_crs(filter_: PendingFilter, filter_crs_uri: str | None = None,
+                 **_: object) -> PendingFilter:
+    filter_.crs = filter_crs_uri
+    return filter_
+
+
+@cache
+def install_filter_parser() -> None:
+    """Once per process: pygeoapi's items handler (HTML, JSON-LD, POST it serves) parses
+    ``filter`` with pygeofilter, which refuses valid CQL2 (``BBOX(...)`` literals, ``NOT``
+    before a bracket) and makes its own SQL of what it accepts. It looks its three
+    functions up in its module at each request: they are replaced by ones that hand the
+    filter's text to this provider, which parses and translates it as the JSON path does.
+    Every feature provider of our configs is this one (``resources.py``)."""
+    from pygeoapi.api import itemtypes
+
+    itemtypes.parse_cql2_text = _pending_text
+    itemtypes.parse_cql2_json = _pending_json
+    itemtypes.modify_pygeofilter = _pending_crs
 
 
 class PostGISProvider(BaseProvider):
@@ -54,6 +96,7 @@ class PostGISProvider(BaseProvider):
         self.id_field = self.layer.id_field
         self.geom_field = self.layer.geom_field
         self._fields = self.layer.field_schemas()
+        self.offered_crs = tuple(provider_def.get("crs") or [CRS84_URI])
 
     def get_fields(self) -> dict:
         return self._fields
@@ -69,10 +112,23 @@ class PostGISProvider(BaseProvider):
                                           if len(bbox) == 6 else bbox)]
         return FeatureQuery(
             self.layer, self.table, fixed=self.fixed, bbox=corners,
-            properties=list(properties or []), filter_ast=filterq,
+            properties=list(properties or []), filter=self._filter(filterq),
             sortby=[(s["property"], s["order"] == "-") for s in sortby or []],
             select=list(select_properties or []) or None, skip_geometry=skip_geometry,
             crs_uri=crs_transform_spec.target_crs_uri if crs_transform_spec else None)
+
+    def _filter(self, filterq: object) -> cql.Filter | None:
+        if filterq is None:
+            return None
+        if not isinstance(filterq, PendingFilter):
+            raise QueryError("filter not parsed by this server (install_filter_parser)")
+        crs = filterq.crs if filterq.crs not in (None, CRS84_URI) else None
+        if crs is not None and crs not in self.offered_crs:
+            raise QueryError(f"filter-crs {crs} is not offered by this collection")
+        try:
+            return cql.parse(filterq.value, filterq.lang, crs)
+        except cql.FilterError as exc:
+            raise QueryError(str(exc)) from None
 
     def _run(self, stmt, row: bool = False):  # noqa: ANN001, ANN202
         try:

@@ -12,13 +12,15 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import sqlalchemy as sa
 from pyproj import CRS
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.engine import Compiled, Dialect
 
+from landplatform.publish import cql
+from landplatform.publish.cql import Filter
 from landplatform.publish.layers import Layer
 
 EPSG_URI = re.compile(r"/EPSG/\d+/(\d+)$")
@@ -40,147 +42,6 @@ def target_crs(uri: str) -> tuple[int, bool, int]:
     crs = CRS.from_epsg(int(match.group(1)))
     north_first = crs.axis_info[0].direction in ("north", "south")
     return int(match.group(1)), north_first, 8 if crs.is_geographic else 3
-
-
-def _walk(node: object):  # noqa: ANN202 - a generator of AST nodes
-    """Every node of a pygeofilter AST (bounded by the AST's size)."""
-    from pygeofilter import ast
-
-    yield node
-    subs = node.get_sub_nodes() if isinstance(node, ast.Node) else []
-    for sub in subs or []:
-        for item in sub if isinstance(sub, list) else [sub]:
-            yield from _walk(item)
-
-
-# JSON-schema type of a property -> the Python types of the CQL2 literals it compares with
-LITERALS: dict[str, tuple[type, ...]] = {
-    "string": (str,), "integer": (int, float), "number": (int, float), "boolean": (bool,),
-    "date": (date,), "date-time": (datetime, date)}  # CQL2: DATE(...), TIMESTAMP(...)
-
-
-# property types that compare with each other
-GROUPS = {"integer": "number", "number": "number", "date": "time", "date-time": "time"}
-
-
-def check_filter(node: object, names: set[str], types: dict[str, str] | None = None,
-                 geometries: frozenset[str] = frozenset()) -> None:
-    """Only declared properties, literals of their types, and no function calls:
-    pygeofilter would turn a CQL2 function call into an SQL call of the same name
-    (``pg_sleep(5) = 1``), and a literal of another type, or a geometry anywhere but in a
-    spatial predicate, is a 400 here rather than a type error in PostgreSQL."""
-    from pygeofilter import ast, values
-
-    unknown: set[str] = set()
-    for n in _walk(node):
-        if isinstance(n, ast.Function):
-            _check_string_function(n, types or {})
-        if isinstance(n, ast.Attribute) and n.name not in names:
-            unknown.add(n.name)
-        if types and isinstance(n, ast.Node) and not isinstance(n, ast.Attribute):
-            subs = [x for sub in (n.get_sub_nodes() or [])
-                    for x in (sub if isinstance(sub, list) else [sub])]
-            attrs = [x.name for x in subs if isinstance(x, ast.Attribute)]
-            scalar = isinstance(n, ast.Comparison | ast.Between | ast.Like | ast.In
-                                | ast.Arithmetic | ast.TemporalPredicate)
-            if isinstance(n, ast.Like) and types and any(types.get(a) not in ("string", None)
-                                                         for a in attrs):
-                raise QueryError("LIKE compares text: "
-                                 f"{', '.join(a for a in attrs if types.get(a) != 'string')} "
-                                 "is not a string property")
-            groups = {GROUPS.get(types.get(a, ""), types.get(a)) for a in attrs} - {None}
-            if scalar and len(groups) > 1:
-                raise QueryError(f"{' and '.join(attrs)} are of different types "
-                                 f"({', '.join(types.get(a, '?') for a in attrs)}): they "
-                                 "cannot be compared")
-            if scalar and geometries & set(attrs):
-                raise QueryError(f"{sorted(geometries & set(attrs))[0]} is a geometry: it "
-                                 "can be used in spatial predicates (S_INTERSECTS, ...) only")
-            literals = [x for x in subs if not isinstance(x, ast.Node | values.Geometry
-                                                           | values.Envelope)]
-            for name in attrs:
-                kind = types.get(name)
-                for value in literals if kind in LITERALS else ():
-                    bad = isinstance(value, bool) and kind != "boolean"
-                    if bad or not isinstance(value, LITERALS[kind]):
-                        hint = {"date": " (write DATE('2026-01-31'))",
-                                "date-time": " (write TIMESTAMP('2026-01-31T00:00:00Z'))"}
-                        raise QueryError(f"{name} is a {kind}: it cannot be compared with "
-                                         f"{value!r}{hint.get(kind, '')}")
-    if unknown:
-        raise QueryError(f"filter names unknown properties: {', '.join(sorted(unknown))}")
-
-
-# The only functions a filter may call: what the CQL2 parsers make of CASEI ('lower') and
-# ACCENTI ('accenti'), each of one string. Anything else would reach PostgreSQL as a call
-# of that name (pygeofilter turns a function into SQL of the same name).
-STRING_FUNCTIONS = ("lower", "accenti")
-
-
-def _check_string_function(n: object, types: dict[str, str]) -> None:
-    from pygeofilter import ast
-
-    if n.name not in STRING_FUNCTIONS:
-        raise QueryError(f"function {n.name!r} is not supported in filters (CASEI and "
-                         "ACCENTI are)")
-    name = "CASEI" if n.name == "lower" else "ACCENTI"
-    if len(n.arguments) != 1:
-        raise QueryError(f"{name} takes one string")
-    (arg,) = n.arguments
-    if isinstance(arg, ast.Attribute):
-        if types.get(arg.name, "string") != "string":
-            raise QueryError(f"{name} compares text: {arg.name} is a {types[arg.name]}")
-    elif not isinstance(arg, str | ast.Function):
-        raise QueryError(f"{name} takes a string property or a string, not {arg!r}")
-
-
-def _string_function(name: str):  # noqa: ANN202 - a SQL function builder
-    """The SQL of CASEI / ACCENTI; pygeofilter hands a LIKE pattern's arguments over
-    unevaluated, so a nested call is built here too."""
-    from pygeofilter import ast
-
-    def build(arg: object) -> sa.ColumnElement:
-        if isinstance(arg, ast.Function):
-            arg = _string_function(arg.name)(*arg.arguments)
-        return sa.func.lower(arg) if name == "lower" else sa.func.public.lis_unaccent(arg)
-
-    return build
-
-
-@cache
-def _register_string_functions() -> None:
-    """Once per process: pygeofilter looks functions up in its module-level map."""
-    from pygeofilter.backends.sqlalchemy import filters
-
-    filters.function_map.update({n: _string_function(n) for n in STRING_FUNCTIONS})
-
-
-def storage_geometries(node: object) -> None:
-    """Geometry literals in the filter valid, and named by the CRS the views store
-    (EPSG:4326): a client's or pygeoapi's CRS84 URI is the same coordinates, anything else
-    is refused (pygeofilter would put the URI into the EWKT it sends to PostGIS), and so is
-    a ring of three points or a bow tie (PostGIS would fail on it: a 500)."""
-    import shapely
-    from pygeofilter import values
-    from shapely.geometry import shape
-
-    for n in _walk(node):
-        if isinstance(n, values.Geometry) and isinstance(n.geometry, dict):
-            try:
-                literal = shape(n.geometry)
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                raise QueryError(f"a geometry in the filter is not a geometry: {exc}") \
-                    from None
-            if literal.is_empty or not literal.is_valid:
-                raise QueryError("a geometry in the filter is empty or invalid "
-                                 f"({shapely.is_valid_reason(literal)})")
-            name = (n.geometry.get("crs") or {}).get("properties", {}).get("name")
-            if name and not name.endswith(("/OGC/1.3/CRS84", "EPSG/0/4326", ":4326",
-                                           ":CRS84")):
-                raise QueryError(f"geometries in filters must be in CRS84, not {name}")
-            if name:
-                n.geometry = {**n.geometry, "crs": {"type": "name", "properties": {
-                    "name": "urn:ogc:def:crs:EPSG::4326"}}}
 
 
 def parse_datetime(value: str) -> tuple[datetime | None, datetime | None]:
@@ -221,7 +82,7 @@ class FeatureQuery:
     fixed: dict[str, str] = field(default_factory=dict)
     bbox: list[float] | None = None
     properties: list[tuple[str, str]] = field(default_factory=list)
-    filter_ast: object | None = None
+    filter: Filter | None = None  # CQL2 (``cql.parse``)
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (name, descending)
     select: list[str] | None = None
     skip_geometry: bool = False
@@ -280,21 +141,11 @@ class FeatureQuery:
                 conds.append(sa.func.ST_Intersects(t.c[self.layer.geom_field], envelope))
             else:
                 conds.append(sa.false())
-        if self.filter_ast is not None:
-            from pygeofilter.backends.sqlalchemy import to_filter
-
-            _register_string_functions()
-
-            mapping = {c.name: c for c in t.columns}
-            if self.layer.geom_field:  # CQL2 spatial filters name the geometry so
-                mapping.setdefault("geometry", t.c[self.layer.geom_field])
-            check_filter(self.filter_ast, set(mapping), self.layer.field_types(),
-                         frozenset({"geometry", self.layer.geom_field or "geometry"}))
-            storage_geometries(self.filter_ast)
+        if self.filter is not None:
             try:
-                conds.append(to_filter(self.filter_ast, mapping))
-            except Exception as exc:  # pygeofilter raises plain exceptions for misuse
-                raise QueryError(f"filter not supported: {exc}") from exc
+                conds.append(cql.condition(self.filter, self.layer, t))
+            except cql.FilterError as exc:
+                raise QueryError(str(exc)) from None
         return conds
 
     def order(self, src: sa.FromClause | None = None) -> list[sa.ColumnElement]:
