@@ -1,13 +1,28 @@
 """The cadastre's published layers: current parcels and the land-use code list.
 
 Declared, not reflected (see ``landplatform.publish.layers``): what the platform must know
-about a parcel layer (tiles from z12, counts from the district summary, Part 4 writes) is
-said here, on the layer.
+about a parcel layer (tiles from z12 and summary shapes below, counts from the district
+summary, Part 4 writes) is said here, on the layer.
 """
 
 from __future__ import annotations
 
-from landplatform.publish.layers import Counts, Field, Layer, Temporal
+from landplatform.publish.layers import Counts, Field, Generalised, Layer, Temporal
+
+# What the low-zoom tiles of the parcels carry (publish.parcel_summary_*): the unit, its
+# count and area, and ``primary_land_use`` named as on a parcel, so one style colours both.
+SUMMARY_FIELDS = (
+    Field("level", "string", "Cấp / Level (district, commune)"),
+    Field("district_code", "string", "Mã huyện / District code (pre-2025 GSO)"),
+    Field("commune_code", "string", "Mã xã / Commune code (MaXa)"),
+    Field("unit_name", "string", "Tên đơn vị / Unit name"),
+    Field("parcel_count", "integer", "Số thửa / Parcels"),
+    Field("area_m2", "number", "Tổng diện tích, m² / Stated area, m²"),
+    Field("primary_land_use", "string", "Loại đất chủ yếu / Dominant land use"),
+    Field("dominant_share", "number", "Tỷ lệ diện tích / Share of the area (0-1)"),
+    Field("land_use_mix", "string", "Cơ cấu loại đất / Land-use mix"),
+    Field("shape_source", "string", "Ranh giới từ / Shape from (boundary, parcels)"),
+)
 
 PARCELS = Layer(
     key="parcels",
@@ -36,7 +51,7 @@ PARCELS = Layer(
         Field("valid_to", "date-time", "Version valid until (empty: current)"),
     ),
     title_field="parcel_ref",
-    # Below z12 a parcel is a few pixels: nothing readable to draw, so tiles are empty.
+    # Below z12 a parcel is a few pixels: the tiles show the summaries (generalised).
     min_zoom=12,
     # Exact counts of a district's (or the nation's) parcels: the loader keeps them.
     counts=Counts("publish.districts", "district_code", "parcel_count"),
@@ -44,6 +59,10 @@ PARCELS = Layer(
     writable=True,
     # ?datetime= reads the cadastre as it was then: every version with its validity.
     temporal=Temporal("publish.parcel_versions", "valid_from", "valid_to"),
+    # Below z12 the tiles show districts (z0-z8) and communes (z9-z11) with their parcel
+    # counts and dominant land use, kept by the loader (migration 0016).
+    generalised=(Generalised("publish.parcel_summary_district", 0, SUMMARY_FIELDS),
+                 Generalised("publish.parcel_summary_commune", 9, SUMMARY_FIELDS)),
 )
 
 PARCEL_CHANGES = Layer(
