@@ -32,12 +32,12 @@ SIMPLIFY_DEG = 0.00002
 
 # Communes first (their shapes from their parcels), then districts (theirs from their
 # communes' shapes): each parcel geometry goes into one union only.
-REFRESH = f"""
+REFRESH = """
 CREATE FUNCTION cadastre.refresh_parcel_summary(districts text[]) RETURNS void
 LANGUAGE sql AS $fn$
   DELETE FROM cadastre.parcel_summary
    WHERE districts IS NULL OR district_code = ANY(districts);
-{{insert}}
+{insert}
 $fn$
 """
 INSERT = f"""
