@@ -19,8 +19,12 @@ tiles to its items and the latter tile matrix set to others, and works out which
 tiles exist from the CRS84 extent as if it were in the tile matrix set's units: with
 WebMercatorQuad alone it found no tiles and could not open the collection at all.
 GDAL 3.6's TileMatrixSet reader takes only the 1.0 encoding, so ``/TileMatrixSets/{id}``
-carries both (``with_tms_1_0_keys``); GDAL 3.6 still fails on the tiles afterwards
-without saying why, so with it ``-oo API=ITEMS`` (or ``OAPIF:``) reads the features.
+carries both (``with_tms_1_0_keys``). Debian's GDAL 3.6 build cannot read vector tiles
+through that driver at all: its vector-tiles branch is compiled out (the build defines
+``OGR_ENABLE_DRIVER_GML`` for it too late; the binary lacks the branch's strings), so it
+gave up silently on any collection that links tilesets. Such a GDAL sends no User-Agent
+(3.7 and later send ``GDAL/x.y.z``): to it the collection document comes without its
+tilesets links (``Vary: User-Agent``), and its driver reads the items instead.
 
 A tile is gzip-compressed once, when it is built, and both encodings are cached: parcel
 tiles are mostly repeated keys and small integers, and a browser on a district office's
@@ -41,6 +45,7 @@ import gzip
 import hashlib
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -56,6 +61,7 @@ from landplatform.publish.features_api import Collection, FeaturesService, Unava
 from landplatform.publish.layers import Generalised, Layer
 
 MVT = "application/vnd.mapbox-vector-tile"
+TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-"
 TMS = "WebMercatorQuad"  # the default, and the first tileset listed
 MAX_ZOOM = 22
 MAX_FEATURES = 20000
@@ -384,12 +390,46 @@ def with_tms_1_0_keys(tms: dict) -> dict:
                             "matrixHeight": m["matrixHeight"]} for m in matrices]}
 
 
+GDAL_UA = re.compile(r"GDAL/(\d+)\.(\d+)")
+
+
+def without_vector_tiles(request: Request) -> bool:
+    """Whether the client is a GDAL that cannot read vector tiles through its OGC API
+    driver yet prefers them to items: before 3.7 GDAL sent no User-Agent (its OGC API
+    driver's Accept is ``application/geo+json, application/json``)."""
+    agent = request.headers.get("user-agent")
+    if agent is None:
+        return request.headers.get("accept", "").startswith("application/geo+json")
+    found = GDAL_UA.match(agent)
+    return bool(found) and (int(found[1]), int(found[2])) < (3, 7)
+
+
 def tiles_router(service: FeaturesService,
-                 tms_delegate: Callable[[Request], Awaitable[Response]] | None = None
+                 tms_delegate: Callable[[Request], Awaitable[Response]] | None = None,
+                 collection_delegate: Callable[[Request], Awaitable[Response]] | None = None
                  ) -> APIRouter:
     """The tile routes; ``tms_delegate`` answers ``/TileMatrixSets/{id}`` (pygeoapi's),
-    whose JSON gets the 1.0 keys GDAL 3.6 needs (``with_tms_1_0_keys``)."""
+    whose JSON gets the 1.0 keys GDAL 3.6 needs (``with_tms_1_0_keys``);
+    ``collection_delegate`` answers ``/collections/{id}`` (pygeoapi's), whose JSON loses
+    its tilesets links for a GDAL that cannot read them (``without_vector_tiles``)."""
     router = APIRouter()
+
+    if collection_delegate is not None:
+        @router.get("/collections/{collection_id}", include_in_schema=False)
+        async def collection_document(request: Request) -> Response:
+            response = await collection_delegate(request)
+            if "json" not in response.headers.get("content-type", ""):
+                return response
+            response.headers.append("Vary", "User-Agent")
+            if response.status_code != 200 or not without_vector_tiles(request):
+                return response
+            doc = json.loads(response.body)
+            doc["links"] = [link for link in doc.get("links") or []
+                            if not str(link.get("rel", "")).startswith(TILESETS_REL)]
+            headers = {k: v for k, v in response.headers.items()
+                       if k.lower() not in ("content-length", "content-type")}
+            return JSONResponse(doc, headers=headers,
+                                media_type=response.headers["content-type"])
 
     if tms_delegate is not None:
         @router.get("/TileMatrixSets/{tileMatrixSetId}", include_in_schema=False)
