@@ -42,6 +42,10 @@ PACKAGES = {
     "covjson-reader@0.16.3": ("covjson-reader", ["covjson-reader.min.js"], "LICENSE"),
     "leaflet-coverage@0.7.2": ("leaflet-coverage", ["leaflet-coverage.min.js",
                                                     "leaflet-coverage.css"], "LICENSE"),
+    # the planner's map (lis/web): vector tiles in WebGL; the UMD build carries its
+    # worker inline (a blob), so nothing else is fetched
+    "maplibre-gl@5.24.1": ("maplibre-gl", ["dist/maplibre-gl.js", "dist/maplibre-gl.css"],
+                           "LICENSE.txt"),
     "swagger-ui-dist@5.35.0": ("swagger-ui", [
         "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
         "favicon-32x32.png", "favicon-16x16.png", "NOTICE"], "LICENSE"),
