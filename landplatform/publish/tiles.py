@@ -296,7 +296,10 @@ def tile_statement(col: Collection, z: int, x: int, y: int,
     names come from the layer declaration, the envelope and CRS from the grid (ours, not
     the client's). The tile layer is named after the collection whatever the source."""
     layer = source or col.layer
-    props = ", ".join(f'v."{f.name}"' for f in layer.fields if f.name != layer.id_field)
+    # a numeric column would reach the tile as a string (ST_AsMVT's rule for numeric):
+    # a "number" field is sent as a double, as its schema says
+    props = ", ".join(f'v."{f.name}"::float8 AS "{f.name}"' if f.type == "number"
+                      else f'v."{f.name}"' for f in layer.fields if f.name != layer.id_field)
     where = " AND ".join([f'v."{k}" = :fixed_{i}' for i, k in enumerate(col.fixed)]
                          + [f'v."{layer.geom_field}" && ST_Transform(b.env, 4326)'])
     geom = f'v."{layer.geom_field}"'
