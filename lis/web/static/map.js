@@ -9,14 +9,15 @@
 
 import { interiorPoint, overlapping } from './geometry.js';
 import {
-  PARCEL_ZOOM, PRICE_STOPS, NO_COLOUR, buildStyle, darken, loadCollections, loadLandUse,
+  PARCEL_ZOOM, PRICE_STOPS, NO_COLOUR, addHatches, buildStyle, darken, hatchImage,
+  loadCollections, loadLandUse,
 } from './style.js';
 
 const maplibregl = window.maplibregl;
 const ROOT = new URL('.', window.location.href); // the platform root: this page is <root>/map
 const NUMBER = new Intl.NumberFormat('vi-VN', { maximumFractionDigits: 1 });
-const GROUPS = { parcels: ['summary-fill', 'summary-line', 'parcels-fill', 'parcels-line',
-  'parcels-selected'], zones: ['zones-fill', 'zones-line'], price: ['price-fill'] };
+const GROUPS = { parcels: ['summary-fill', 'summary-hatch', 'summary-line', 'parcels-fill',
+  'parcels-hatch', 'parcels-line', 'parcels-selected'], zones: ['zones-fill', 'zones-line'], price: ['price-fill'] };
 const PANEL_FIELDS = ['parcel_ref', 'commune_code', 'sheet_no', 'parcel_no', 'area_m2',
   'legal_area_m2', 'land_use', 'address', 'valid_from'];
 const SUMMARY_FIELDS = ['unit_name', 'district_code', 'commune_code', 'parcel_count',
@@ -35,6 +36,7 @@ const state = {
   available: { zones: false, price: false },
   counts: { parcels: 0, legend: 0 },
   legendCodes: [],
+  patterns: new Map(), // code -> hatch over a colour it shares with other codes
   selected: null,
   map: null,
   /** Whether a layer group (parcels, zones, price) is shown. */
@@ -121,10 +123,34 @@ async function fieldTitles(collection) {
 
 // ------------------------------------------------------------------ legend
 
-function swatch(colour, outlined) {
+const hatchUrls = new Map();
+
+/** A hatch as a data URL, for a legend swatch (the same image the map fills with). */
+function hatchUrl(pattern) {
+  if (!hatchUrls.has(pattern.id)) {
+    const image = hatchImage(pattern);
+    const canvas = el('canvas', { width: image.width, height: image.height });
+    const ctx = canvas.getContext('2d');
+    const data = ctx.createImageData(image.width, image.height);
+    data.data.set(image.data);
+    ctx.putImageData(data, 0, 0);
+    hatchUrls.set(pattern.id, canvas.toDataURL('image/png'));
+  }
+  return hatchUrls.get(pattern.id);
+}
+
+function swatch(colour, outlined, code) {
   const node = el('span', { className: 'swatch' });
-  if (outlined) node.style.border = `2px dashed ${darken(colour)}`;
-  else node.style.background = colour;
+  if (outlined) {
+    node.style.border = `2px dashed ${darken(colour)}`;
+    return node;
+  }
+  node.style.backgroundColor = colour;
+  const pattern = state.patterns.get(code);
+  if (pattern) {
+    node.style.backgroundImage = `url(${hatchUrl(pattern)})`;
+    node.dataset.hatch = pattern.hatch;
+  }
   return node;
 }
 
@@ -139,7 +165,7 @@ function codeList(counts, testid, outlined) {
     const colour = state.landUse.get(code)?.color || NO_COLOUR;
     const names = useName(code);
     const item = el('li', { title: `${names.vi} (${names.en})` }, [
-      swatch(colour, outlined),
+      swatch(colour, outlined, code),
       el('span', { className: 'code', textContent: code }),
       el('span', { className: 'name', textContent: names.vi }),
       el('span', { className: 'count', textContent: NUMBER.format(count) }),
@@ -411,6 +437,7 @@ async function start() {
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.addControl(new maplibregl.AttributionControl({ compact: true }), 'bottom-right');
   await map.once('load');
+  state.patterns = addHatches(map, landUse);
   for (const [name, ok] of Object.entries({ zones: state.available.zones,
     price: state.available.price })) {
     const box = document.querySelector(`[data-layer=${name}]`);

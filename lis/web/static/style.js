@@ -134,3 +134,95 @@ export async function loadStyle(root) {
   const [landUse, collections] = await Promise.all([loadLandUse(base), loadCollections(base)]);
   return buildStyle(base, landUse, new Set(collections.keys()));
 }
+
+// ------------------------------------------------------------------ shared colours
+//
+// The national colour table gives one colour to many codes (#FFAAA0 for most public,
+// service and business land): printed maps tell them apart by the code written in each
+// parcel. This map cannot write text without a glyph server, so every code after the
+// first of a shared colour gets a hatch in a darker tone of that colour (the fill stays
+// the official colour underneath). Which code gets which hatch follows the code list
+// (current codes, then superseded ones, each by code), so it is the same on every page
+// and in the legend.
+
+const HATCHES = ['diagonal', 'antidiagonal', 'horizontal', 'vertical', 'cross', 'dots',
+  'grid', 'diamond'];
+const PATTERN_SIZE = 16;
+
+/** Code -> {id, hatch, tone} for codes that share their colour with an earlier code. */
+export function sharedColourPatterns(landUse) {
+  const byColour = new Map();
+  // current codes first (a superseded code never reaches a parcel: loads map it)
+  const current = (row) => (/2024/.test(row.catalog || '') ? 0 : 1);
+  const ordered = [...landUse].sort(([a, ra], [b, rb]) => current(ra) - current(rb)
+    || a.localeCompare(b));
+  for (const [code, row] of ordered) {
+    if (!row.color) continue;
+    const key = row.color.toUpperCase();
+    if (!byColour.has(key)) byColour.set(key, []);
+    byColour.get(key).push(code);
+  }
+  const patterns = new Map();
+  for (const [colour, codes] of byColour) {
+    codes.slice(1).forEach((code, i) => {
+      const hatch = HATCHES[i % HATCHES.length];
+      const tone = [0.55, 0.75, 0.35][Math.floor(i / HATCHES.length) % 3];
+      patterns.set(code, { id: `lis-hatch-${code}`, hatch, tone, colour });
+    });
+  }
+  return patterns;
+}
+
+function inHatch(hatch, x, y) {
+  const n = PATTERN_SIZE;
+  switch (hatch) {
+    case 'diagonal': return (x + y) % 8 < 2;
+    case 'antidiagonal': return (x - y + n) % 8 < 2;
+    case 'horizontal': return y % 8 < 2;
+    case 'vertical': return x % 8 < 2;
+    case 'cross': return (x + y) % 8 < 2 || (x - y + n) % 8 < 2;
+    case 'dots': return x % 8 < 3 && y % 8 < 3;
+    case 'grid': return x % 8 < 1 || y % 8 < 1;
+    default: return Math.abs((x % 8) - 4) + Math.abs((y % 8) - 4) === 3; // diamond
+  }
+}
+
+/** A hatch as an RGBA image (transparent where not drawn): MapLibre's addImage input. */
+export function hatchImage(pattern) {
+  const n = PATTERN_SIZE;
+  const data = new Uint8Array(n * n * 4);
+  const rgb = [1, 3, 5].map((i) => Math.round(parseInt(pattern.colour.slice(i, i + 2), 16)
+    * pattern.tone));
+  for (let y = 0; y < n; y += 1) {
+    for (let x = 0; x < n; x += 1) {
+      if (!inHatch(pattern.hatch, x, y)) continue;
+      data.set([...rgb, 255], (y * n + x) * 4);
+    }
+  }
+  return { width: n, height: n, data };
+}
+
+/**
+ * The hatch layers over shared colours, added to a map that has the style: the images,
+ * then one fill layer per level (summaries below z12, parcels above), under the zones.
+ */
+export function addHatches(map, landUse) {
+  const patterns = sharedColourPatterns(landUse);
+  if (!patterns.size) return patterns;
+  for (const pattern of patterns.values()) {
+    if (!map.hasImage(pattern.id)) map.addImage(pattern.id, hatchImage(pattern));
+  }
+  const choice = ['match', ['coalesce', ['get', 'primary_land_use'], ''],
+    ...[...patterns].flatMap(([code, p]) => [code, p.id]), ''];
+  const codes = [...patterns.keys()];
+  const filter = ['in', ['coalesce', ['get', 'primary_land_use'], ''], ['literal', codes]];
+  const before = map.getLayer('price-fill') ? 'price-fill'
+    : map.getLayer('zones-fill') ? 'zones-fill' : 'parcels-selected';
+  map.addLayer({ id: 'parcels-hatch', type: 'fill', source: 'parcels', 'source-layer': 'parcels',
+    minzoom: PARCEL_ZOOM, filter, metadata: { group: 'parcels' },
+    paint: { 'fill-pattern': choice } }, before);
+  map.addLayer({ id: 'summary-hatch', type: 'fill', source: 'parcels', 'source-layer': 'parcels',
+    maxzoom: PARCEL_ZOOM, filter, metadata: { group: 'parcels' },
+    paint: { 'fill-pattern': choice, 'fill-opacity': 0.8 } }, before);
+  return patterns;
+}
