@@ -98,7 +98,7 @@ export function bilingual(title, name) {
   const slash = title.split(' / ');
   if (slash.length === 2) return { vi: slash[0], en: slash[1] };
   const m = /^(.*?)\s*\(([^)]*)\)\s*$/.exec(title);
-  if (m && /[àáảãạăâđèéẻẽẹêìíỉĩịòóỏõọôơùúủũụưỳýỷỹỵ]/i.test(m[2])) {
+  if (m && /[\u00C0-\u1EF9]/.test(m[2])) { // Vietnamese letters in the parentheses
     return { vi: m[2], en: m[1] };
   }
   return { vi: title, en: '' };
