@@ -136,11 +136,16 @@ def page(browser, api: str):  # noqa: ANN001, ANN201 - Playwright objects
     context.close()
 
 
-def _features(api: str, collection: str, **params: str) -> list[dict]:
+def _features(api: str, collection: str) -> list[dict]:
     body = httpx.get(f"{api}/collections/{collection}/items",
-                     params={"f": "json", "limit": 10000, **params}, timeout=60).json()
+                     params={"f": "json", "limit": 10000}, timeout=60).json()
     assert body["numberReturned"] == body["numberMatched"]
     return body["features"]
+
+
+def _first(api: str, collection: str) -> dict:
+    return httpx.get(f"{api}/collections/{collection}/items",
+                     params={"f": "json", "limit": 1}, timeout=60).json()["features"][0]
 
 
 def _wait_ready(page, district: str) -> None:  # noqa: ANN001
@@ -369,7 +374,7 @@ def test_map_shows_parcels_at_national_and_provincial_zoom(api: str, manifest: l
 @needs_chromium
 def test_search_finds_parcels_communes_and_roads(api: str, manifest: list[dict], page) -> None:  # noqa: ANN001
     district = manifest[0]["district_code"]
-    target = _features(api, f"parcels-{district}", limit="1")[0]["properties"]
+    target = _first(api, f"parcels-{district}")["properties"]
     page.goto(f"{api}/map")
     _wait_ready(page, district)
 
@@ -398,7 +403,7 @@ def test_search_finds_parcels_communes_and_roads(api: str, manifest: list[dict],
                     if unicodedata.category(c) != "Mn")
     assert {"kind": "commune", "ref": target["commune_code"]} in hits(plain)
     # a road of the price table, by name
-    road = _features(api, f"land-prices-{district}", limit="1")[0]["properties"]["road_name"]
+    road = _first(api, f"land-prices-{district}")["properties"]["road_name"]
     assert any(h["kind"] == "road" for h in hits(road.split(" ", 1)[1]))
     assert hits("zzzz-nothing") == []
     assert not page.errors and not page.outside

@@ -149,7 +149,7 @@ function swatch(colour, outlined, code) {
   const pattern = state.patterns.get(code);
   if (pattern) {
     node.style.backgroundImage = `url(${hatchUrl(pattern)})`;
-    node.dataset.hatch = pattern.hatch;
+    node.dataset.hatch = `${pattern.hatch}/${pattern.tone}`; // what tells it apart
   }
   return node;
 }

@@ -146,7 +146,7 @@ export async function loadStyle(root) {
 // and in the legend.
 
 const HATCHES = ['diagonal', 'antidiagonal', 'horizontal', 'vertical', 'cross', 'dots',
-  'grid', 'diamond'];
+  'grid', 'diamond', 'wide-diagonal', 'wide-antidiagonal', 'wide-horizontal', 'wide-vertical'];
 const PATTERN_SIZE = 16;
 
 /** Code -> {id, hatch, tone} for codes that share their colour with an earlier code. */
@@ -175,6 +175,13 @@ export function sharedColourPatterns(landUse) {
 
 function inHatch(hatch, x, y) {
   const n = PATTERN_SIZE;
+  if (hatch.startsWith('wide-')) { // the same lines twice as far apart, twice as thick
+    const line = hatch.slice(5);
+    if (line === 'diagonal') return (x + y) % 16 < 4;
+    if (line === 'antidiagonal') return (x - y + n) % 16 < 4;
+    if (line === 'horizontal') return y % 16 < 4;
+    return x % 16 < 4;
+  }
   switch (hatch) {
     case 'diagonal': return (x + y) % 8 < 2;
     case 'antidiagonal': return (x - y + n) % 8 < 2;
