@@ -112,7 +112,10 @@ EDITS = [
      "ft.properties.get(prop) | string | truncate( 35 ) }}"),
     ("landing_page.html", "  {% if data['collection'] %}\n  <section id=\"collections\">",
      "  {% if config['server'].get('pages') %}\n  <section id=\"pages\">\n"
-     "    <h2>{% trans %}Maps and tools{% endtrans %}</h2>\n    <ul>\n"
+     "    <h2>Bản đồ và công cụ <small>(maps and tools)</small></h2>\n"
+     "    <p class=\"languages\">Ngôn ngữ / language: "
+     "<a href=\"?f=html&amp;lang=vi\" hreflang=\"vi\">Tiếng Việt</a> | "
+     "<a href=\"?f=html&amp;lang=en\" hreflang=\"en\">English</a></p>\n    <ul>\n"
      "    {% for page in config['server']['pages'] %}\n"
      "      <li><a href=\"{{ page['href'] }}\">{{ page['title'] }}</a></li>\n"
      "    {% endfor %}\n    </ul>\n  </section>\n  {% endif %}\n"
