@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -114,6 +114,9 @@ def search_router(engine: Engine) -> APIRouter:
                      limit: int = Query(10, ge=1, le=MAX_LIMIT)) -> Response:
         """Parcels, communes and districts matching ``q`` (a GeoJSON FeatureCollection,
         best first; each hit has a label, a point and a bbox to zoom to)."""
+        if not q.strip() or any(ord(c) < 32 for c in q):  # PostgreSQL refuses NUL
+            raise HTTPException(422, "q must be words or numbers, without control "
+                                     "characters")
         hits = search(engine, q, district, limit)
         body = {"type": "FeatureCollection", "query": q, "numberReturned": len(hits),
                 "features": hits}

@@ -535,3 +535,37 @@ def test_zone_overlay_code_matches_shapely(api: str, manifest: list[dict], page)
         assert {z for z, s in expected.items() if s > 0.1} <= set(shares) <= set(expected)
         for zone, share in shares.items():
             assert abs(share - expected[zone]) < 0.1, (zone, share, expected[zone])
+
+
+def test_search_endpoint_answers_what_an_officer_types(api: str, manifest: list[dict]) -> None:
+    """``/cadastre/search`` over HTTP: numbers, codes, names without marks, bounded and
+    refusing what PostgreSQL cannot take."""
+    district = manifest[0]["district_code"]
+    first = _first(api, f"parcels-{district}")["properties"]
+
+    def search(q: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{api}/cadastre/search", params={"q": q, **params}, timeout=60)
+
+    ref = first["parcel_ref"]
+    for spelling in (ref, ref.replace(".", " "), ref.replace(".", "/")):
+        body = search(spelling).json()
+        assert body["features"][0]["properties"]["ref"] == ref, spelling
+    hit = search(ref).json()["features"][0]
+    assert hit["geometry"]["type"] == "Point" and len(hit["bbox"]) == 4
+    by_sheet = search(f"{first['sheet_no']}/{first['parcel_no']}", district=district).json()
+    assert ref in {f["properties"]["ref"] for f in by_sheet["features"]}
+    assert {f["properties"]["district_code"] for f in by_sheet["features"]} == {district}
+    commune = search(first["commune_code"]).json()["features"]
+    assert [f["properties"]["kind"] for f in commune] == ["commune"]
+    name = commune[0]["properties"]["unit_name"]
+    plain = "".join(c for c in unicodedata.normalize("NFD", name.replace("đ", "d")
+                                                     .replace("Đ", "D"))
+                    if unicodedata.category(c) != "Mn").lower()
+    assert first["commune_code"] in {f["properties"]["ref"] for f in search(plain).json()
+                                     ["features"]}
+    assert search(district).json()["features"][0]["properties"]["kind"] == "district"
+    assert len(search("Phường", limit="2").json()["features"]) == 2
+    assert search("%_%").json()["features"] == []  # wildcards are literal
+    for bad in ({"q": "a\x00b"}, {"q": "   "}, {"q": "x", "limit": "51"},
+                {"q": "x", "district": "1"}):
+        assert httpx.get(f"{api}/cadastre/search", params=bad, timeout=60).status_code == 422
