@@ -1,13 +1,28 @@
 """The cadastre's published layers: current parcels and the land-use code list.
 
 Declared, not reflected (see ``landplatform.publish.layers``): what the platform must know
-about a parcel layer (tiles from z12, counts from the district summary, Part 4 writes) is
-said here, on the layer.
+about a parcel layer (tiles from z12 and summary shapes below, counts from the district
+summary, Part 4 writes) is said here, on the layer.
 """
 
 from __future__ import annotations
 
-from landplatform.publish.layers import Counts, Field, Layer, Temporal
+from landplatform.publish.layers import Counts, Field, Generalised, Layer, Temporal
+
+# What the low-zoom tiles of the parcels carry (publish.parcel_summary_*): the unit, its
+# count and area, and ``primary_land_use`` named as on a parcel, so one style colours both.
+SUMMARY_FIELDS = (
+    Field("level", "string", "Level: district or commune (Cấp)"),
+    Field("district_code", "string", "District code (Mã quận/huyện, pre-2025 GSO)"),
+    Field("commune_code", "string", "Commune code (Mã xã, MaXa)"),
+    Field("unit_name", "string", "Unit name (Tên đơn vị)"),
+    Field("parcel_count", "integer", "Parcels (Số thửa)"),
+    Field("area_m2", "number", "Stated area, m² (Tổng diện tích)"),
+    Field("primary_land_use", "string", "Dominant land use (Loại đất chủ yếu)"),
+    Field("dominant_share", "number", "Share of the area, 0-1 (Tỷ lệ diện tích)"),
+    Field("land_use_mix", "string", "Land-use mix (Cơ cấu loại đất)"),
+    Field("shape_source", "string", "Shape from: boundary or parcels (Ranh giới từ)"),
+)
 
 PARCELS = Layer(
     key="parcels",
@@ -18,25 +33,27 @@ PARCELS = Layer(
                 "certificates are not published.",
     keywords=("cadastre", "parcels", "thửa đất", "địa chính"),
     fields=(
-        Field("province_code", "string", "Province code (pre-2025 GSO)"),
-        Field("district_code", "string", "District code (pre-2025 GSO)"),
-        Field("commune_code", "string", "Commune code (MaXa)"),
-        Field("sheet_no", "integer", "Map sheet number (SoHieuToBanDo)"),
-        Field("parcel_no", "integer", "Parcel number (SoThuTuThua)"),
-        Field("parcel_ref", "string", "commune.sheet.parcel"),
-        Field("area_m2", "number", "Stated area, m² (DienTich)"),
-        Field("legal_area_m2", "number", "Legal area, m²"),
-        Field("land_use", "string", "Land-use codes, '+'-joined"),
-        Field("primary_land_use", "string", "Primary land-use code"),
-        Field("address", "string", "Address"),
-        Field("status", "string", "Status"),
-        Field("current_province_code", "string", "Province since 1 July 2025"),
-        Field("current_commune_code", "string", "Commune since 1 July 2025 (if whole)"),
-        Field("valid_from", "date-time", "Version valid from"),
-        Field("valid_to", "date-time", "Version valid until (empty: current)"),
+        Field("province_code", "string", "Province code (Mã tỉnh, pre-2025 GSO)"),
+        Field("district_code", "string", "District code (Mã quận/huyện, pre-2025 GSO)"),
+        Field("commune_code", "string", "Commune code (Mã xã, MaXa)"),
+        Field("sheet_no", "integer", "Map sheet number (Số hiệu tờ bản đồ, SoHieuToBanDo)"),
+        Field("parcel_no", "integer", "Parcel number (Số thứ tự thửa, SoThuTuThua)"),
+        Field("parcel_ref", "string", "Parcel reference, commune.sheet.parcel (Số hiệu thửa)"),
+        Field("area_m2", "number", "Stated area, m² (Diện tích, DienTich)"),
+        Field("legal_area_m2", "number", "Legal area, m² (Diện tích pháp lý)"),
+        Field("land_use", "string", "Land-use codes, '+'-joined (Loại đất)"),
+        Field("primary_land_use", "string", "Primary land-use code (Loại đất chính)"),
+        Field("address", "string", "Address (Địa chỉ)"),
+        Field("status", "string", "Status (Trạng thái)"),
+        Field("current_province_code", "string",
+              "Province since 1 July 2025 (Tỉnh từ 1/7/2025)"),
+        Field("current_commune_code", "string",
+              "Commune since 1 July 2025, if whole (Xã từ 1/7/2025)"),
+        Field("valid_from", "date-time", "Version valid from (Hiệu lực từ)"),
+        Field("valid_to", "date-time", "Version valid until, empty: current (Hiệu lực đến)"),
     ),
     title_field="parcel_ref",
-    # Below z12 a parcel is a few pixels: nothing readable to draw, so tiles are empty.
+    # Below z12 a parcel is a few pixels: the tiles show the summaries (generalised).
     min_zoom=12,
     # Exact counts of a district's (or the nation's) parcels: the loader keeps them.
     counts=Counts("publish.districts", "district_code", "parcel_count"),
@@ -44,6 +61,10 @@ PARCELS = Layer(
     writable=True,
     # ?datetime= reads the cadastre as it was then: every version with its validity.
     temporal=Temporal("publish.parcel_versions", "valid_from", "valid_to"),
+    # Below z12 the tiles show districts (z0-z8) and communes (z9-z11) with their parcel
+    # counts and dominant land use, kept by the loader (migration 0016).
+    generalised=(Generalised("publish.parcel_summary_district", 0, SUMMARY_FIELDS),
+                 Generalised("publish.parcel_summary_commune", 9, SUMMARY_FIELDS)),
 )
 
 PARCEL_CHANGES = Layer(

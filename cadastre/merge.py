@@ -465,7 +465,8 @@ def drop_features(conn: Connection, feature_nos: list[int]) -> None:
 
 def refresh_district_summary(conn: Connection, districts: list[str] | None = None) -> None:
     """Recount the districts this load touched (one indexed scan per district): those in
-    stage_parcel, or ``districts`` when a write changed status without staging (a retire)."""
+    stage_parcel, or ``districts`` when a write changed status without staging (a retire);
+    and redraw their low-zoom summary shapes (``cadastre.parcel_summary``)."""
     touched = ("SELECT DISTINCT district_code FROM stage_parcel" if districts is None
                else "SELECT unnest(CAST(:districts AS text[]))")
     conn.execute(text(f"""
@@ -491,6 +492,9 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
                                  EXCLUDED.max_lon, EXCLUDED.max_lat,
                                  least(d.first_valid_from, EXCLUDED.first_valid_from))
     """), {} if districts is None else {"districts": districts})
+    # the low-zoom shapes of the same districts (migration 0016), in the same transaction
+    conn.execute(text(f"SELECT cadastre.refresh_parcel_summary(ARRAY({touched}))"),
+                 {} if districts is None else {"districts": districts})
 
 
 def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:

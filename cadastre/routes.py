@@ -14,6 +14,7 @@ from cadastre.dossier_routes import dossiers_router
 from cadastre.dossiers import DossierService
 from cadastre.layers import PARCELS
 from cadastre.lookup import find_parcel
+from cadastre.search import search_router
 from cadastre.uploads import LoadService, loads_router
 from cadastre.writes import WriteService, writes_router
 from landplatform.domain import Services
@@ -166,6 +167,8 @@ def routers(services: Services) -> list[APIRouter]:
     return [
         lookup_router(settings.base_url),
         memory_router(services.public_engine),
+        # The map's search box: numbers, codes, names, addresses (public views).
+        search_router(services.public_engine),
         # Writes (Features Part 4) and restricted reads: read/write engine, bearer tokens.
         writes_router(WriteService(services.engine, settings.base_url), services.verifier),
         # File loads by district officers (multipart upload, run through the loader).

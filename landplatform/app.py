@@ -108,6 +108,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     ogc = build_ogc_app(config, settings.var_dir / "pygeoapi")
     from pygeoapi.starlette_app import collection_coverage as pygeoapi_coverage
     from pygeoapi.starlette_app import collection_items as pygeoapi_items
+    from pygeoapi.starlette_app import collections as pygeoapi_collection
     from pygeoapi.starlette_app import execute_process_jobs as pygeoapi_execute
     from pygeoapi.starlette_app import get_tilematrix_set as pygeoapi_tms
 
@@ -118,7 +119,7 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     app.include_router(features_router(service, pygeoapi_items, settings.html_page_limit))
     # GET items/item for GeoJSON skip the app's stack (same service, same answers)
     app.add_middleware(FeaturesFastLane, service=service, threads=settings.pool_size)
-    app.include_router(tiles_router(service, pygeoapi_tms))
+    app.include_router(tiles_router(service, pygeoapi_tms, pygeoapi_collection))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))
     app.include_router(process_router(pygeoapi_execute, settings.max_concurrent_processes))

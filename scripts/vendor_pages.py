@@ -42,6 +42,10 @@ PACKAGES = {
     "covjson-reader@0.16.3": ("covjson-reader", ["covjson-reader.min.js"], "LICENSE"),
     "leaflet-coverage@0.7.2": ("leaflet-coverage", ["leaflet-coverage.min.js",
                                                     "leaflet-coverage.css"], "LICENSE"),
+    # the planner's map (lis/web): vector tiles in WebGL; the UMD build carries its
+    # worker inline (a blob), so nothing else is fetched
+    "maplibre-gl@5.24.1": ("maplibre-gl", ["dist/maplibre-gl.js", "dist/maplibre-gl.css"],
+                           "LICENSE.txt"),
     "swagger-ui-dist@5.35.0": ("swagger-ui", [
         "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
         "favicon-32x32.png", "favicon-16x16.png", "NOTICE"], "LICENSE"),
@@ -108,7 +112,10 @@ EDITS = [
      "ft.properties.get(prop) | string | truncate( 35 ) }}"),
     ("landing_page.html", "  {% if data['collection'] %}\n  <section id=\"collections\">",
      "  {% if config['server'].get('pages') %}\n  <section id=\"pages\">\n"
-     "    <h2>{% trans %}Maps and tools{% endtrans %}</h2>\n    <ul>\n"
+     "    <h2>Bản đồ và công cụ <small>(maps and tools)</small></h2>\n"
+     "    <p class=\"languages\">Ngôn ngữ / language: "
+     "<a href=\"?f=html&amp;lang=vi\" hreflang=\"vi\">Tiếng Việt</a> | "
+     "<a href=\"?f=html&amp;lang=en\" hreflang=\"en\">English</a></p>\n    <ul>\n"
      "    {% for page in config['server']['pages'] %}\n"
      "      <li><a href=\"{{ page['href'] }}\">{{ page['title'] }}</a></li>\n"
      "    {% endfor %}\n    </ul>\n  </section>\n  {% endif %}\n"

@@ -28,6 +28,7 @@ PAGES = [
     "/collections/price-surface-003?f=html", "/processes?f=html", "/openapi?f=html",
     "/api-docs", "/collections/price-surface-003/coverage?f=html&bbox=105.81,21.06,"
                  "105.815,21.065",
+    "/map",  # the planner's map: MapLibre from /vendor, its own files from /map/static
 ]
 # what a page loads: scripts, stylesheets, icons (not the <link rel=alternate> to data)
 LOADED_RELS = {"stylesheet", "icon", "shortcut icon", "preload", "modulepreload"}
@@ -194,3 +195,10 @@ def test_landing_page_links_the_planners_map(api: str) -> None:
     maps = [href for href in links if urlsplit(href).path == "/map"]
     assert maps, "no link to the planner's map"
     assert httpx.get(maps[0], timeout=60).status_code == 200
+    assert "Bản đồ quy hoạch / Planner&#39;s map" in landing
+    # the page in either language: pygeoapi's ?lang=, linked from the page itself
+    for lang in ("vi", "en"):
+        assert f"?f=html&amp;lang={lang}" in landing
+        page = httpx.get(f"{api}/", params={"f": "html", "lang": lang}, timeout=60).text
+        assert re.search(rf'<html lang="{lang}', page), lang
+        assert "Bản đồ và công cụ" in page and "maps and tools" in page

@@ -100,7 +100,9 @@ def test_tileset_limits_cover_the_data_and_nothing_else(api: str) -> None:
         assert 0 <= lim["minTileRow"] <= lim["maxTileRow"] < 2 ** z
         assert 0 <= lim["minTileCol"] <= lim["maxTileCol"] < 2 ** z
     # a parcel's tile is inside the limits of its zoom, and a tile beyond them is empty
-    for z in (meta["minZoom"], 16):
+    # (from z8, where the tile beyond is still inside the matrix)
+    assert meta["minZoom"] == 0  # summaries below the parcels' z12 (test_tiles_lowzoom)
+    for z in (8, 12, 16):
         url = _parcel_tile(api, "parcels-001", z)
         y, x = map(int, url.rsplit("/", 2)[1:])
         lim = limits[z]
@@ -112,7 +114,7 @@ def test_tileset_limits_cover_the_data_and_nothing_else(api: str) -> None:
         assert httpx.get(beyond, timeout=120).status_code == 204
     national = httpx.get(f"{api}/collections/parcels/tiles/{TMS}", timeout=60).json()
     wide = {int(lim["tileMatrix"]): lim for lim in national["tileMatrixSetLimits"]}
-    z = meta["minZoom"]
+    z = 12
     assert wide[z]["minTileCol"] <= limits[z]["minTileCol"] <= limits[z]["maxTileCol"] \
         <= wide[z]["maxTileCol"]
 
@@ -138,12 +140,17 @@ def test_world_crs84_quad_tiles_hold_the_same_parcels(api: str) -> None:
     r = httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/{z}/{y}/{x}",
                   timeout=120)
     assert r.status_code == 200 and r.headers["content-type"] == MVT
-    low = meta["minZoom"] - 1
-    lx, ly = grid.tile_of(lon, lat, low)
-    assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/{low}/{ly}/{lx}",
-                     timeout=60).status_code == 204
+    # below the parcels' zoom the same tile layer holds the district's summary shape
+    assert meta["minZoom"] == 0
+    lx, ly = grid.tile_of(lon, lat, 3)
+    low = httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/3/{ly}/{lx}",
+                    timeout=60)
+    assert low.status_code == 200 and low.headers["content-type"] == MVT
     # WorldCRS84Quad has twice as many columns as rows: column 2**z is inside at level z
+    # (and 1/0/3, lon 90-180 north, holds the district's summary shape)
     assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/1/0/3",
+                     timeout=60).status_code == 200
+    assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/1/0/2",
                      timeout=60).status_code == 204
     assert httpx.get(f"{api}/collections/parcels-001/tiles/WorldCRS84Quad/1/2/0",
                      timeout=60).status_code == 400
@@ -185,12 +192,37 @@ def test_gdal_ogcapi_driver_reads_the_tiles(api: str) -> None:
 
 @pytest.mark.skipif(shutil.which("ogrinfo") is None,
                     reason="GDAL command-line tools (gdal-bin) not installed")
-def test_gdal_cli_ogcapi_items_reads_the_features(api: str) -> None:
-    """Debian's GDAL 3.6 prefers tiles once a collection links tilesets and cannot open
-    them (docs/ARCHITECTURE.md); asked for items, its OGC API driver reads the features."""
-    out = subprocess.run(["ogrinfo", "-ro", "-so", "-oo", "API=ITEMS",
+@pytest.mark.parametrize("options", [[], ["-oo", "API=ITEMS"]])
+def test_gdal_cli_ogcapi_reads_the_features(api: str, options: list[str]) -> None:
+    """Debian's GDAL 3.6 prefers tiles once a collection links tilesets, and its build
+    cannot read vector tiles (tiles.py): it failed silently. It is now given the
+    collection without tilesets links and reads the items, as it does when asked to."""
+    out = subprocess.run(["ogrinfo", "-ro", "-so", *options,
                           f"OGCAPI:{api}/collections/parcels-001", "parcels-001"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     hits = httpx.get(f"{api}/collections/parcels-001/items",
                      params={"resulttype": "hits"}, timeout=60).json()["numberMatched"]
     assert int(re.search(r"Feature Count: (\d+)", out).group(1)) == hits
+
+
+def test_only_old_gdal_loses_the_tilesets_links(api: str) -> None:
+    """The collection document keeps its tilesets links for everyone else (browsers,
+    GDAL >= 3.7, curl), and says that it varies with the User-Agent."""
+    url = f"{api}/collections/parcels-001"
+
+    def rels(**headers: str) -> set[str]:
+        r = httpx.get(url, headers=headers, timeout=60)
+        assert r.status_code == 200 and "user-agent" in r.headers["vary"].lower()
+        return {link["rel"] for link in r.json()["links"]}
+
+    gdal_accept = "application/geo+json, application/json"
+    assert TILESETS in rels(**{"Accept": gdal_accept, "User-Agent": "GDAL/3.12.4"})
+    assert TILESETS in rels(**{"Accept": "application/json", "User-Agent": "Mozilla/5.0"})
+    assert TILESETS not in rels(**{"Accept": gdal_accept, "User-Agent": "GDAL/3.6.2"})
+    with httpx.Client(timeout=60) as client:  # no User-Agent at all, as GDAL 3.6 sends
+        bare = client.build_request("GET", url, headers={"Accept": gdal_accept})
+        del bare.headers["User-Agent"]
+        r = client.send(bare)
+    assert r.status_code == 200
+    links = {link["rel"] for link in r.json()["links"]}
+    assert TILESETS not in links and "items" in links and "self" in links

@@ -60,13 +60,33 @@ class Temporal:
 
 
 @dataclass(frozen=True)
+class Generalised:
+    """What a layer's tiles show below its ``min_zoom``: a summary view the owning domain
+    keeps current (shapes of the units with their counts, say), drawn from ``min_zoom``
+    up to the next source's ``min_zoom`` or the layer's own. Its features go into the
+    same tile layer under the collection's name, so a map styles one layer and sees
+    something at every zoom; ``fields`` are the summary's, beside the layer's."""
+
+    view: str
+    min_zoom: int
+    fields: tuple[Field, ...]
+    id_field: str = "id"
+    geom_field: str = "geom"
+
+    def __post_init__(self) -> None:
+        if self.view.count(".") != 1:
+            raise ValueError(f"Generalised.view must be schema.view, not {self.view!r}")
+
+
+@dataclass(frozen=True)
 class Layer:
     """A published layer. Besides the view and its fields, what the platform must know
     about it is declared here, so the platform never recognises a layer by its name:
     ``min_zoom`` (below it the layer's tiles are empty), ``counts`` (see ``Counts``),
     ``writable`` (its per-unit collections take OGC API Features Part 4 writes, served by
-    the domain that declares it), ``conformance`` (classes it brings to /conformance) and
-    ``temporal`` (see ``Temporal``)."""
+    the domain that declares it), ``conformance`` (classes it brings to /conformance),
+    ``temporal`` (see ``Temporal``) and ``generalised`` (what its tiles show below
+    ``min_zoom``, see ``Generalised``; coarsest first)."""
 
     key: str  # collection id, or its prefix for per-district collections
     view: str  # schema-qualified view name
@@ -83,6 +103,26 @@ class Layer:
     writable: bool = False
     conformance: tuple[str, ...] = ()
     temporal: Temporal | None = None
+    generalised: tuple[Generalised, ...] = ()
+
+    def __post_init__(self) -> None:
+        zooms = [g.min_zoom for g in self.generalised]
+        if zooms != sorted(set(zooms)) or any(z >= self.min_zoom for z in zooms):
+            raise ValueError(f"{self.key}: generalised sources must start at distinct "
+                             f"zooms below min_zoom {self.min_zoom}, coarsest first")
+
+    def tile_source(self, z: int) -> Layer | Generalised | None:
+        """What a WebMercatorQuad tile of zoom ``z`` is built from: the layer itself from
+        ``min_zoom``, below it the finest generalised source that starts at or below
+        ``z``, else nothing (an empty tile)."""
+        if z >= self.min_zoom:
+            return self
+        return next((g for g in reversed(self.generalised) if g.min_zoom <= z), None)
+
+    @property
+    def first_zoom(self) -> int:
+        """The coarsest zoom whose tiles hold anything."""
+        return self.generalised[0].min_zoom if self.generalised else self.min_zoom
 
     def to_config(self) -> dict:
         """The layer as provider ``data`` in the pygeoapi config (plain, YAML-safe)."""
@@ -94,7 +134,11 @@ class Layer:
                     self.counts.view, self.counts.key, self.counts.column],
                 "writable": self.writable, "conformance": list(self.conformance),
                 "temporal": None if self.temporal is None else [
-                    self.temporal.view, self.temporal.start, self.temporal.end]}
+                    self.temporal.view, self.temporal.start, self.temporal.end],
+                "generalised": [{"view": g.view, "min_zoom": g.min_zoom,
+                                 "id_field": g.id_field, "geom_field": g.geom_field,
+                                 "fields": [[f.name, f.type, f.title] for f in g.fields]}
+                                for g in self.generalised]}
 
     @classmethod
     def from_config(cls, data: dict) -> Layer:
@@ -107,7 +151,12 @@ class Layer:
                    counts=Counts(*counts) if counts else None,
                    writable=bool(data.get("writable")),
                    conformance=tuple(data.get("conformance") or ()),
-                   temporal=Temporal(*temporal) if temporal else None)
+                   temporal=Temporal(*temporal) if temporal else None,
+                   generalised=tuple(
+                       Generalised(g["view"], int(g["min_zoom"]),
+                                   tuple(Field(*f) for f in g["fields"]),
+                                   g["id_field"], g["geom_field"])
+                       for g in data.get("generalised") or ()))
 
     def field_types(self) -> dict[str, str]:
         return {f.name: f.type for f in self.fields}

@@ -3,8 +3,13 @@ provider serves, built by PostGIS (ST_AsMVT) from the same views as the features
 
 Per zoom: geometry is simplified to about a pixel before encoding and each tile carries at
 most ``MAX_FEATURES`` features (the rest are dropped in id order and the response says so
-in ``X-Tile-Truncated``); below its layer's declared ``min_zoom`` a layer has nothing to
-draw at a readable size (parcels, for instance), so those tiles are empty. Tiles are
+in ``X-Tile-Truncated``). Below its layer's declared ``min_zoom`` a layer's features are
+too small to draw (parcels, for instance): there its tiles come from the generalised
+sources the layer declares (``Layer.generalised``: a domain's summary view, shapes of the
+units that hold the features), in the same tile layer, so a client of the collection's
+tileset sees something at every zoom; a layer that declares none has empty tiles there.
+``?f=tilejson`` on a tileset gives the TileJSON MapLibre and other web maps take as a
+source URL. Tiles are
 cached in memory for ``TTL_S`` seconds and carry an ETag (hash of the bytes) and
 Cache-Control, so a panning map re-requesting tiles gets 304s or memory hits.
 
@@ -14,8 +19,12 @@ tiles to its items and the latter tile matrix set to others, and works out which
 tiles exist from the CRS84 extent as if it were in the tile matrix set's units: with
 WebMercatorQuad alone it found no tiles and could not open the collection at all.
 GDAL 3.6's TileMatrixSet reader takes only the 1.0 encoding, so ``/TileMatrixSets/{id}``
-carries both (``with_tms_1_0_keys``); GDAL 3.6 still fails on the tiles afterwards
-without saying why, so with it ``-oo API=ITEMS`` (or ``OAPIF:``) reads the features.
+carries both (``with_tms_1_0_keys``). Debian's GDAL 3.6 build cannot read vector tiles
+through that driver at all: its vector-tiles branch is compiled out (the build defines
+``OGR_ENABLE_DRIVER_GML`` for it too late; the binary lacks the branch's strings), so it
+gave up silently on any collection that links tilesets. Such a GDAL sends no User-Agent
+(3.7 and later send ``GDAL/x.y.z``): to it the collection document comes without its
+tilesets links (``Vary: User-Agent``), and its driver reads the items instead.
 
 A tile is gzip-compressed once, when it is built, and both encodings are cached: parcel
 tiles are mostly repeated keys and small integers, and a browser on a district office's
@@ -36,6 +45,7 @@ import gzip
 import hashlib
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -48,8 +58,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from landplatform.publish.features_api import Collection, FeaturesService, Unavailable
+from landplatform.publish.layers import Generalised, Layer
 
 MVT = "application/vnd.mapbox-vector-tile"
+TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-"
 TMS = "WebMercatorQuad"  # the default, and the first tileset listed
 MAX_ZOOM = 22
 MAX_FEATURES = 20000
@@ -58,6 +70,8 @@ STALE_S = 600.0
 CACHE_TILES = 2048
 WORLD_M = 40075016.685578488  # Web Mercator world width, metres
 MAX_LAT = 85.0511287798066  # WebMercatorQuad's edge
+# a generalised shape is drawn at least this many pixels wide (tiles shown at 512 px)
+MIN_PIXELS = 3
 GZIP_LEVEL = 6  # zlib's default: most of level 9's saving at a fraction of its time
 
 
@@ -130,6 +144,11 @@ class Grid:
         ``min_zoom`` in size (so a tile's feature budget is the same on either grid)."""
         return max(0, layer_min_zoom - self.offset)
 
+    def web_mercator_zoom(self, z: int) -> int:
+        """The WebMercatorQuad zoom whose tiles are as wide as this grid's level z (what
+        a layer's declared zooms are in)."""
+        return z + self.offset
+
     def envelope_sql(self) -> str:
         """SQL for the envelope of tile (:z, :x, :y), in ``srid``."""
         if self.srid == 3857:
@@ -190,9 +209,13 @@ class TileBuilder:
 
     async def _build(self, col: Collection, z: int, x: int, y: int, key: tuple,
                      grid: Grid) -> Tile:
+        source = tile_source(col, grid, z)
+
         def build() -> Tile:
+            if source is None:
+                return Tile.encode(b"", False)
             data, count = self.service.execute(
-                lambda c: c.execute(tile_statement(col, z, x, y, grid)).one())
+                lambda c: c.execute(tile_statement(col, z, x, y, grid, source)).one())
             return Tile.encode(bytes(data or b""), count > MAX_FEATURES)
 
         tile = await run_in_threadpool(build)  # compressing takes CPU: not on the loop
@@ -246,24 +269,56 @@ def tile_limits(bbox: list[float] | None, min_zoom: int, max_zoom: int,
     return limits
 
 
-def tile_statement(col: Collection, z: int, x: int, y: int,
-                   grid: Grid = GRIDS[TMS]) -> sa.TextClause:
-    """ST_AsMVT over the collection's view; names come from the layer declaration, the
-    envelope and CRS from the grid (ours, not the client's)."""
+def tile_source(col: Collection, grid: Grid, z: int) -> Layer | Generalised | None:
+    """What tile level z of ``grid`` is drawn from: the layer, one of its generalised
+    sources, or nothing. A generalised source serves a per-unit collection only if it
+    carries the fields that collection is fixed by (else it would show other units)."""
+    source = col.layer.tile_source(grid.web_mercator_zoom(z))
+    if isinstance(source, Generalised):
+        names = {f.name for f in source.fields}
+        if not set(col.fixed) <= names:
+            return None
+    return source
+
+
+def first_level(col: Collection, grid: Grid) -> int:
+    """The coarsest level of ``grid`` with anything to draw for the collection."""
     layer = col.layer
-    props = ", ".join(f'v."{f.name}"' for f in layer.fields)
+    usable = [g.min_zoom for g in layer.generalised
+              if set(col.fixed) <= {f.name for f in g.fields}]
+    return grid.min_zoom(min([*usable, layer.min_zoom]))
+
+
+def tile_statement(col: Collection, z: int, x: int, y: int,
+                   grid: Grid = GRIDS[TMS],
+                   source: Layer | Generalised | None = None) -> sa.TextClause:
+    """ST_AsMVT over the collection's view (or the generalised ``source`` for this zoom);
+    names come from the layer declaration, the envelope and CRS from the grid (ours, not
+    the client's). The tile layer is named after the collection whatever the source."""
+    layer = source or col.layer
+    # a numeric column would reach the tile as a string (ST_AsMVT's rule for numeric):
+    # a "number" field is sent as a double, as its schema says
+    props = ", ".join(f'v."{f.name}"::float8 AS "{f.name}"' if f.type == "number"
+                      else f'v."{f.name}"' for f in layer.fields if f.name != layer.id_field)
     where = " AND ".join([f'v."{k}" = :fixed_{i}' for i, k in enumerate(col.fixed)]
                          + [f'v."{layer.geom_field}" && ST_Transform(b.env, 4326)'])
     geom = f'v."{layer.geom_field}"'
     if grid.srid != 4326:
         geom = f"ST_Transform({geom}, {int(grid.srid)})"
+    shape = "ST_Simplify(g.g, :tol)"
+    if isinstance(layer, Generalised):
+        # a summary shape is kept at every zoom: one smaller than MIN_PIXELS becomes a
+        # square of that size on its point on surface (a district at z0 is a dot, not
+        # nothing), a larger one keeps its collapsed parts
+        shape = ("CASE WHEN greatest(ST_XMax(g.g) - ST_XMin(g.g), ST_YMax(g.g) - "
+                 "ST_YMin(g.g)) < :tol * :min_units THEN ST_Expand(ST_PointOnSurface(g.g),"
+                 " :tol * :min_units / 2) ELSE ST_Simplify(g.g, :tol, true) END")
     sql = f"""
         WITH b AS (SELECT {grid.envelope_sql()} AS env),
         rows AS (
             SELECT v."{layer.id_field}" AS id, {props},
-                   ST_AsMVTGeom(ST_Simplify({geom}, :tol),
-                                b.env, 4096, 64, true) AS geom
-              FROM {layer.view} v, b
+                   ST_AsMVTGeom({shape}, b.env, 4096, 64, true) AS geom
+              FROM {layer.view} v CROSS JOIN b CROSS JOIN LATERAL (SELECT {geom} AS g) g
              WHERE {where}
              ORDER BY v."{layer.id_field}"
              LIMIT :limit + 1
@@ -275,7 +330,51 @@ def tile_statement(col: Collection, z: int, x: int, y: int,
     params = {"z": z, "x": x, "y": y, "limit": MAX_FEATURES, "name": col.id,
               "tol": grid.pixel(z),
               **{f"fixed_{i}": v for i, v in enumerate(col.fixed.values())}}
+    if isinstance(layer, Generalised):
+        params["min_units"] = MIN_PIXELS * 4096 / 512
     return sa.text(sql).bindparams(**params)
+
+
+def tile_layers(col: Collection, grid: Grid) -> list[dict]:
+    """The tileset's ``layers``: one tile layer, named after the collection, whose
+    properties are the layer's from its ``min_zoom`` and a generalised source's below
+    (each property says from which zooms in its description)."""
+    layer = col.layer
+    start = grid.min_zoom(layer.min_zoom)
+    props = {name: {**schema, "description": f"from tile matrix {start}"}
+             for name, schema in layer.field_schemas().items()}
+    bounds = [*(g.min_zoom for g in layer.generalised), layer.min_zoom]
+    for g, end in zip(layer.generalised, bounds[1:], strict=False):
+        if not set(col.fixed) <= {f.name for f in g.fields}:
+            continue
+        levels = f"{grid.min_zoom(g.min_zoom)}-{grid.min_zoom(end) - 1}"
+        for f in g.fields:
+            entry = props.setdefault(f.name, {**f.schema, "description": ""})
+            entry["description"] = ", ".join(filter(None, [
+                entry["description"], f"tile matrices {levels}: {g.view}"]))
+    return [{"id": col.id, "dataType": "vector", "geometryDimension": 2,
+             "minTileMatrix": str(first_level(col, grid)),
+             "maxTileMatrix": str(MAX_ZOOM - grid.offset),
+             "propertiesSchema": {"type": "object", "properties": props}}]
+
+
+def tilejson(col: Collection, base_url: str) -> dict:
+    """TileJSON 3.0 of a collection's WebMercatorQuad tiles (MapLibre's ``url`` source)."""
+    layer = col.layer
+    fields = {f.name: f.title or f.name for f in layer.fields}
+    for g in layer.generalised:
+        fields.update({f.name: f.title or f.name for f in g.fields if f.name not in fields})
+    bbox = col.bbox or [-180, -85.05, 180, 85.05]
+    west, south, east, north = (bbox[:4] if len(bbox) == 4
+                                else (bbox[0], bbox[1], bbox[3], bbox[4]))
+    minzoom = first_level(col, GRIDS[TMS])
+    return {"tilejson": "3.0.0", "name": col.title, "scheme": "xyz",
+            "tiles": [f"{base_url}/collections/{col.id}/tiles/{TMS}/{{z}}/{{y}}/{{x}}"],
+            "minzoom": minzoom, "maxzoom": MAX_ZOOM,
+            "bounds": [west, south, east, north],
+            "center": [(west + east) / 2, (south + north) / 2, max(minzoom, 10)],
+            "vector_layers": [{"id": col.id, "fields": fields, "minzoom": minzoom,
+                               "maxzoom": MAX_ZOOM}]}
 
 
 def with_tms_1_0_keys(tms: dict) -> dict:
@@ -294,12 +393,46 @@ def with_tms_1_0_keys(tms: dict) -> dict:
                             "matrixHeight": m["matrixHeight"]} for m in matrices]}
 
 
+GDAL_UA = re.compile(r"GDAL/(\d+)\.(\d+)")
+
+
+def without_vector_tiles(request: Request) -> bool:
+    """Whether the client is a GDAL that cannot read vector tiles through its OGC API
+    driver yet prefers them to items: before 3.7 GDAL sent no User-Agent (its OGC API
+    driver's Accept is ``application/geo+json, application/json``)."""
+    agent = request.headers.get("user-agent")
+    if agent is None:
+        return request.headers.get("accept", "").startswith("application/geo+json")
+    found = GDAL_UA.match(agent)
+    return bool(found) and (int(found[1]), int(found[2])) < (3, 7)
+
+
 def tiles_router(service: FeaturesService,
-                 tms_delegate: Callable[[Request], Awaitable[Response]] | None = None
+                 tms_delegate: Callable[[Request], Awaitable[Response]] | None = None,
+                 collection_delegate: Callable[[Request], Awaitable[Response]] | None = None
                  ) -> APIRouter:
     """The tile routes; ``tms_delegate`` answers ``/TileMatrixSets/{id}`` (pygeoapi's),
-    whose JSON gets the 1.0 keys GDAL 3.6 needs (``with_tms_1_0_keys``)."""
+    whose JSON gets the 1.0 keys GDAL 3.6 needs (``with_tms_1_0_keys``);
+    ``collection_delegate`` answers ``/collections/{id}`` (pygeoapi's), whose JSON loses
+    its tilesets links for a GDAL that cannot read them (``without_vector_tiles``)."""
     router = APIRouter()
+
+    if collection_delegate is not None:
+        @router.get("/collections/{collection_id}", include_in_schema=False)
+        async def collection_document(request: Request) -> Response:
+            response = await collection_delegate(request)
+            if "json" not in response.headers.get("content-type", ""):
+                return response
+            response.headers.append("Vary", "User-Agent")
+            if response.status_code != 200 or not without_vector_tiles(request):
+                return response
+            doc = json.loads(response.body)
+            doc["links"] = [link for link in doc.get("links") or []
+                            if not str(link.get("rel", "")).startswith(TILESETS_REL)]
+            headers = {k: v for k, v in response.headers.items()
+                       if k.lower() not in ("content-length", "content-type")}
+            return JSONResponse(doc, headers=headers,
+                                media_type=response.headers["content-type"])
 
     if tms_delegate is not None:
         @router.get("/TileMatrixSets/{tileMatrixSetId}", include_in_schema=False)
@@ -318,7 +451,7 @@ def tiles_router(service: FeaturesService,
 
     def tileset(col: Collection, grid: Grid) -> dict:
         base = f"{service.base_url}/collections/{col.id}/tiles/{grid.id}"
-        low, high = grid.min_zoom(col.layer.min_zoom), MAX_ZOOM - grid.offset
+        low, high = first_level(col, grid), MAX_ZOOM - grid.offset
         return {
             "title": f"{col.title} (vector tiles, {grid.id})",
             "dataType": "vector",
@@ -327,9 +460,7 @@ def tiles_router(service: FeaturesService,
             "tileMatrixSetLimits": tile_limits(col.bbox, low, high, grid),
             "minZoom": low,
             "maxZoom": high,
-            "layers": [{"id": col.id, "dataType": "vector",
-                        "propertiesSchema": {"type": "object",
-                                             "properties": col.layer.field_schemas()}}],
+            "layers": tile_layers(col, grid),
             "links": [
                 {"rel": "self", "type": "application/json", "href": base},
                 {"rel": "item", "type": MVT, "templated": True,
@@ -364,11 +495,17 @@ def tiles_router(service: FeaturesService,
         return grid
 
     @router.get("/collections/{collection_id}/tiles/{tms}", include_in_schema=False)
-    def tileset_metadata(collection_id: str, tms: str) -> Response:
+    def tileset_metadata(collection_id: str, tms: str, f: str | None = None) -> Response:
         col, grid = collection_or_404(collection_id), grid_or_404(tms)
         for found in (col, grid):
             if isinstance(found, Response):
                 return found
+        if f == "tilejson":
+            if grid.id != TMS:
+                return JSONResponse({"code": "InvalidParameterValue", "description":
+                                     f"TileJSON describes {TMS} tiles only"},
+                                    status_code=400)
+            return JSONResponse(tilejson(col, service.base_url))
         return JSONResponse(tileset(col, grid))
 
     @router.get("/collections/{collection_id}/tiles/{tms}/{z}/{y}/{x}",
@@ -390,7 +527,7 @@ def tiles_router(service: FeaturesService,
             tile, fresh = cached
             if not fresh:  # refresh in the background; serve stale now
                 builder.build(col, z, x, y, grid)
-        elif z < grid.min_zoom(col.layer.min_zoom):
+        elif tile_source(col, grid, z) is None:
             tile = Tile.encode(b"", False)
             cache.put(key, tile)
         else:

@@ -1,4 +1,4 @@
-"""``GET /map`` (the page) and ``/map/static/...`` (its scripts, styles and vendored Leaflet).
+"""``GET /map`` (the page) and ``/map/static/...`` (its scripts and styles; MapLibre is at /vendor).
 
 Static files are served by a plain route rather than a mounted ``StaticFiles`` app because
 older FastAPI versions drop mounts when a router is included; the route keeps every request

@@ -1,41 +1,60 @@
-// The planner's map: parcels and planning zones of one district, from the platform's OGC APIs.
+// The planner's map: MapLibre GL over the platform's own vector tiles (parcels, planning
+// zones, parcel values), with the code list's land-use colours, search, legends and a
+// parcel panel.
 //
-// Everything is discovered from /collections: districts are the `parcels-<d>` collections, and
-// a district's zones (`planning-zones-<d>`) and price surface (`price-surface-<d>`) are drawn
-// when those collections exist, so new domains appear here without a change to this page.
-// `window.lisMap` exposes the state (status, counts, layers) for tests and for debugging.
+// Everything is discovered from /collections: districts are the `parcels-<d>` collections,
+// zones and prices are drawn when `planning-zones` and `parcel-values` exist, and labels
+// are the layers' field titles (their schema), so new fields and domains appear here
+// without a change to this page. `window.lisMap` exposes the state for tests and debugging.
 
-import { bbox, interiorPoint, overlapping } from './geometry.js';
+import { interiorPoint, overlapping } from './geometry.js';
+import {
+  PARCEL_ZOOM, PRICE_STOPS, NO_COLOUR, addHatches, buildStyle, darken, hatchImage,
+  loadCollections, loadLandUse,
+} from './style.js';
 
-const L = window.L;
+const maplibregl = window.maplibregl;
 const ROOT = new URL('.', window.location.href); // the platform root: this page is <root>/map
-const PAGE_LIMIT = 10000; // the API's largest page
-const NO_COLOUR = '#cccccc';
 const NUMBER = new Intl.NumberFormat('vi-VN', { maximumFractionDigits: 1 });
-const PRICE_RAMP = ['#2c7bb6', '#abd9e9', '#ffffbf', '#fdae61', '#d7191c'];
+const GROUPS = { parcels: ['summary-fill', 'summary-hatch', 'summary-line', 'parcels-fill',
+  'parcels-hatch', 'parcels-line', 'parcels-selected'], zones: ['zones-fill', 'zones-line'], price: ['price-fill'] };
+const PANEL_FIELDS = ['parcel_ref', 'commune_code', 'sheet_no', 'parcel_no', 'area_m2',
+  'legal_area_m2', 'land_use', 'address', 'valid_from'];
+const SUMMARY_FIELDS = ['unit_name', 'district_code', 'commune_code', 'parcel_count',
+  'area_m2', 'primary_land_use', 'dominant_share', 'land_use_mix', 'shape_source'];
+const ZONE_FIELDS = ['zone_code', 'planned_use', 'function', 'coverage_pct', 'max_floors',
+  'far'];
 
 const state = {
   status: 'init', // init -> loading -> ready | empty | error
   error: null,
   district: null,
   districts: [],
+  collections: new Map(),
+  landUse: new Map(),
+  titles: { parcels: {}, zones: {}, summary: {} },
   available: { zones: false, price: false },
-  counts: { parcels: 0, zones: 0, legend: 0 },
-  priceNote: null,
+  counts: { parcels: 0, legend: 0 },
+  legendCodes: [],
+  patterns: new Map(), // code -> hatch over a colour it shares with other codes
   selected: null,
   map: null,
-  groups: {},
-  landUse: new Map(),
-  parcelLayers: new Map(), // parcel_ref -> Leaflet layer
-  zones: [], // [{geometry, bbox, properties}]
-  /** A point well inside a drawn parcel, as {lat, lng} (tests click there). */
-  interiorLatLng(ref) {
-    const layer = state.parcelLayers.get(ref);
-    const p = layer && interiorPoint(layer.feature.geometry);
-    return p ? { lat: p[1], lng: p[0] } : null;
-  },
+  /** Whether a layer group (parcels, zones, price) is shown. */
   visible(name) {
-    return Boolean(state.map && state.groups[name] && state.map.hasLayer(state.groups[name]));
+    const ids = (GROUPS[name] || []).filter((id) => state.map?.getLayer(id));
+    return ids.length > 0
+      && ids.every((id) => state.map.getLayoutProperty(id, 'visibility') !== 'none');
+  },
+  /** The parcel features drawn on screen now (not the summaries). */
+  renderedParcels() {
+    return state.map.queryRenderedFeatures({ layers: ['parcels-fill'] })
+      .filter((f) => f.properties.parcel_ref);
+  },
+  /** A point well inside a parcel, as {lng, lat} (tests click there). */
+  async interiorLngLat(id) {
+    const item = await getJSON(api(`collections/parcels/items/${id}?f=json`));
+    const p = interiorPoint(item.geometry);
+    return p ? { lng: p[0], lat: p[1] } : null;
   },
 };
 window.lisMap = state;
@@ -45,36 +64,17 @@ const api = (path) => new URL(path, ROOT).toString();
 
 function setStatus(status, message) {
   state.status = status;
-  const el = $('status');
-  el.textContent = message;
-  el.title = message;
-  el.classList.toggle('error', status === 'error');
-  el.dataset.state = status;
+  const node = $('status');
+  node.textContent = message;
+  node.title = message;
+  node.classList.toggle('error', status === 'error');
+  node.dataset.state = status;
 }
 
 async function getJSON(url) {
   const response = await fetch(url, { headers: { Accept: 'application/json' } });
   if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
   return response.json();
-}
-
-/** Same-origin form of an API link (its host is the server's configured base URL). */
-function local(href) {
-  const url = new URL(href, ROOT);
-  return url.pathname + url.search;
-}
-
-/** Every feature of a collection query, following `next` links. */
-async function allFeatures(url) {
-  const features = [];
-  let next = url;
-  while (next) {
-    const page = await getJSON(next);
-    features.push(...page.features);
-    const link = (page.links || []).find((l) => l.rel === 'next');
-    next = link && page.features.length ? local(link.href) : null;
-  }
-  return features;
 }
 
 function el(tag, props = {}, children = []) {
@@ -84,374 +84,410 @@ function el(tag, props = {}, children = []) {
   return node;
 }
 
-function colourOf(code) {
-  return state.landUse.get(code)?.color || NO_COLOUR;
-}
-
-function darken(hex, factor = 0.55) {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
-  if (!m) return '#444444';
-  const part = (h) => Math.round(parseInt(h, 16) * factor).toString(16).padStart(2, '0');
-  return `#${part(m[1])}${part(m[2])}${part(m[3])}`;
-}
-
-/** The first present property among alternative names (domains may name fields differently). */
-function pick(props, names) {
-  for (const name of names) {
-    if (props[name] !== undefined && props[name] !== null && props[name] !== '') return props[name];
-  }
-  return null;
-}
-
-const ZONE_FIELDS = {
-  code: ['zone_code', 'code'],
-  use: ['planned_use', 'planned_land_use', 'land_use'],
-  function: ['function', 'zone_function', 'function_name'],
-  coverage: ['coverage_pct', 'building_coverage_pct', 'max_coverage_pct', 'coverage',
-    'building_coverage'],
-  floors: ['max_floors', 'floors', 'max_floor'],
-  far: ['far', 'max_far', 'floor_area_ratio'],
-};
-
 function fmt(value) {
-  if (value === null || value === undefined) return '–';
+  if (value === null || value === undefined || value === '') return '–';
   return typeof value === 'number' ? NUMBER.format(value) : String(value);
 }
 
-// ------------------------------------------------------------------ map and controls
-
-function createMap() {
-  const map = L.map('map', { zoomSnap: 0.25, preferCanvas: false });
-  // Panes: the price surface over the (opaque) parcel fills, zones on top; neither of them
-  // catches clicks, which go to the parcels underneath.
-  map.createPane('parcels').style.zIndex = 400;
-  map.createPane('price').style.zIndex = 410;
-  map.createPane('zones').style.zIndex = 420;
-  map.getPane('zones').style.pointerEvents = 'none';
-  map.getPane('price').style.pointerEvents = 'none';
-  map.setView([16.0, 106.0], 6);
-  L.control.scale({ imperial: false }).addTo(map);
-  map.attributionControl.setPrefix(false);
-  map.attributionControl.addAttribution('Dữ liệu: hệ thống thông tin đất đai');
-
-  state.groups = {
-    parcels: L.layerGroup().addTo(map),
-    zones: L.layerGroup().addTo(map),
-    price: L.layerGroup(),
-    // Internet base map: off by default; the platform needs no tile service.
-    osm: L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png', {
-      maxZoom: 19, attribution: '&copy; OpenStreetMap contributors',
-    }),
-  };
-  state.layersControl = L.control.layers(null, null, { collapsed: false }).addTo(map);
-  state.legend = L.control({ position: 'bottomright' });
-  state.legend.onAdd = () => {
-    const div = L.DomUtil.create('div', 'legend');
-    div.dataset.testid = 'legend';
-    L.DomEvent.disableScrollPropagation(div);
-    L.DomEvent.disableClickPropagation(div);
-    return div;
-  };
-  state.legend.addTo(map);
-  state.map = map;
-}
-
-const LABELS = {
-  parcels: '<span data-testid="toggle-parcels">Thửa đất (parcels)</span>',
-  zones: '<span data-testid="toggle-zones">Ô quy hoạch (planning zones)</span>',
-  price: '<span data-testid="toggle-price">Giá đất (price surface)</span>',
-  osm: '<span data-testid="toggle-osm">Nền OpenStreetMap (internet)</span>',
-};
-
-function refreshLayersControl() {
-  const control = state.layersControl;
-  for (const name of Object.keys(LABELS)) control.removeLayer(state.groups[name]);
-  control.addOverlay(state.groups.parcels, LABELS.parcels);
-  if (state.available.zones) control.addOverlay(state.groups.zones, LABELS.zones);
-  if (state.available.price) control.addOverlay(state.groups.price, LABELS.price);
-  control.addOverlay(state.groups.osm, LABELS.osm);
-}
-
-function renderLegend(parcelCodes, zoneCodes) {
-  const div = state.legend.getContainer();
-  div.replaceChildren();
-  const section = (title, codes, testid, outlined) => {
-    const list = el('ul');
-    for (const [code, count] of codes) {
-      const colour = colourOf(code);
-      const swatch = el('span', { className: 'swatch' });
-      swatch.style.background = outlined ? 'transparent' : colour;
-      if (outlined) swatch.style.border = `2px dashed ${darken(colour)}`;
-      const names = state.landUse.get(code);
-      const item = el('li', { title: names ? `${names.name_vi} (${names.name_en})` : code }, [
-        swatch,
-        el('span', { className: 'code', textContent: code }),
-        el('span', { className: 'name', textContent: state.landUse.get(code)?.name_vi || '?' }),
-        el('span', { className: 'count', textContent: NUMBER.format(count) }),
-      ]);
-      item.dataset.testid = testid;
-      item.dataset.code = code;
-      list.append(item);
-    }
-    div.append(el('h4', { textContent: title }), list);
-  };
-  section('Loại đất hiện trạng (land use)', parcelCodes, 'legend-item', false);
-  if (zoneCodes.length) section('Đất quy hoạch (planned use)', zoneCodes, 'legend-zone', true);
-  if (state.price) {
-    const ramp = el('div', { className: 'ramp' });
-    ramp.style.background = `linear-gradient(to right, ${PRICE_RAMP.join(', ')})`;
-    div.append(el('h4', { textContent: 'Giá đất (VND/m²)' }), ramp, el('div',
-      { className: 'ramp-labels' }, [el('span', { textContent: fmt(state.price.min) }),
-        el('span', { textContent: fmt(state.price.max) })]));
+/**
+ * A field title as two lines: the platform's titles are bilingual, "English (tiếng Việt,
+ * NationalName)" or "Tiếng Việt / English"; either gives {vi, en}.
+ */
+export function bilingual(title, name) {
+  if (!title) return { vi: name, en: '' };
+  const slash = title.split(' / ');
+  if (slash.length === 2) return { vi: slash[0], en: slash[1] };
+  const m = /^(.*?)\s*\(([^)]*)\)\s*$/.exec(title);
+  if (m && /[\u00C0-\u1EF9]/.test(m[2])) { // Vietnamese letters in the parentheses
+    return { vi: m[2], en: m[1] };
   }
-  state.counts.legend = parcelCodes.length;
+  return { vi: title, en: '' };
 }
 
-function countBy(features, key) {
+function label(group, name) {
+  const { vi, en } = bilingual(state.titles[group][name], name);
+  const node = el('span', { className: 'label' }, [vi]);
+  if (en) node.append(' ', el('small', { textContent: `(${en})` }));
+  return node;
+}
+
+async function fieldTitles(collection) {
+  try {
+    const schema = await getJSON(api(`collections/${collection}/schema?f=json`));
+    return Object.fromEntries(Object.entries(schema.properties || {})
+      .map(([k, v]) => [k, v.title || k]));
+  } catch {
+    return {};
+  }
+}
+
+// ------------------------------------------------------------------ legend
+
+const hatchUrls = new Map();
+
+/** A hatch as a data URL, for a legend swatch (the same image the map fills with). */
+function hatchUrl(pattern) {
+  if (!hatchUrls.has(pattern.id)) {
+    const image = hatchImage(pattern);
+    const canvas = el('canvas', { width: image.width, height: image.height });
+    const ctx = canvas.getContext('2d');
+    const data = ctx.createImageData(image.width, image.height);
+    data.data.set(image.data);
+    ctx.putImageData(data, 0, 0);
+    hatchUrls.set(pattern.id, canvas.toDataURL('image/png'));
+  }
+  return hatchUrls.get(pattern.id);
+}
+
+function swatch(colour, outlined, code) {
+  const node = el('span', { className: 'swatch' });
+  if (outlined) {
+    node.style.border = `2px dashed ${darken(colour)}`;
+    return node;
+  }
+  node.style.backgroundColor = colour;
+  const pattern = state.patterns.get(code);
+  if (pattern) {
+    node.style.backgroundImage = `url(${hatchUrl(pattern)})`;
+    node.dataset.hatch = `${pattern.hatch}/${pattern.tone}`; // what tells it apart
+  }
+  return node;
+}
+
+function useName(code) {
+  const row = state.landUse.get(code);
+  return row ? { vi: row.name_vi, en: row.name_en } : { vi: '?', en: '' };
+}
+
+function codeList(counts, testid, outlined) {
+  const list = el('ul');
+  for (const [code, count] of counts) {
+    const colour = state.landUse.get(code)?.color || NO_COLOUR;
+    const names = useName(code);
+    const item = el('li', { title: `${names.vi} (${names.en})` }, [
+      swatch(colour, outlined, code),
+      el('span', { className: 'code', textContent: code }),
+      el('span', { className: 'name', textContent: names.vi }),
+      el('span', { className: 'count', textContent: NUMBER.format(count) }),
+    ]);
+    item.dataset.testid = testid;
+    item.dataset.code = code;
+    list.append(item);
+  }
+  return list;
+}
+
+function tally(features, key) {
+  const seen = new Map(); // a feature cut by tile edges is counted once
+  for (const f of features) seen.set(`${f.id}`, f.properties[key] || '?');
   const counts = new Map();
-  for (const f of features) {
-    const code = f.properties[key] || '?';
-    counts.set(code, (counts.get(code) || 0) + 1);
-  }
+  for (const code of seen.values()) counts.set(code, (counts.get(code) || 0) + 1);
   return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
-// ------------------------------------------------------------------ parcel panel
-
-function showParcel(layer) {
+/** Legends of what is on screen: land use (or dominant use), zoning, the price ramp. */
+function renderLegend() {
   const map = state.map;
-  if (state.selected) state.parcelsGeo.resetStyle(state.selected);
-  layer.setStyle({ color: '#d00000', weight: 3 });
-  layer.bringToFront();
-  state.selected = layer;
-  const p = layer.feature.properties;
-  const commune = state.communes.get(p.commune_code);
-  const use = state.landUse.get(p.primary_land_use);
-  const rows = [
-    ['Số hiệu thửa (parcel ref)', p.parcel_ref],
-    ['Xã/phường (commune)', commune ? `${p.commune_code} – ${commune}` : p.commune_code],
-    ['Tờ bản đồ (sheet)', fmt(p.sheet_no)],
-    ['Thửa số (parcel no.)', fmt(p.parcel_no)],
-    ['Diện tích (area)', p.area_m2 == null ? '–' : `${fmt(p.area_m2)} m²`],
-    ['Loại đất (land use)', use ? `${p.land_use} – ${use.name_vi}` : fmt(p.land_use)],
-  ];
-  if (p.address) rows.push(['Địa chỉ (address)', p.address]);
-  $('panel-ref').textContent = p.parcel_ref;
-  $('panel-attrs').replaceChildren(...rows.flatMap(([k, v]) => [
-    el('dt', { textContent: k }), el('dd', { textContent: v ?? '–' })]));
+  const div = $('legend');
+  div.replaceChildren();
+  const parcelsShown = state.visible('parcels');
+  const low = map.getZoom() < PARCEL_ZOOM;
+  if (parcelsShown) {
+    const features = map.queryRenderedFeatures({ layers: [low ? 'summary-fill' : 'parcels-fill'] });
+    const counts = tally(features, 'primary_land_use');
+    state.legendCodes = counts.map(([code]) => code);
+    state.counts.legend = counts.length;
+    div.append(el('h4', {}, low
+      ? ['Loại đất chủ yếu của quận/xã ', el('small', { textContent: '(dominant land use of districts/communes)' })]
+      : ['Loại đất hiện trạng ', el('small', { textContent: '(land use, Thông tư 08/2024)' })]));
+    div.append(codeList(counts, 'legend-item', false));
+    if (low) {
+      div.append(el('p', { className: 'note', textContent: `Phóng to đến mức ${PARCEL_ZOOM} để xem `
+        + `từng thửa (zoom to ${PARCEL_ZOOM} for single parcels); đậm hơn: loại đất chiếm tỷ lệ lớn hơn `
+        + '(stronger: a larger share).' }));
+    }
+  }
+  if (state.available.zones && state.visible('zones')) {
+    const zones = map.queryRenderedFeatures({ layers: ['zones-fill'] });
+    const counts = tally(zones, 'planned_use');
+    div.append(el('h4', {}, ['Đất quy hoạch ', el('small', { textContent: '(planned use, zone outline)' })]),
+      counts.length ? codeList(counts, 'legend-zone', true)
+        : el('p', { className: 'note', textContent: 'Không có ô quy hoạch trong khung nhìn (no zone in view).' }));
+  }
+  if (state.available.price && state.visible('price')) {
+    const ramp = el('div', { className: 'ramp', title: 'VND/m²' });
+    ramp.dataset.testid = 'legend-price';
+    const max = PRICE_STOPS[PRICE_STOPS.length - 1][0];
+    ramp.style.background = `linear-gradient(to right, ${PRICE_STOPS.map(
+      ([v, c]) => `${c} ${Math.round((v / max) * 100)}%`).join(', ')})`;
+    div.append(
+      el('h4', {}, ['Giá đất vị trí chính ', el('small', { textContent: '(unit price of the primary part)' })]),
+      ramp,
+      el('div', { className: 'ramp-labels' }, PRICE_STOPS.map(([v]) => el('span',
+        { textContent: NUMBER.format(v / 1e6) }))),
+      el('p', { className: 'note', textContent: 'triệu đồng/m² (million VND/m²); '
+        + `từ mức ${PARCEL_ZOOM} (from zoom ${PARCEL_ZOOM}); không tô: chưa định giá (blank: not valued)` }),
+    );
+  }
+}
 
+// ------------------------------------------------------------------ panel
+
+function showRows(group, props, fields) {
+  $('panel-attrs').replaceChildren(...fields.filter((k) => k in props).flatMap((k) => {
+    let value = fmt(props[k]);
+    if (k === 'area_m2' || k === 'legal_area_m2') value = props[k] == null ? '–' : `${fmt(props[k])} m²`;
+    if (k === 'land_use' || k === 'primary_land_use') {
+      const first = String(props[k] || '').split('+')[0];
+      const names = useName(first);
+      value = `${fmt(props[k])} – ${names.vi}`;
+    }
+    if (k === 'dominant_share' && props[k] != null) value = `${Math.round(props[k] * 100)} %`;
+    return [el('dt', {}, [label(group, k)]), el('dd', { textContent: value })];
+  }));
+}
+
+function openPanel() {
+  $('panel').hidden = false;
+}
+
+function hidePanel() {
+  state.selected = null;
+  state.map.setFilter('parcels-selected', ['==', ['id'], -1]);
+  $('panel').hidden = true;
+}
+
+function showSummary(feature) {
+  const p = feature.properties;
+  state.selected = null;
+  $('panel-kind').textContent = p.level === 'district' ? 'Quận/huyện' : 'Xã/phường';
+  $('panel-ref').textContent = p.level === 'district' ? p.district_code : p.commune_code;
+  showRows('summary', p, SUMMARY_FIELDS);
+  $('panel-zones-block').hidden = true;
+  openPanel();
+}
+
+/** The parcel `id`: its attributes (from the API, whole) and the zones over it. */
+async function selectParcel(id) {
+  const item = await getJSON(api(`collections/parcels/items/${id}?f=json`));
+  state.selected = { id, ref: item.properties.parcel_ref, geometry: item.geometry };
+  state.map.setFilter('parcels-selected', ['==', ['id'], Number(id)]);
+  $('panel-kind').textContent = 'Thửa đất';
+  $('panel-ref').textContent = item.properties.parcel_ref;
+  showRows('parcels', item.properties, PANEL_FIELDS);
+  $('panel-zones-block').hidden = false;
+  const head = $('panel-zones').tHead.rows[0];
+  head.replaceChildren(...ZONE_FIELDS.map((k) => el('th', {}, [label('zones', k)])));
   const body = $('panel-zones').tBodies[0];
-  const over = state.available.zones ? overlapping(layer.feature.geometry, state.zones) : [];
+  let over = [];
+  if (state.available.zones) {
+    const [w, s, e, n] = bboxOf(item.geometry);
+    const zones = await getJSON(api(`collections/planning-zones/items?f=json&limit=1000`
+      + `&bbox=${w},${s},${e},${n}`));
+    over = overlapping(item.geometry, zones.features.map((f) => ({ geometry: f.geometry,
+      bbox: bboxOf(f.geometry), properties: f.properties })));
+  }
   body.replaceChildren(...over.map(({ candidate, share }) => {
     const z = candidate.properties;
-    const plan = [z.plan_code, z.decision_no].filter(Boolean).join(', QĐ ');
-    const row = el('tr', { title: `${plan ? `${plan}: ` : ''}≈ ${Math.round(share * 100)} % `
-      + 'của thửa (of the parcel)' },
-      ['code', 'use', 'function', 'coverage', 'floors', 'far'].map(
-        (k) => el('td', { textContent: fmt(pick(z, ZONE_FIELDS[k])) })));
+    const row = el('tr', { title: `${z.plan_code || ''} ${z.decision_no ? `QĐ ${z.decision_no}` : ''}`
+      + ` ≈ ${Math.round(share * 100)} % của thửa (of the parcel)` },
+    ZONE_FIELDS.map((k) => el('td', { textContent: fmt(z[k]) })));
     row.dataset.testid = 'zone-row';
-    row.dataset.zone = fmt(pick(z, ZONE_FIELDS.code));
+    row.dataset.zone = fmt(z.zone_code);
     return row;
   }));
   $('panel-zones').hidden = over.length === 0;
   $('panel-zones-note').textContent = !state.available.zones
-    ? 'Chưa có quy hoạch công bố cho quận/huyện này (no planning zones published).'
+    ? 'Chưa có quy hoạch công bố (no planning zones published).'
     : over.length ? `${over.length} ô quy hoạch (zones)`
       : 'Không có ô quy hoạch nào phủ thửa này (no zone over this parcel).';
-  const wasHidden = $('panel').hidden;
-  $('panel').hidden = false;
-  if (wasHidden) map.invalidateSize({ pan: false });
+  openPanel();
+  return item;
 }
 
-function hidePanel() {
-  if (state.selected) state.parcelsGeo.resetStyle(state.selected);
-  state.selected = null;
-  $('panel').hidden = true;
-  state.map.invalidateSize({ pan: false });
+function bboxOf(geometry) {
+  let w = Infinity; let s = Infinity; let e = -Infinity; let n = -Infinity;
+  const walk = (c) => {
+    if (typeof c[0] === 'number') {
+      w = Math.min(w, c[0]); e = Math.max(e, c[0]); s = Math.min(s, c[1]); n = Math.max(n, c[1]);
+    } else c.forEach(walk);
+  };
+  walk(geometry.coordinates);
+  return [w, s, e, n];
 }
 
-// ------------------------------------------------------------------ price surface
+// ------------------------------------------------------------------ search
 
-/** Draw a CoverageJSON grid (geographic CRS only) to a data URL with a colour ramp. */
-function coverageImage(cov) {
-  const { x, y } = cov.domain.axes;
-  const system = cov.domain.referencing?.[0]?.system?.id || '';
-  if (!/CRS84|EPSG\/0\/4326$/.test(system)) {
-    throw new Error(`price surface in ${system || 'an unknown CRS'} is not drawn`);
-  }
-  const range = Object.values(cov.ranges)[0];
-  const values = range.values.map((v) => (typeof v === 'number' && v > 0 ? v : null));
-  const present = values.filter((v) => v !== null);
-  if (!present.length) throw new Error('price surface has no values');
-  const min = Math.min(...present);
-  const max = Math.max(...present);
-  const canvas = el('canvas', { width: x.num, height: y.num });
-  const ctx = canvas.getContext('2d');
-  const image = ctx.createImageData(x.num, y.num);
-  const stops = PRICE_RAMP.map((h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)));
-  const northUp = y.start > y.stop; // rows from north to south, as on the canvas
-  values.forEach((v, i) => {
-    if (v === null) return;
-    const row = Math.floor(i / x.num);
-    const col = i % x.num;
-    const at = ((northUp ? row : y.num - 1 - row) * x.num + col) * 4;
-    const t = max > min ? ((v - min) / (max - min)) * (stops.length - 1) : 0;
-    const k = Math.min(Math.floor(t), stops.length - 2);
-    const f = t - k;
-    for (let c = 0; c < 3; c += 1) {
-      image.data[at + c] = Math.round(stops[k][c] * (1 - f) + stops[k + 1][c] * f);
+let searchSeq = 0;
+
+/** Hits for `q`: the cadastre's search, then roads of the price tables by name. */
+async function searchHits(q) {
+  const district = state.district ? `&district=${state.district}` : '';
+  const cadastre = await getJSON(api(`cadastre/search?limit=8&q=${encodeURIComponent(q)}${district}`))
+    .catch(() => ({ features: [] }));
+  const hits = cadastre.features.map((f) => ({ label: f.properties.label, kind: f.properties.kind,
+    bbox: f.bbox, ref: f.properties.ref,
+    district: f.properties.district_code }));
+  if (state.collections.has('land-prices') && !/^[\d\s./,-]+$/.test(q)) {
+    const filter = `ACCENTI(CASEI(road_name)) LIKE ACCENTI(CASEI('%${q.replace(/'/g, "''")}%'))`;
+    const roads = await getJSON(api(`collections/land-prices/items?f=json&limit=5`
+      + `&filter=${encodeURIComponent(filter)}`)).catch(() => ({ features: [] }));
+    const seen = new Set();
+    for (const f of roads.features) {
+      const key = `${f.properties.road_name}|${f.properties.district_code}`;
+      if (seen.has(key) || !f.geometry) continue;
+      seen.add(key);
+      hits.push({ label: `Đường ${f.properties.road_name} (road), ${f.properties.district_code}`,
+        kind: 'road', bbox: bboxOf(f.geometry), ref: f.properties.road_name });
     }
-    image.data[at + 3] = 255;
-  });
-  ctx.putImageData(image, 0, 0);
-  const south = Math.min(y.start, y.stop);
-  const north = Math.max(y.start, y.stop);
-  return { url: canvas.toDataURL('image/png'), min, max,
-    bounds: [[south, Math.min(x.start, x.stop)], [north, Math.max(x.start, x.stop)]] };
-}
-
-/**
- * pygeoapi 0.24 serves a coverage as CoverageJSON (f=json) or in the provider's native format:
- * a native PNG (a link of type image/png) is used as is, placed on the collection's extent;
- * otherwise the CoverageJSON grid is drawn here.
- */
-async function loadPrice(id) {
-  const collection = await getJSON(api(`collections/${id}?f=json`));
-  const png = (collection.links || []).find((l) => (l.type || '').startsWith('image/png')
-    && /\/coverage/.test(l.href));
-  if (png) {
-    const [minx, miny, maxx, maxy] = collection.extent.spatial.bbox[0];
-    return { url: local(png.href), bounds: [[miny, minx], [maxy, maxx]], min: null, max: null };
   }
-  return coverageImage(await getJSON(api(`collections/${id}/coverage?f=json`)));
+  return hits;
 }
 
-// ------------------------------------------------------------------ a district
+async function runSearch(q) {
+  const seq = ++searchSeq;
+  const list = $('search-results');
+  if (!q.trim()) { list.hidden = true; return; }
+  const hits = await searchHits(q.trim());
+  if (seq !== searchSeq) return;
+  list.replaceChildren(...(hits.length ? hits.map((hit) => {
+    const item = el('li', {}, [el('button', { type: 'button', textContent: hit.label })]);
+    item.dataset.testid = 'search-hit';
+    item.dataset.kind = hit.kind;
+    item.dataset.ref = hit.ref;
+    item.firstChild.addEventListener('click', () => goTo(hit).catch(fail));
+    return item;
+  }) : [el('li', { className: 'note', textContent: 'Không tìm thấy (nothing found)' })]));
+  list.hidden = false;
+}
 
-let loadSeq = 0;
+async function goTo(hit) {
+  $('search-results').hidden = true;
+  const [w, s, e, n] = hit.bbox;
+  state.map.fitBounds([[w, s], [e, n]], { padding: 60, animate: false,
+    maxZoom: hit.kind === 'parcel' ? 19 : 17 });
+  if (hit.kind === 'parcel') {
+    const found = await getJSON(api(`cadastre/parcels/${hit.ref.split('.').join('/')}`));
+    await selectParcel(found.id);
+  }
+}
 
-async function loadDistrict(code) {
-  const seq = ++loadSeq;
+// ------------------------------------------------------------------ districts
+
+async function showDistrict(code) {
   const district = state.districts.find((d) => d.code === code);
   state.district = code;
-  state.selected = null;
-  if (!$('panel').hidden) {
-    $('panel').hidden = true;
-    state.map.invalidateSize({ pan: false });
-  }
   setStatus('loading', `Đang tải ${district.title}…`);
-  const zonesId = `planning-zones-${code}`;
-  const priceId = `price-surface-${code}`;
-  const available = { zones: state.collections.has(zonesId),
-    price: state.collections.has(priceId) };
-  let results;
-  try {
-    results = await Promise.all([
-      allFeatures(api(`collections/parcels-${code}/items?f=json&limit=${PAGE_LIMIT}`)),
-      available.zones
-        ? allFeatures(api(`collections/${zonesId}/items?f=json&limit=${PAGE_LIMIT}`)) : [],
-      allFeatures(api(`collections/admin-units/items?f=json&level=commune&parent_code=${code}`
-        + `&skipGeometry=true&limit=${PAGE_LIMIT}`)).catch(() => []),
-      available.price ? loadPrice(priceId).catch((e) => ({ error: e.message })) : null,
-    ]);
-  } catch (error) {
-    if (seq === loadSeq) throw error;
-  }
-  if (seq !== loadSeq) return; // another district was chosen meanwhile
-  const [parcels, zones, communes, price] = results;
-
-  for (const group of Object.values(state.groups)) {
-    if (group !== state.groups.osm) group.clearLayers();
-  }
-  state.available = { zones: available.zones, price: Boolean(price && !price.error) };
-  state.priceNote = price?.error || null;
-  state.price = state.available.price ? price : null;
-  state.communes = new Map(communes.map((f) => [f.properties.code, f.properties.name]));
-  state.parcelLayers = new Map();
-
-  state.parcelsGeo = L.geoJSON(parcels, {
-    pane: 'parcels',
-    className: 'lis-parcel',
-    style: (f) => ({ color: '#4d4d4d', weight: 0.6, fillOpacity: 0.85,
-      fillColor: colourOf(f.properties.primary_land_use) }),
-    onEachFeature: (f, layer) => {
-      state.parcelLayers.set(f.properties.parcel_ref, layer);
-      layer.on('click', () => showParcel(layer));
-    },
-  }).addTo(state.groups.parcels);
-
-  state.zones = zones.map((f) => ({ geometry: f.geometry, bbox: bbox(f.geometry),
-    properties: f.properties }));
-  if (zones.length) {
-    L.geoJSON(zones, {
-      pane: 'zones',
-      className: 'lis-zone',
-      interactive: false,
-      style: (f) => {
-        const colour = colourOf(pick(f.properties, ZONE_FIELDS.use));
-        return { color: darken(colour), weight: 2.2, dashArray: '6 4', fillColor: colour,
-          fillOpacity: 0.1 };
-      },
-    }).addTo(state.groups.zones);
-  }
-  if (state.price) {
-    L.imageOverlay(state.price.url, state.price.bounds, { pane: 'price', opacity: 0.7 })
-      .addTo(state.groups.price);
-  }
-  refreshLayersControl();
-  renderLegend(countBy(parcels, 'primary_land_use'),
-    zones.length ? zones.reduce((acc, f) => {
-      const use = pick(f.properties, ZONE_FIELDS.use) || '?';
-      const hit = acc.find((a) => a[0] === use);
-      if (hit) hit[1] += 1; else acc.push([use, 1]);
-      return acc;
-    }, []).sort((a, b) => b[1] - a[1]) : []);
-
-  state.counts.parcels = state.parcelLayers.size;
-  state.counts.zones = zones.length;
-  if (parcels.length) state.map.fitBounds(state.parcelsGeo.getBounds(), { padding: [12, 12] });
+  const [w, s, e, n] = district.bbox;
+  state.map.fitBounds([[w, s], [e, n]], { padding: 20, animate: false });
   const url = new URL(window.location.href);
   url.searchParams.set('district', code);
   window.history.replaceState(null, '', url);
-  const parts = [`${NUMBER.format(parcels.length)} thửa (parcels)`];
-  if (available.zones) parts.push(`${NUMBER.format(zones.length)} ô quy hoạch (zones)`);
+  await state.map.once('idle');
+  if (state.district !== code) return;
+  state.counts.parcels = Number(district.count) || 0;
+  renderLegend();
+  const parts = [`${NUMBER.format(state.counts.parcels)} thửa (parcels)`];
+  if (state.available.zones) parts.push('quy hoạch (zoning)');
   if (state.available.price) parts.push('giá đất (prices)');
-  if (state.priceNote) parts.push(`giá đất: ${state.priceNote}`);
   setStatus('ready', `${code}: ${parts.join(', ')}`);
+}
+
+function setGroup(name, on) {
+  for (const id of GROUPS[name] || []) {
+    if (state.map.getLayer(id)) state.map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
+  }
 }
 
 // ------------------------------------------------------------------ start
 
 async function start() {
-  createMap();
-  const [collections, landUse] = await Promise.all([
-    getJSON(api('collections?f=json')),
-    allFeatures(api(`collections/land-use-types/items?f=json&skipGeometry=true&limit=1000`)),
+  const [collections, landUse, parcelTitles, zoneTitles] = await Promise.all([
+    loadCollections(ROOT), loadLandUse(ROOT), fieldTitles('parcels'), fieldTitles('planning-zones'),
   ]);
-  state.collections = new Map(collections.collections.map((c) => [c.id, c]));
-  state.landUse = new Map(landUse.map((f) => [f.properties.code, f.properties]));
-  state.districts = collections.collections
+  state.collections = collections;
+  state.landUse = landUse;
+  state.titles = { parcels: parcelTitles, zones: zoneTitles, summary: {} };
+  state.available = { zones: collections.has('planning-zones'),
+    price: collections.has('parcel-values') };
+  const tileset = await getJSON(api('collections/parcels/tiles/WebMercatorQuad')).catch(() => null);
+  for (const [name, schema] of Object.entries(tileset?.layers?.[0]?.propertiesSchema?.properties || {})) {
+    state.titles.summary[name] = schema.title;
+  }
+  state.districts = [...collections.values()]
     .map((c) => ({ match: /^parcels-(.+)$/.exec(c.id), c }))
     .filter(({ match }) => match)
-    .map(({ match, c }) => ({ code: match[1],
+    .map(({ match, c }) => ({ code: match[1], bbox: c.extent?.spatial?.bbox?.[0],
+      count: /(\d+) parcels/.exec(c.description || '')?.[1],
       title: `${match[1]} – ${(c.title || '').replace(/^Cadastral parcels,\s*/, '')}` }))
     .sort((a, b) => a.code.localeCompare(b.code));
+
+  const map = new maplibregl.Map({
+    container: 'map', style: buildStyle(ROOT.toString(), landUse, new Set(collections.keys())),
+    attributionControl: false, hash: false, maxZoom: 21,
+  });
+  state.map = map;
+  state.tileErrors = [];
+  map.on('error', (e) => { // a tile that failed: shown in the status, kept for tests
+    const message = e.error?.message || String(e.error || e);
+    state.tileErrors.push(message);
+    console.error('map:', message, e.error?.url || '');
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
+  map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+  map.addControl(new maplibregl.AttributionControl({ compact: true }), 'bottom-right');
+  await map.once('load');
+  state.patterns = addHatches(map, landUse);
+  for (const [name, ok] of Object.entries({ zones: state.available.zones,
+    price: state.available.price })) {
+    const box = document.querySelector(`[data-layer=${name}]`);
+    box.disabled = !ok;
+    box.closest('label').classList.toggle('off', !ok);
+  }
+  for (const box of document.querySelectorAll('[data-layer]')) {
+    box.addEventListener('change', () => {
+      setGroup(box.dataset.layer, box.checked);
+      map.once('idle', renderLegend);
+    });
+  }
+  map.on('moveend', () => map.once('idle', renderLegend));
+  map.on('click', (e) => {
+    const hit = map.queryRenderedFeatures(e.point, { layers: ['parcels-fill', 'summary-fill'] })[0];
+    if (!hit) return;
+    if (hit.properties.parcel_ref) selectParcel(hit.id).catch(fail);
+    else showSummary(hit);
+  });
+  for (const id of ['parcels-fill', 'summary-fill']) {
+    map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
+    map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
+  }
+  $('panel-close').addEventListener('click', hidePanel);
+  let timer = null;
+  $('search').addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => runSearch($('search').value).catch(fail), 250);
+  });
+  $('search-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    runSearch($('search').value).catch(fail);
+  });
 
   const select = $('district');
   select.replaceChildren(...state.districts.map((d) => el('option',
     { value: d.code, textContent: d.title })));
   if (!state.districts.length) {
     select.append(el('option', { value: '', textContent: 'Chưa có dữ liệu (no districts)' }));
+    await map.once('idle');
+    renderLegend();
     setStatus('empty', 'Chưa có thửa đất nào được công bố (no parcels published).');
     return;
   }
   select.disabled = false;
-  select.addEventListener('change', () => loadDistrict(select.value).catch(fail));
-  $('panel-close').addEventListener('click', hidePanel);
+  select.addEventListener('change', () => showDistrict(select.value).catch(fail));
   const wanted = new URL(window.location.href).searchParams.get('district');
   const first = state.districts.some((d) => d.code === wanted) ? wanted : state.districts[0].code;
   select.value = first;
-  await loadDistrict(first);
+  await showDistrict(first);
 }
 
 function fail(error) {
