@@ -31,6 +31,9 @@ from sqlalchemy.engine import Engine
 from landplatform.domain import Domain, migration_locations
 from landplatform.settings import Settings, get_settings
 
+# how long a serving worker may leave its supervisor unanswered (starting, or busy)
+# before uvicorn restarts it
+WORKER_START_S = 60
 _EXTENSIONS: dict[str, tuple[object, ...]] = {}
 
 
@@ -223,7 +226,11 @@ def build_cli(domains: Sequence[Domain],
         get_engine().dispose()
         uvicorn.run(f"{create_app.__module__}:{create_app.__qualname__}", factory=True,
                     workers=settings.workers, host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False,
+                    # uvicorn kills a worker that has not answered its supervisor within
+                    # 5 s; importing and building the app takes longer than that on a busy
+                    # 2-core machine, and the workers were restarted forever
+                    timeout_worker_healthcheck=WORKER_START_S)
 
     @main.command()
     def serve() -> None:
