@@ -31,9 +31,12 @@ PARCELS = Layer(
         Field("address", "string", "Address"),
         Field("status", "string", "Status"),
         Field("current_province_code", "string", "Province since 1 July 2025"),
-        Field("current_commune_code", "string", "Commune since 1 July 2025 (if whole)"),
+        Field("current_commune_code", "string", "Commune since 1 July 2025 (by its 2025 "
+                                                "boundary, else the crosswalk if whole)"),
         Field("valid_from", "date-time", "Version valid from"),
         Field("valid_to", "date-time", "Version valid until (empty: current)"),
+        Field("current_commune_source", "string", "How the 2025 commune was decided: "
+                                                  "boundary, crosswalk or none"),
     ),
     title_field="parcel_ref",
     # Below z12 a parcel is a few pixels: nothing readable to draw, so tiles are empty.

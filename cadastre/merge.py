@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from cadastre import current_units
 from etl.staging import advisory_lock, copy_rows
 
 STAGE_DDL = """
@@ -42,9 +43,9 @@ STAGE_STATS_COLUMNS = ("feature_no, district_code, commune_code, sheet_no, parce
                        "owner_name, owner_id_number, certificate_serial")
 # Attributes whose change makes a new version of a parcel (history + 'update' event).
 # The source CRS alone is not a change of the parcel: the same parcel delivered again in
-# another CRS is the same parcel (its geometry decides).
-VERSIONED = ("area_m2", "computed_area_m2", "legal_area_m2", "land_use", "address",
-             "current_province_code", "current_commune_code")
+# another CRS is the same parcel (its geometry decides). Its 2025 units are not either:
+# they are derived after the merge (cadastre.current_units), in place.
+VERSIONED = ("area_m2", "computed_area_m2", "legal_area_m2", "land_use", "address")
 PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no, national_id, "
                "current_province_code, current_commune_code, area_m2, computed_area_m2, "
                "legal_area_m2, land_use, address, status, valid_from, valid_to, source_srid, "
@@ -176,6 +177,7 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
           FROM merge_plan m JOIN stage_parcel s USING (feature_no)
          WHERE m.action IN ('new', 'changed')
     """), params)
+    current = current_units.assign_staged(conn)
     lineage = _lineage(conn, run_id, delivery)
     owners = _merge_owners(conn, run_id)
     touched = conn.execute(text(
@@ -185,7 +187,7 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
     counts = dict(conn.execute(text(
         "SELECT action, count(*) FROM merge_plan GROUP BY action")).all())
     return {"inserted": counts.get("new", 0), "updated": counts.get("changed", 0),
-            "unchanged": counts.get("unchanged", 0), **lineage, **owners}
+            "unchanged": counts.get("unchanged", 0), **lineage, **owners, **current}
 
 
 def _snapshot_communes(conn: Connection) -> None:
@@ -420,6 +422,7 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
                                  EXCLUDED.max_lon, EXCLUDED.max_lat,
                                  least(d.first_valid_from, EXCLUDED.first_valid_from))
     """), {} if districts is None else {"districts": districts})
+    current_units.refresh_summary(conn, districts)
 
 
 def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
