@@ -40,15 +40,6 @@ WITH t AS MATERIALIZED (
       FROM cadastre.parcel p
       JOIN ({{targets}}) x (district_code, uid)
         ON p.district_code = x.district_code AND p.uid = x.uid),
-by_boundary AS (
-    SELECT t.district_code, t.uid, u.code, u.parent_code
-      FROM t CROSS JOIN LATERAL (
-           SELECT u.code, u.parent_code FROM admin.admin_unit u
-            WHERE u.level = 'commune' AND u.valid_from IS NOT NULL
-              AND {VALID_NOW.format(u='u')}
-              AND u.geom IS NOT NULL AND NOT u.geom_is_extent
-              AND u.geom && t.pt AND ST_Intersects(u.geom, t.pt)
-            ORDER BY u.code LIMIT 1) u),
 by_crosswalk AS (
     SELECT m.old_code, min(m.new_province_code) AS province,
            CASE WHEN count(*) = 1 AND bool_and(m.overlap = 'full') THEN min(m.new_code) END
@@ -62,7 +53,14 @@ SELECT t.district_code, t.uid, t.old_province, t.old_commune, t.old_source,
        CASE WHEN b.code IS NOT NULL THEN 'boundary'
             WHEN x.commune IS NOT NULL THEN 'crosswalk' ELSE 'none' END AS source
   FROM t
-  LEFT JOIN by_boundary b ON b.district_code = t.district_code AND b.uid = t.uid
+  -- lateral, once per parcel: the boundary covering its point (index on admin_unit.geom)
+  LEFT JOIN LATERAL (
+       SELECT u.code, u.parent_code FROM admin.admin_unit u
+        WHERE u.level = 'commune' AND u.valid_from IS NOT NULL
+          AND {VALID_NOW.format(u='u')}
+          AND u.geom IS NOT NULL AND NOT u.geom_is_extent
+          AND u.geom && t.pt AND ST_Intersects(u.geom, t.pt)
+        ORDER BY u.code LIMIT 1) b ON true
   LEFT JOIN by_crosswalk x ON x.old_code = t.commune_code
 """
 APPLY = """
@@ -85,6 +83,7 @@ def assign(conn: Connection, targets: str, params: dict | None = None) -> dict[s
     many parcels each source decided."""
     conn.execute(text("DROP TABLE IF EXISTS current_unit_plan"))
     conn.execute(text(PLAN.format(targets=targets)), params or {})
+    conn.execute(text("ANALYZE current_unit_plan"))  # the UPDATE's join is planned on it
     changed = conn.execute(text(APPLY)).rowcount
     by_source = dict(conn.execute(text(
         "SELECT source, count(*) FROM current_unit_plan GROUP BY source")).all())
