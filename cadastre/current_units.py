@@ -13,11 +13,13 @@ went into several new ones only a boundary can decide, so:
 3. ``none``: neither (the old commune was split and no boundary decides); the province
    is still the crosswalk's where it is one.
 
-The result is written in place (``current_province_code``, ``current_commune_code``,
-``current_commune_source``): it is knowledge about the units, not a change of the parcel,
-so it makes no new version. It runs after a parcel merge (the parcels the load staged),
-after an officer's write (that parcel), and after a 2025 boundary load (the parcels under
-the boundaries it changed). ``refresh_summary`` keeps the per-district-and-2025-province
+It runs on a parcel merge's stage before the merge writes it (``assign_stage``: loads,
+uploads and officers' API writes all merge through ``cadastre.merge``), so the merge
+writes the 2025 units (``current_province_code``, ``current_commune_code``,
+``current_commune_source``) with the rest of the row; and after a 2025 boundary load, in
+place, for the parcels under the boundaries it changed (``assign_under_units``): a new
+boundary is new knowledge about the units, not a change of the parcel, so it makes no
+version. ``refresh_summary`` keeps the per-district-and-2025-province
 counts the per-province collections read.
 """
 
@@ -30,37 +32,51 @@ SOURCES = ("boundary", "crosswalk", "none")
 VALID_NOW = ("coalesce({u}.valid_from, '-infinity'::date) <= current_date "
              "AND coalesce({u}.valid_to, 'infinity'::date) >= current_date")
 
-# {targets}: a SELECT of (district_code, uid) of the parcels to assign.
+# {targets}: a SELECT of (district_code, uid) of the parcels to assign. Their points go
+# into a temp table with a spatial index, so the boundaries can be probed unit by unit.
+TARGETS = """
+CREATE TEMP TABLE current_unit_target ON COMMIT DROP AS
+SELECT p.district_code, p.uid, p.commune_code, ST_PointOnSurface(p.geom) AS pt,
+       p.current_province_code AS old_province, p.current_commune_code AS old_commune,
+       p.current_commune_source AS old_source
+  FROM cadastre.parcel p
+  JOIN ({targets}) x (district_code, uid)
+    ON p.district_code = x.district_code AND p.uid = x.uid
+"""
+# Unit by unit, its parcels' points: the boundary stays the same from one test to the next,
+# so PostGIS prepares it once (parcels in file order change commune every few; probing
+# the boundaries parcel by parcel re-read each boundary's every vertex per parcel).
 PLAN = f"""
 CREATE TEMP TABLE current_unit_plan ON COMMIT DROP AS
-WITH t AS MATERIALIZED (
-    SELECT p.district_code, p.uid, p.commune_code, ST_PointOnSurface(p.geom) AS pt,
-           p.current_province_code AS old_province, p.current_commune_code AS old_commune,
-           p.current_commune_source AS old_source
-      FROM cadastre.parcel p
-      JOIN ({{targets}}) x (district_code, uid)
-        ON p.district_code = x.district_code AND p.uid = x.uid),
+WITH units AS MATERIALIZED (
+    SELECT u.code, u.parent_code, u.geom FROM admin.admin_unit u
+     WHERE u.level = 'commune' AND u.valid_from IS NOT NULL AND {VALID_NOW.format(u='u')}
+       AND u.geom IS NOT NULL AND NOT u.geom_is_extent
+       AND u.geom && (SELECT ST_SetSRID(ST_Extent(pt)::geometry, 4326)
+                        FROM current_unit_target)),
+by_boundary AS (
+    SELECT DISTINCT ON (t.district_code, t.uid) t.district_code, t.uid, u.code,
+           u.parent_code
+      FROM units u
+     CROSS JOIN LATERAL (
+           SELECT t.district_code, t.uid FROM current_unit_target t
+            WHERE t.pt && u.geom AND ST_Intersects(u.geom, t.pt)) t
+     -- a point on a line two communes share: the lower code
+     ORDER BY t.district_code, t.uid, u.code),
 by_crosswalk AS (
     SELECT m.old_code, min(m.new_province_code) AS province,
            CASE WHEN count(*) = 1 AND bool_and(m.overlap = 'full') THEN min(m.new_code) END
            AS commune
       FROM admin.admin_unit_map m
-     WHERE m.old_code IN (SELECT DISTINCT commune_code FROM t)
+     WHERE m.old_code IN (SELECT DISTINCT commune_code FROM current_unit_target)
      GROUP BY m.old_code)
 SELECT t.district_code, t.uid, t.old_province, t.old_commune, t.old_source,
        coalesce(b.parent_code, x.province) AS province,
        coalesce(b.code, x.commune) AS commune,
        CASE WHEN b.code IS NOT NULL THEN 'boundary'
             WHEN x.commune IS NOT NULL THEN 'crosswalk' ELSE 'none' END AS source
-  FROM t
-  -- lateral, once per parcel: the boundary covering its point (index on admin_unit.geom)
-  LEFT JOIN LATERAL (
-       SELECT u.code, u.parent_code FROM admin.admin_unit u
-        WHERE u.level = 'commune' AND u.valid_from IS NOT NULL
-          AND {VALID_NOW.format(u='u')}
-          AND u.geom IS NOT NULL AND NOT u.geom_is_extent
-          AND u.geom && t.pt AND ST_Intersects(u.geom, t.pt)
-        ORDER BY u.code LIMIT 1) b ON true
+  FROM current_unit_target t
+  LEFT JOIN by_boundary b ON b.district_code = t.district_code AND b.uid = t.uid
   LEFT JOIN by_crosswalk x ON x.old_code = t.commune_code
 """
 APPLY = """
@@ -72,35 +88,56 @@ UPDATE cadastre.parcel p
    AND (c.old_province, c.old_commune, c.old_source)
        IS DISTINCT FROM (c.province, c.commune, c.source)
 """
-# The parcels a merge staged (merge_plan has every staged parcel's uid by now).
-STAGED = ("SELECT s.district_code, m.uid FROM merge_plan m "
-          "JOIN stage_parcel s USING (feature_no)")
+# A merge's stage, before the merge writes it (the staged row's feature_no as its key).
+STAGE_TARGETS = """
+CREATE TEMP TABLE current_unit_target ON COMMIT DROP AS
+SELECT s.district_code, s.feature_no::bigint AS uid, s.commune_code,
+       ST_PointOnSurface(s.geom) AS pt, NULL::text AS old_province,
+       NULL::text AS old_commune, NULL::text AS old_source
+  FROM stage_parcel s
+"""
+STAGE_APPLY = """
+UPDATE stage_parcel s
+   SET current_province_code = c.province, current_commune_code = c.commune,
+       current_commune_source = c.source
+  FROM current_unit_plan c
+ WHERE s.feature_no = c.uid
+"""
+
+
+def _plan(conn: Connection, targets_sql: str, params: dict | None = None) -> None:
+    conn.execute(text("DROP TABLE IF EXISTS current_unit_plan, current_unit_target"))
+    conn.execute(text(targets_sql), params or {})
+    conn.execute(text("CREATE INDEX ON current_unit_target USING gist (pt)"))
+    conn.execute(text("ANALYZE current_unit_target"))
+    conn.execute(text(PLAN))
+    conn.execute(text("ANALYZE current_unit_plan"))  # the UPDATE's join is planned on it
+
+
+def _by_source(conn: Connection) -> dict[str, int]:
+    found = dict(conn.execute(text(
+        "SELECT source, count(*) FROM current_unit_plan GROUP BY source")).all())
+    return {f"current_by_{s}": int(found.get(s, 0)) for s in SOURCES}
+
+
+def assign_stage(conn: Connection) -> dict[str, int]:
+    """Before a parcel merge (its one-line hook): the staged parcels' 2025 units, set on
+    the stage, so the merge writes each row once, compares them as it compares the other
+    attributes (a re-load of the same file changes nothing) and versions a change."""
+    conn.execute(text("ALTER TABLE stage_parcel "
+                      "ADD COLUMN IF NOT EXISTS current_commune_source text"))
+    _plan(conn, STAGE_TARGETS)
+    conn.execute(text(STAGE_APPLY))
+    return _by_source(conn)
 
 
 def assign(conn: Connection, targets: str, params: dict | None = None) -> dict[str, int]:
-    """Assign the 2025 units of the parcels ``targets`` selects (``district_code, uid``;
-    a constant of the caller's, bound with ``params``); returns how many changed and how
-    many parcels each source decided."""
-    conn.execute(text("DROP TABLE IF EXISTS current_unit_plan"))
-    conn.execute(text(PLAN.format(targets=targets)), params or {})
-    conn.execute(text("ANALYZE current_unit_plan"))  # the UPDATE's join is planned on it
+    """Assign, in place, the 2025 units of the current parcels ``targets`` selects
+    (``district_code, uid``; a constant of the caller's, bound with ``params``); returns
+    how many changed and how many parcels each source decided."""
+    _plan(conn, TARGETS.format(targets=targets), params)
     changed = conn.execute(text(APPLY)).rowcount
-    by_source = dict(conn.execute(text(
-        "SELECT source, count(*) FROM current_unit_plan GROUP BY source")).all())
-    return {"current_units_changed": changed,
-            **{f"current_by_{s}": int(by_source.get(s, 0)) for s in SOURCES}}
-
-
-def assign_staged(conn: Connection) -> dict[str, int]:
-    """After a parcel merge: the parcels it staged (the merge's one-line hook)."""
-    return assign(conn, STAGED)
-
-
-def assign_parcel(conn: Connection, district_code: str, uid: int) -> str:
-    """After an officer's write: that parcel; returns how its 2025 commune was decided."""
-    assign(conn, "SELECT CAST(:d AS text), CAST(:uid AS bigint)",
-           {"d": district_code, "uid": uid})
-    return conn.execute(text("SELECT source FROM current_unit_plan")).scalar_one()
+    return {"current_units_changed": changed, **_by_source(conn)}
 
 
 def assign_under_units(conn: Connection, unit_ids: list[int]) -> dict[str, int]:

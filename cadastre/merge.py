@@ -43,9 +43,9 @@ STAGE_STATS_COLUMNS = ("feature_no, district_code, commune_code, sheet_no, parce
                        "owner_name, owner_id_number, certificate_serial")
 # Attributes whose change makes a new version of a parcel (history + 'update' event).
 # The source CRS alone is not a change of the parcel: the same parcel delivered again in
-# another CRS is the same parcel (its geometry decides). Its 2025 units are not either:
-# they are derived after the merge (cadastre.current_units), in place.
-VERSIONED = ("area_m2", "computed_area_m2", "legal_area_m2", "land_use", "address")
+# another CRS is the same parcel (its geometry decides).
+VERSIONED = ("area_m2", "computed_area_m2", "legal_area_m2", "land_use", "address",
+             "current_province_code", "current_commune_code", "current_commune_source")
 PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no, national_id, "
                "current_province_code, current_commune_code, area_m2, computed_area_m2, "
                "legal_area_m2, land_use, address, status, valid_from, valid_to, source_srid, "
@@ -87,6 +87,7 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
     communes: the parcels it does not carry are retired, each new or changed parcel is
     linked to the old parcels it overlaps, with the area they share).
     """
+    current = current_units.assign_stage(conn)  # the 2025 units, on the stage
     if delivery == "resurvey":
         _snapshot_communes(conn)
     changed_expr = " OR ".join(f"p.{c} IS DISTINCT FROM s.{c}" for c in VERSIONED)
@@ -124,10 +125,12 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
         WITH inserted AS (
             INSERT INTO cadastre.parcel
                    (province_code, district_code, commune_code, sheet_no, parcel_no,
-                    current_province_code, current_commune_code, area_m2, computed_area_m2,
-                    legal_area_m2, land_use, address, source_srid, load_run_id, geom)
+                    current_province_code, current_commune_code, current_commune_source,
+                    area_m2, computed_area_m2, legal_area_m2, land_use, address, source_srid,
+                    load_run_id, geom)
             SELECT s.province_code, s.district_code, s.commune_code, s.sheet_no,
-                   s.parcel_no, s.current_province_code, s.current_commune_code, s.area_m2,
+                   s.parcel_no, s.current_province_code, s.current_commune_code,
+                   s.current_commune_source, s.area_m2,
                    s.computed_area_m2, s.legal_area_m2, s.land_use, s.address,
                    s.source_srid, :run, s.geom
               FROM stage_parcel s JOIN merge_plan m USING (feature_no)
@@ -177,7 +180,6 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
           FROM merge_plan m JOIN stage_parcel s USING (feature_no)
          WHERE m.action IN ('new', 'changed')
     """), params)
-    current = current_units.assign_staged(conn)
     lineage = _lineage(conn, run_id, delivery)
     owners = _merge_owners(conn, run_id)
     touched = conn.execute(text(
