@@ -370,7 +370,9 @@ def role_warnings(settings: Settings) -> list[str]:
 
 def unit_collections(config: dict) -> list[str]:
     """The per-district collections of the layers whose counts the loader keeps (the
-    collections a land officer adds to QGIS)."""
+    collections a land officer adds to QGIS): filtered by the counts' own key, so a
+    collection filtered otherwise (a 2025 province's) is not listed as a district."""
     return [cid for cid, res in config["resources"].items()
             for p in res.get("providers", [])
-            if p["type"] == "feature" and p["data"].get("counts") and p["data"].get("filter")]
+            if p["type"] == "feature" and p["data"].get("counts") and p["data"].get("filter")
+            and set(p["data"]["filter"]) == {p["data"]["counts"][1]}]
