@@ -4,7 +4,8 @@ province counts, and the map sheets renumbered into the new communes.
 - ``parcel.current_commune_source``: ``boundary`` (its point on surface lies inside a
   loaded 2025 commune boundary), ``crosswalk`` (no such boundary; its old commune went
   wholly into one new commune) or ``none`` (neither: the old commune was split and no
-  boundary decides). Existing rows are classified here from what they hold.
+  boundary decides). Existing rows are classified here from what they hold, and placed
+  by the 2025 boundaries already loaded, if any.
 - Indexes for look-ups and filters by the 2025 commune and province (current parcels).
 - ``cadastre.district_province_summary``: current parcels per pre-2025 district and 2025
   province with their extent, recounted per touched district with the district summary
@@ -105,6 +106,24 @@ def upgrade() -> None:
     """)
     op.execute("UPDATE cadastre.parcel SET current_commune_source = 'crosswalk' "
                "WHERE current_commune_code IS NOT NULL")
+    # Where 2025 commune boundaries are loaded already, they decide (as
+    # cadastre.current_units does: each boundary probed for all its parcels at once).
+    op.execute("""
+        WITH placed AS (
+            SELECT DISTINCT ON (p.district_code, p.uid) p.district_code, p.uid, u.code,
+                   u.parent_code
+              FROM admin.admin_unit u
+              JOIN cadastre.parcel p ON p.geom && u.geom
+                                    AND ST_Intersects(u.geom, ST_PointOnSurface(p.geom))
+             WHERE u.level = 'commune' AND u.valid_from >= DATE '2025-07-01'
+               AND u.valid_to IS NULL AND u.geom IS NOT NULL AND NOT u.geom_is_extent
+             ORDER BY p.district_code, p.uid, u.code)
+        UPDATE cadastre.parcel p
+           SET current_commune_code = x.code, current_province_code = x.parent_code,
+               current_commune_source = 'boundary'
+          FROM placed x
+         WHERE p.district_code = x.district_code AND p.uid = x.uid
+    """)
     op.execute("CREATE INDEX parcel_current_commune_idx ON cadastre.parcel "
                "(current_commune_code, sheet_no, parcel_no) WHERE status = 'current'")
     op.execute("CREATE INDEX parcel_current_province_idx ON cadastre.parcel "

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,9 +68,14 @@ def placements(engine: Engine) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def db(server_url: URL, manifest: list[dict]) -> Iterator[Engine]:
+def db_url(server_url: URL) -> URL:
+    return create_database(server_url, "lis_units2025")
+
+
+@pytest.fixture(scope="module")
+def db(db_url: URL, manifest: list[dict]) -> Iterator[Engine]:
     """Pre-2025 boundaries and the sample parcels; no 2025 boundary yet."""
-    engine = make_engine(create_database(server_url, "lis_units2025"))
+    engine = make_engine(db_url)
     for path in PRE2025:
         assert load_boundaries(engine, path).status == "loaded"
     for entry in manifest:
@@ -186,6 +194,26 @@ def test_sheet_crosswalk_loads_once_and_refuses_bad_rows(db: Engine, tmp_path: P
     assert taken.status == "rejected" and "already old sheet 00013.1" in \
         taken.rejects[0].reason
     assert table() == before
+
+
+def test_lis_load_sheet_crosswalk(db_url: URL, db: Engine, tmp_path: Path) -> None:
+    """The command: a refused file exits 1 naming its line; the sample again changes
+    nothing (exit 0)."""
+    env = {**os.environ, "DATABASE_URL": db_url.render_as_string(hide_password=False)}
+
+    def lis(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lis.cli", "load", "sheet-crosswalk",
+                               str(path)], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    bad = lis(crosswalk_file(tmp_path, ["00022,1,00097,40"]))
+    assert bad.returncode == 1
+    assert "xwalk.csv feature 2 field new_commune_code: commune 00022 did not go into " \
+        "commune 00097" in bad.stderr
+    assert lis(SAMPLES / SAMPLE_FILE).returncode == 0
+    again = lis(SAMPLES / SAMPLE_FILE)
+    assert again.returncode == 0, again.stderr
+    assert "0 inserted, 0 updated" in again.stdout
 
 
 # -- through the API: the session's database was loaded boundaries first (lis load samples)
