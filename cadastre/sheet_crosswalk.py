@@ -32,7 +32,7 @@ from etl.progress import Progress
 from etl.report import Issue, LoadError, LoadResult
 from etl.rowcheck import RowChecker
 from etl.samples import load_listed
-from etl.sources import file_sha256
+from etl.sources import check_size, file_sha256
 from etl.staging import advisory_lock, copy_rows
 from etl.values import parse_code, parse_positive_int
 
@@ -103,7 +103,9 @@ def duplicates(rows: list[dict]) -> list[Issue]:
 
 
 def read_rows(path: Path) -> pd.DataFrame:
-    """The CSV's rows as text (codes keep their leading zeros); LoadError if unreadable."""
+    """The CSV's rows as text (codes keep their leading zeros); LoadError if unreadable
+    or over the delivery size limit (checked before reading)."""
+    check_size(path)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except UnicodeDecodeError:
