@@ -431,7 +431,8 @@ async function start() {
   state.collections = new Map(collections.collections.map((c) => [c.id, c]));
   state.landUse = new Map(landUse.map((f) => [f.properties.code, f.properties]));
   state.districts = collections.collections
-    .map((c) => ({ match: /^parcels-(.+)$/.exec(c.id), c }))
+    // districts only: parcels-p<code> are the 2025 provinces (not a unit this map shows)
+    .map((c) => ({ match: /^parcels-(\d{3})$/.exec(c.id), c }))
     .filter(({ match }) => match)
     .map(({ match, c }) => ({ code: match[1],
       title: `${match[1]} – ${(c.title || '').replace(/^Cadastral parcels,\s*/, '')}` }))
