@@ -153,8 +153,8 @@ def test_province_summary_counts_every_placed_parcel(db: Engine, after_2025: dic
     assert provinces == exact and set(provinces) == {"01", "48"}
 
 
-def crosswalk_file(tmp_path: Path, rows: list[str]) -> Path:
-    path = tmp_path / "xwalk.csv"
+def crosswalk_file(tmp_path: Path, rows: list[str], name: str = "xwalk.csv") -> Path:
+    path = tmp_path / name
     path.write_text("MaXaCu,SoToCu,MaXaMoi,SoToMoi\n" + "\n".join(rows) + "\n",
                     encoding="utf-8")
     return path
@@ -190,10 +190,16 @@ def test_sheet_crosswalk_loads_once_and_refuses_bad_rows(db: Engine, tmp_path: P
         (6, "old_sheet_no"), (7, "old_sheet_no")}
     assert table() == before
     # the taken new number is found by the database once the rest is clean
-    taken = load_sheet_crosswalk(db, crosswalk_file(tmp_path, ["00022,4,00004,6"]))
+    taken = load_sheet_crosswalk(db, crosswalk_file(tmp_path, ["00022,4,00004,6"],
+                                                    "taken.csv"))
     assert taken.status == "rejected" and "already old sheet 00013.1" in \
         taken.rejects[0].reason
     assert table() == before
+    # quarantine: the clean rows load, the refused ones are listed (with the database's)
+    kept = load_sheet_crosswalk(db, bad, quarantine=True)
+    assert kept.status == "loaded", kept.detail_lines()
+    assert (kept.inserted, kept.rejected) == (1, 6), kept.detail_lines()
+    assert set(table()) - set(before) == {("00022", 1, "00004", 40)}
 
 
 def test_lis_load_sheet_crosswalk(db_url: URL, db: Engine, tmp_path: Path) -> None:
