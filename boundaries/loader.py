@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from boundaries import MAPPINGS
 from boundaries import merge as bm
 from boundaries.rules import Catalogue, Options, file_level, file_period, prepare_boundaries
+from cadastre import current_units
 from etl.fieldmap import FieldMapping
 from etl.pipeline import Prepared, run_load
 from etl.progress import Progress
@@ -111,12 +112,31 @@ class BoundaryLoader:
         progress.step("merging in one transaction")
         counts, notes = bm.merge(conn, run_id, self.period)
         issues += notes
+        if self.period == "2025":  # the parcels under them get their 2025 commune anew
+            issues += reassign_parcels(conn, run_id)
         result.derived = counts["derived"]
         if counts["derived"]:
             conn.execute(text("UPDATE etl.load_run SET message = :msg WHERE run_id = :run"),
                          {"msg": f"{counts['derived']} parent boundaries derived from their "
                                  "units'", "run": run_id})
         return counts
+
+
+def reassign_parcels(conn: Connection, run_id: int) -> list[Issue]:
+    """The 2025 communes whose boundary this run delivered or changed decide their
+    parcels' 2025 commune (``cadastre.current_units``); a note says how many changed."""
+    units = conn.execute(text("""
+        SELECT b.unit_id FROM admin.unit_boundary b
+          JOIN admin.admin_unit u ON u.id = b.unit_id
+         WHERE b.load_run_id = :run AND u.level = 'commune'
+    """), {"run": run_id}).scalars().all()
+    counts = current_units.assign_under_units(conn, list(units))
+    if not counts.get("current_by_boundary") and not counts["current_units_changed"]:
+        return []
+    return [Issue(0, "current_commune_code",
+                  f"{counts['current_units_changed']} parcels' 2025 commune changed; "
+                  f"{counts.get('current_by_boundary', 0)} parcels under these boundaries "
+                  "are placed by them", severity="note")]
 
 
 def load_boundaries(engine: Engine, path: Path, *, options: Options | None = None,

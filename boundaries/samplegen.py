@@ -10,7 +10,17 @@ the rectangles the parcels tile. Regenerating gives the same files.
 Two deliveries, as offices send them: the Hà Nội communes (Ba Đình, Tây Hồ) as a Shapefile
 in VN-2000 / TM-3 105° with national field names, the Đà Nẵng communes (Thanh Khê, Hải
 Châu) as a GeoPackage in WGS84 with Vietnamese field names. Both are pre-2025 units (with
-their districts). Run ``python -m boundaries.samplegen --out data/samples/boundaries``.
+their districts).
+
+A third: the communes since the 1 July 2025 reform over the same four districts, made from
+the crosswalk (``admin_units_2025_crosswalk.csv``). An old commune that went wholly into a
+new one is part of it as it is; one split between k new communes is cut with k - 1
+east-west lines into k bands of equal height of its box, south to north in the new
+communes' code order (a rule of these samples, not of the reform: the real lines follow
+streets and the resolutions' maps). A new commune is the union of its parts; only its
+parts inside the four sample districts are drawn (new Phường Hoàn Kiếm, for one, appears
+as its share of old Phường Điện Biên). Run ``python -m boundaries.samplegen --out
+data/samples/boundaries``.
 """
 
 from __future__ import annotations
@@ -47,6 +57,73 @@ DELIVERIES = (
     ("dia_gioi_xa_da_nang.gpkg", "GPKG", "dia_gioi_xa", WGS84,
      ("Mã xã", "Tên xã", "Mã huyện", "Tên huyện", "Mã tỉnh"), ("491", "492")),
 )
+
+
+# The 2025 delivery: file, layer, fields (new commune code and name, province code, name).
+DELIVERY_2025 = ("dia_gioi_xa_2025.gpkg", "dia_gioi_xa",
+                 ("MaXa", "TenXa", "MaTinh", "TenTinh"), ("001", "003", "491", "492"))
+
+
+def crosswalk(reference_dir: Path = REFERENCE_DIR) -> dict[str, list[dict]]:
+    """Old commune code -> its rows of the 2025 crosswalk, in new-commune code order."""
+    out: dict[str, list[dict]] = {}
+    with (reference_dir / "admin_units_2025_crosswalk.csv").open(encoding="utf-8",
+                                                                 newline="") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["old_commune_code"], []).append(r)
+    return {k: sorted(v, key=lambda r: r["new_commune_code"]) for k, v in out.items()}
+
+
+def cut(old: shapely.Geometry, parts: int) -> list[shapely.Geometry]:
+    """An old commune split between ``parts`` new ones: ``parts`` bands of equal height of
+    its box, south to north (the samples' deterministic line, see the module docstring)."""
+    x0, y0, x1, y1 = old.bounds
+    step = (y1 - y0) / parts
+    bands = [shapely.clip_by_rect(old, x0, y0 + i * step, x1,
+                                  y1 if i == parts - 1 else y0 + (i + 1) * step)
+             for i in range(parts)]
+    return [shapely.make_valid(b) for b in bands]
+
+
+def communes_2025(seed: int, reference_dir: Path = REFERENCE_DIR
+                  ) -> list[tuple[dict, shapely.Geometry]]:
+    """(the new commune's crosswalk row, its boundary in WGS84) over the sample
+    districts, in code order."""
+    xwalk = crosswalk(reference_dir)
+    pieces: dict[str, list[shapely.Geometry]] = {}
+    rows: dict[str, dict] = {}
+    for district in DELIVERY_2025[3]:
+        for old_code, old in commune_boundaries(district, seed, 4326):
+            targets = xwalk[old_code]
+            shares = [old] if len(targets) == 1 else cut(old, len(targets))
+            for row, share in zip(targets, shares, strict=True):
+                polygons = [g for g in shapely.get_parts(share)
+                            if shapely.get_type_id(g) == 3 and g.area > 0]
+                pieces.setdefault(row["new_commune_code"], []).extend(polygons)
+                rows[row["new_commune_code"]] = row
+    out = []
+    for code in sorted(pieces):
+        merged = shapely.make_valid(shapely.union_all(pieces[code]))
+        polygons = [g for g in shapely.get_parts(merged) if shapely.get_type_id(g) == 3]
+        out.append((rows[code], shapely.multipolygons(polygons)))
+    return out
+
+
+def generate_2025(out_dir: Path, seed: int) -> dict:
+    """Write the 2025 communes' GeoPackage; its manifest entry."""
+    file, layer, fields, districts = DELIVERY_2025
+    rows = communes_2025(seed)
+    path = out_dir / file
+    remove_dataset(path)
+    values = [np.array([r[k] for r, _ in rows], dtype=object)
+              for k in ("new_commune_code", "new_commune_name", "new_province_code",
+                        "new_province_name")]
+    ogr_write(path, np.asarray(shapely.to_wkb([g for _, g in rows]), dtype=object), values,
+              list(fields), layer=layer, driver="GPKG", geometry_type="MultiPolygon",
+              crs=f"EPSG:{WGS84}", layer_options=layer_options("GPKG"))
+    return {"file": file, "period": "2025", "level": "commune", "format": "GPKG",
+            "layer": layer, "epsg": 4326, "fields": list(fields),
+            "district_codes": list(districts), "feature_count": len(rows), "seed": seed}
 
 
 def names(reference_dir: Path = REFERENCE_DIR) -> dict[str, tuple[str, str]]:
@@ -104,6 +181,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
                              "format": driver, "layer": layer, "epsg": file_epsg,
                              "fields": list(fields), "district_codes": list(codes),
                              "feature_count": len(rows), "seed": seed})
+        manifest.append(generate_2025(out_dir, seed))
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (out_dir / "README.md").write_text(_readme(manifest), encoding="utf-8")
@@ -111,17 +189,18 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
 
 
 def _readme(manifest: list[dict]) -> str:
-    rows = "\n".join(f"| `{m['file']}` | {', '.join(m['district_codes'])} | {m['format']} | "
+    rows = "\n".join(f"| `{m['file']}` | {m['period']} | {', '.join(m['district_codes'])} | "
+                     f"{m['format']} | "
                      f"EPSG:{m['epsg']} | {', '.join(m['fields'])} | {m['feature_count']} |"
                      for m in manifest)
     return f"""# Sample administrative boundaries (synthetic)
 
-The communes (pre-2025 units, with their districts) of the four sample districts, as
-boundary deliveries (`lis load boundaries FILE`; `lis load samples` loads them before
-the parcels, which are then checked against them).
+The communes of the four sample districts, as boundary deliveries (`lis load boundaries
+FILE --period pre2025|2025`; `lis load samples` loads them before the parcels, which are
+then checked against the pre-2025 ones and placed in their 2025 commune by the 2025 ones).
 
-| File | Districts | Format | CRS | Fields | Communes |
-|---|---|---|---|---|---:|
+| File | Period | Districts | Format | CRS | Fields | Communes |
+|---|---|---|---|---|---|---:|
 {rows}
 
 A commune's boundary is the union of the sample parcels of that commune, from the same
@@ -129,6 +208,14 @@ seeded grid `cadastre/samplegen.py` lays them on, so every sample parcel lies in
 commune's boundary, and each district's boundary (derived by the loader as the union of
 its communes) is the rectangle its parcels tile. They are not the real boundaries: codes
 and names are the GSO catalogue's, the shapes are the samples'.
+
+The 2025 communes (`dia_gioi_xa_2025.gpkg`) are made from the pre-2025 sample communes and
+the 2025 crosswalk: an old commune that went wholly into a new one is part of it as it is;
+one split between k new communes is cut with k - 1 east-west lines into k bands of equal
+height of its box, south to north in the new communes' code order. That line is a rule of
+these samples (the real lines follow streets); only the new communes' parts inside the
+four sample districts are drawn, so a new commune that also took wards of other districts
+(Phường Hoàn Kiếm, Phường Hồng Hà, ...) is only its share here.
 
 Made by `python -m boundaries.samplegen --out data/samples/boundaries` (or `lis samples
 generate`); deterministic (seed {manifest[0]['seed'] if manifest else DEFAULT_SEED}).

@@ -1,5 +1,6 @@
-"""The cadastre's commands: ``lis load parcels``, ``lis load split-rules``, ``lis parcel``
-and ``lis dossier`` (file, register, withdraw, show: as an operator at the shell)."""
+"""The cadastre's commands: ``lis load parcels``, ``lis load split-rules``, ``lis load
+sheet-crosswalk``, ``lis parcel`` and ``lis dossier`` (file, register, withdraw, show: as
+an operator at the shell)."""
 
 from __future__ import annotations
 
@@ -48,15 +49,21 @@ def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None
 @click.argument("sheet_no", type=int)
 @click.argument("parcel_no", type=int)
 def parcel(commune_code: str, sheet_no: int, parcel_no: int) -> None:
-    """Print a parcel (GeoJSON) by commune code, map sheet number and parcel number."""
-    from cadastre.lookup import find_parcel
+    """Print a parcel (GeoJSON) by commune code, map sheet number and parcel number: the
+    pre-2025 commune's, or the 2025 commune's (its renumbered sheet)."""
+    from cadastre.lookup import find_parcels
 
     ensure_database(quiet=True)
-    feature = find_parcel(commune_code.zfill(5), sheet_no, parcel_no)
-    if feature is None:
+    found = find_parcels(engine(), commune_code.zfill(5), sheet_no, parcel_no)
+    if not found:
         raise click.ClickException(f"no current parcel {sheet_no}/{parcel_no} in commune "
                                    f"{commune_code}")
-    click.echo(json.dumps(feature, ensure_ascii=False))
+    if len(found) > 1:
+        raise click.ClickException(
+            f"{sheet_no}/{parcel_no} in commune {commune_code} names {len(found)} parcels: "
+            + "; ".join(f"{f['properties']['parcel_ref']} ({f['matched_by']})"
+                        for f in found))
+    click.echo(json.dumps(found[0], ensure_ascii=False))
 
 
 @click.command("split-rules")
@@ -74,6 +81,25 @@ def load_split_rules_cmd(file: Path) -> None:
             click.echo(f"  {problem}", err=True)
         raise click.ClickException(f"{file.name} refused: nothing loaded") from None
     click.echo(f"{file.name}: {count} minimum split areas loaded")
+
+
+@click.command("sheet-crosswalk")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--quarantine", is_flag=True,
+              help="Load the valid rows, record the refused ones (default: all or none).")
+@click.option("--report", type=click.Path(path_type=Path),
+              help="Write every refused row to this CSV.")
+def load_sheet_crosswalk_cmd(files: tuple[Path, ...], quarantine: bool,
+                             report: Path | None) -> None:
+    """Load map sheet crosswalk FILES (CSV: old_commune_code, old_sheet_no,
+    new_commune_code, new_sheet_no): the old communes' sheets renumbered into their 2025
+    commune, so a parcel is found by either number. One transaction each; a re-load of
+    the same rows changes nothing. Exits 1 when a file is refused; nothing of it loaded."""
+    from cadastre.sheet_crosswalk import load_sheet_crosswalk
+
+    ensure_database(quiet=True)
+    load_files(files, lambda path: load_sheet_crosswalk(engine(), path,
+                                                        quarantine=quarantine), report)
 
 
 def _operator():  # noqa: ANN202 - cadastre.dossiers.Actor

@@ -7,10 +7,17 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from cadastre.cli import dossier, load_parcels_cmd, load_split_rules_cmd, parcel
+from cadastre.cli import (
+    dossier,
+    load_parcels_cmd,
+    load_sheet_crosswalk_cmd,
+    load_split_rules_cmd,
+    parcel,
+)
 from cadastre.loader import load_sample_parcels
 from cadastre.publish import published_districts, publisher
 from cadastre.routes import routers
+from cadastre.sheet_crosswalk import load_sample_sheet_crosswalk
 from cadastre.split_rules import load_sample_split_rules
 from cadastre.uploads import LOAD_PATHS
 from landplatform.domain import Domain
@@ -19,9 +26,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def load_samples(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:
-    """The sample parcels, then the sample provinces' minimum split areas."""
+    """The sample parcels, then the sample provinces' minimum split areas and the sample
+    map sheet crosswalk."""
     return (load_sample_parcels(engine, samples_dir, echo)
-            and load_sample_split_rules(engine, samples_dir, echo))
+            and load_sample_split_rules(engine, samples_dir, echo)
+            and load_sample_sheet_crosswalk(engine, samples_dir, echo))
 
 
 def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
@@ -40,7 +49,7 @@ DOMAIN = Domain(
     routers=routers,
     upload_paths=(LOAD_PATHS,),
     commands=(parcel, dossier),
-    load_commands=(load_parcels_cmd, load_split_rules_cmd),
+    load_commands=(load_parcels_cmd, load_split_rules_cmd, load_sheet_crosswalk_cmd),
     load_samples=load_samples,
     generate_samples=generate_samples,
 )

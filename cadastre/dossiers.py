@@ -48,6 +48,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from cadastre import current_units
 from cadastre import merge as m
 from cadastre.extensions import (
     CHANGE_OF_USE_RULES,
@@ -1185,6 +1186,9 @@ class DossierService:
         """), {"no": number, "area": area, "drawn": drawn, "use": land_use,
                "address": address, "g": geometry, "dossier": dossier_id,
                "d": parent.district_code, "uid": parent.uid}).scalar_one()
+        # its own 2025 commune (a split can cross a new line), not the parent's
+        current_units.assign(conn, "SELECT CAST(:d AS text), CAST(:uid AS bigint)",
+                             {"d": parent.district_code, "uid": uid})
         if land_use:
             conn.execute(text("""
                 INSERT INTO cadastre.parcel_land_use (district_code, parcel_uid, seq, code,

@@ -48,9 +48,13 @@ PARCELS = Layer(
         Field("current_province_code", "string",
               "Province since 1 July 2025 (Tỉnh từ 1/7/2025)"),
         Field("current_commune_code", "string",
-              "Commune since 1 July 2025, if whole (Xã từ 1/7/2025)"),
+              "Commune since 1 July 2025, by its 2025 boundary, else the crosswalk if whole "
+              "(Xã từ 1/7/2025)"),
         Field("valid_from", "date-time", "Version valid from (Hiệu lực từ)"),
         Field("valid_to", "date-time", "Version valid until, empty: current (Hiệu lực đến)"),
+        Field("current_commune_source", "string",
+              "How the 2025 commune was decided: boundary, crosswalk or none "
+              "(Căn cứ xác định xã mới)"),
     ),
     title_field="parcel_ref",
     # Below z12 a parcel is a few pixels: the tiles show the summaries (generalised).

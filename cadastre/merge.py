@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from cadastre import current_units
 from etl.staging import advisory_lock, copy_chunks, copy_formatted, copy_rows
 
 STAGE_DDL = """
@@ -49,7 +50,7 @@ STAGE_STATS_COLUMNS = ("feature_no, district_code, commune_code, sheet_no, parce
 # The source CRS alone is not a change of the parcel: the same parcel delivered again in
 # another CRS is the same parcel (its geometry decides).
 VERSIONED = ("area_m2", "computed_area_m2", "legal_area_m2", "land_use", "address",
-             "current_province_code", "current_commune_code")
+             "current_province_code", "current_commune_code", "current_commune_source")
 PARCEL_COLS = ("province_code, district_code, commune_code, sheet_no, parcel_no, national_id, "
                "current_province_code, current_commune_code, area_m2, computed_area_m2, "
                "legal_area_m2, land_use, address, status, valid_from, valid_to, source_srid, "
@@ -145,6 +146,7 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
     communes: the parcels it does not carry are retired, each new or changed parcel is
     linked to the old parcels it overlaps, with the area they share).
     """
+    current = current_units.assign_stage(conn)  # the 2025 units, on the stage
     if delivery == "resurvey":
         _snapshot_communes(conn)
     changed_expr = " OR ".join(f"p.{c} IS DISTINCT FROM s.{c}" for c in VERSIONED)
@@ -182,10 +184,12 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
         WITH inserted AS (
             INSERT INTO cadastre.parcel
                    (province_code, district_code, commune_code, sheet_no, parcel_no,
-                    current_province_code, current_commune_code, area_m2, computed_area_m2,
-                    legal_area_m2, land_use, address, source_srid, load_run_id, geom)
+                    current_province_code, current_commune_code, current_commune_source,
+                    area_m2, computed_area_m2, legal_area_m2, land_use, address, source_srid,
+                    load_run_id, geom)
             SELECT s.province_code, s.district_code, s.commune_code, s.sheet_no,
-                   s.parcel_no, s.current_province_code, s.current_commune_code, s.area_m2,
+                   s.parcel_no, s.current_province_code, s.current_commune_code,
+                   s.current_commune_source, s.area_m2,
                    s.computed_area_m2, s.legal_area_m2, s.land_use, s.address,
                    s.source_srid, :run, s.geom
               FROM stage_parcel s JOIN merge_plan m USING (feature_no)
@@ -244,7 +248,7 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
     counts = dict(conn.execute(text(
         "SELECT action, count(*) FROM merge_plan GROUP BY action")).all())
     return {"inserted": counts.get("new", 0), "updated": counts.get("changed", 0),
-            "unchanged": counts.get("unchanged", 0), **lineage, **owners}
+            "unchanged": counts.get("unchanged", 0), **lineage, **owners, **current}
 
 
 def _snapshot_communes(conn: Connection) -> None:
@@ -495,6 +499,7 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
     # the low-zoom shapes of the same districts (migration 0016), in the same transaction
     conn.execute(text(f"SELECT cadastre.refresh_parcel_summary(ARRAY({touched}))"),
                  {} if districts is None else {"districts": districts})
+    current_units.refresh_summary(conn, districts)
 
 
 def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:

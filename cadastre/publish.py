@@ -1,10 +1,13 @@
-"""What the cadastre publishes: ``parcels`` (national, filterable by ``district_code``),
-``parcels-<district_code>`` for every district that has parcels, and the land-use code
-list; and the publishing units themselves (the districts with parcels), which the other
-domains' collections are generated for.
+"""What the cadastre publishes: ``parcels`` (national, filterable by ``district_code``,
+``current_province_code`` and ``current_commune_code``), ``parcels-<district_code>`` for
+every district that has parcels, ``parcels-p<province_code>`` for every province since the
+2025 reform that has parcels, and the land-use code list; and the publishing units
+themselves (the districts with parcels), which the other domains' collections are
+generated for.
 
-Read from one small summary view (``publish.districts``, kept by the loader), so starting
-or listing never scans parcels.
+Read from two small summary views (``publish.districts``, kept by the loader, and
+``publish.current_provinces``, kept with it by ``cadastre.current_units``), so starting or
+listing never scans parcels.
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from landplatform.publish.resources import (
     district_crs,
     units_crs,
 )
+
+PROVINCE_PREFIX = "p"  # parcels-p01: not a district code (three digits), never confused
+
+
+def current_provinces(engine: Engine) -> list[dict]:
+    """The provinces since the 2025 reform that have parcels, with counts and extents."""
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(
+            "SELECT * FROM publish.current_provinces ORDER BY province_code"))]
 
 
 def published_districts(engine: Engine) -> list[dict]:
@@ -42,8 +54,10 @@ def publisher(engine: Engine, districts: list[dict]) -> dict[str, dict]:
     resources = {
         PARCELS.key: collection(
             PARCELS, title="Cadastral parcels (national)",
-            description=PARCELS.description + " Filter with ?district_code=...; "
-                        "?datetime= gives the cadastre as it was then.",
+            description=PARCELS.description + " Filter with ?district_code=..., "
+                        "?current_province_code=... or ?current_commune_code=... (the units "
+                        "since the 2025 reform); ?datetime= gives the cadastre as it was "
+                        "then.",
             bbox=VIETNAM_BBOX, crs=units_crs(districts)),
     }
     if starts:
@@ -61,6 +75,21 @@ def publisher(engine: Engine, districts: list[dict]) -> dict[str, dict]:
         if d.get("first_valid_from"):
             resources[f"{PARCELS.key}-{d['district_code']}"]["extents"]["temporal"] = \
                 temporal(d["first_valid_from"])
+    for p in current_provinces(engine):
+        key = f"{PARCELS.key}-{PROVINCE_PREFIX}{p['province_code']}"
+        resources[key] = collection(
+            PARCELS,
+            title=f"Cadastral parcels, {p['province_name']} (since 1 July 2025)",
+            description=f"{PARCELS.description} The parcels whose province since the 2025 "
+                        f"reform is {p['province_code']} ({p['province_name']}): "
+                        f"{p['parcel_count']} parcels from {p['district_count']} pre-2025 "
+                        "district(s); filter by commune with ?current_commune_code=...",
+            bbox=[p["min_lon"], p["min_lat"], p["max_lon"], p["max_lat"]],
+            crs=district_crs(p),
+            fixed={"current_province_code": p["province_code"]},
+        )
+        if p.get("first_valid_from"):
+            resources[key]["extents"]["temporal"] = temporal(p["first_valid_from"])
     resources[PARCEL_CHANGES.key] = collection(
         PARCEL_CHANGES, title=PARCEL_CHANGES.title,
         description=PARCEL_CHANGES.description + " Filter with ?district_code=..., "

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, HTTPException, Path
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from cadastre.dossier_routes import dossiers_router
 from cadastre.dossiers import DossierService
 from cadastre.layers import PARCELS
-from cadastre.lookup import find_parcel
+from cadastre.lookup import MATCHED_BY, find_parcels
 from cadastre.search import search_router
 from cadastre.uploads import LoadService, loads_router
 from cadastre.writes import WriteService, writes_router
@@ -25,26 +25,45 @@ NUMBER = {"commune_code": Path(pattern=r"^\d{5}$"), "sheet_no": Path(gt=0, lt=2*
           "parcel_no": Path(gt=0, lt=2**31)}
 
 
-def lookup_router(base_url: str) -> APIRouter:
+def lookup_router(base_url: str, engine: Engine) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}", tags=["cadastre"])
-    def parcel_by_number(commune_code: str = NUMBER["commune_code"],
-                         sheet_no: int = NUMBER["sheet_no"],
-                         parcel_no: int = NUMBER["parcel_no"]) -> dict:
-        """A parcel by commune code + map sheet number + parcel number, as GeoJSON."""
-        feature = find_parcel(commune_code, sheet_no, parcel_no)
-        if feature is None:
-            raise HTTPException(404, f"no current parcel {sheet_no}/{parcel_no} in commune "
-                                     f"{commune_code}")
+    def links(feature: dict) -> list[dict]:
         district = feature["properties"]["district_code"]
-        feature["links"] = [
+        return [
             {"rel": "self", "type": "application/geo+json",
              "href": f"{base_url}/collections/{PARCELS.key}/items/{feature['id']}"},
             {"rel": "collection", "type": "application/json",
              "href": f"{base_url}/collections/{PARCELS.key}-{district}"},
         ]
-        return feature
+
+    @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}", tags=["cadastre"],
+                responses={300: {"description": "the number names several parcels (a new "
+                                                "commune reusing an old code): the "
+                                                "candidates"},
+                           404: {"description": "no current parcel by either number"}})
+    def parcel_by_number(commune_code: str = NUMBER["commune_code"],
+                         sheet_no: int = NUMBER["sheet_no"],
+                         parcel_no: int = NUMBER["parcel_no"]) -> dict:
+        """A parcel by commune code + map sheet number + parcel number, as GeoJSON: the
+        pre-2025 commune and sheet, or the 2025 commune and its renumbered sheet. The
+        feature says how it matched (``matched_by``) and its renumbered sheet
+        (``new_number``) where the sheet crosswalk has one."""
+        found = find_parcels(engine, commune_code, sheet_no, parcel_no)
+        if not found:
+            raise HTTPException(404, f"no current parcel {sheet_no}/{parcel_no} in commune "
+                                     f"{commune_code}, by its pre-2025 or its 2025 number")
+        for feature in found:
+            feature["links"] = links(feature)
+        if len(found) == 1:
+            return found[0]
+        return JSONResponse(status_code=300, content={
+            "description": f"{sheet_no}/{parcel_no} in commune {commune_code} names "
+                           f"{len(found)} parcels; choose one",
+            "candidates": [{"id": f["id"], "parcel_ref": f["properties"]["parcel_ref"],
+                            "matched_by": f["matched_by"],
+                            "how": MATCHED_BY[f["matched_by"]], "links": f["links"]}
+                           for f in found]})
 
     return router
 
@@ -165,7 +184,7 @@ def memory_router(engine: Engine) -> APIRouter:
 def routers(services: Services) -> list[APIRouter]:
     settings = services.settings
     return [
-        lookup_router(settings.base_url),
+        lookup_router(settings.base_url, services.public_engine),
         memory_router(services.public_engine),
         # The map's search box: numbers, codes, names, addresses (public views).
         search_router(services.public_engine),

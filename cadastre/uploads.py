@@ -347,7 +347,11 @@ class LoadService:
         if not self.known_district(district):
             raise LoadRequestError(404, "NotFound", f"no district {district}")
         if not caller.may_act_in(district):
-            raise forbidden(caller, district)
+            # A file is a district's delivery: which of its parcels fall in a 2025 commune
+            # is known only once merged, so a commune officer writes parcel by parcel.
+            raise forbidden(caller, district, f"district {district}'s file loads (a file "
+                            "load is the district's; a commune officer writes parcels one "
+                            f"by one through parcels-{district})" if caller.commune else None)
         return caller
 
     async def load(self, request: Request, caller: Principal, district: str,

@@ -9,10 +9,13 @@ merged by the loader's set-based merge,
 as a load run of kind ``api``, so the history, events, district counts and the audit row
 are written in ONE transaction with the change, exactly as for a file.
 
-Rights: the public may not write (401); an officer writes only their own district (403
-otherwise, also for a feature whose commune lies in another district); an administrator
-writes anywhere. Writes run on the read/write engine; responses are built from
-``publish.parcels`` only, so a write response can never carry restricted data.
+Rights: the public may not write (401); a district officer writes only their own district
+(403 otherwise, also for a feature whose commune lies in another district); a commune
+officer (scoped by a 2025 commune) writes only parcels whose 2025 commune is theirs, as the
+merge assigns it (``current_units``: by the 2025 boundary, else the crosswalk), before and
+after the write (403 otherwise, rolled back); an administrator writes anywhere. Writes run
+on the read/write engine; responses are built from ``publish.parcels`` only, so a write
+response can never carry restricted data.
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the route closures' Annotated
@@ -50,7 +53,6 @@ from landplatform.auth.principal import (
     forbidden,
     principal_dependency,
     require,
-    require_district,
 )
 from landplatform.auth.tokens import TokenVerifier
 from landplatform.http import client_request_id, request_id
@@ -205,7 +207,7 @@ class WriteService:
         except ValueError:
             commune = None  # prepare_parcels reports it, located
         if commune is not None and commune.district_code != w.district:
-            if not w.principal.may_act_in(commune.district_code):
+            if not w.principal.may_enter(commune.district_code):
                 raise forbidden(w.principal, commune.district_code)
             raise WriteError(400, "InvalidParameterValue",
                              f"commune {props['commune_code']} lies in district "
@@ -225,7 +227,7 @@ class WriteService:
                              f"the feature was rejected: {reasons}", issues)
         for code in sorted(set(parents["commune_code"])):  # parents retire: the caller's
             parent = ref.communes.get(code)
-            if parent is not None and not w.principal.may_act_in(parent.district_code):
+            if parent is not None and not w.principal.may_enter(parent.district_code):
                 raise forbidden(w.principal, parent.district_code)
         return rows, issues, parents
 
@@ -266,6 +268,7 @@ class WriteService:
             issues = issues + self.stage_checked(conn, rows, parents)
             counts = m.merge(conn, run_id)
             uid = conn.execute(text("SELECT uid FROM merge_plan")).scalar_one()
+            self._in_scope(conn, w, uid)
             if existing is not None:  # a retired number given again: the parcel comes back
                 conn.execute(text("""
                     UPDATE cadastre.parcel SET status = 'current', valid_to = NULL,
@@ -294,9 +297,11 @@ class WriteService:
         with self.engine.begin() as conn:
             m.lock_districts(conn, [w.district])
             before = self._locked(conn, w, uid)
+            self._in_scope(conn, w, uid, staged=False)
             run_id = self._start(conn, w)
             issues = issues + self.stage_checked(conn, rows, parents)
             counts = m.merge(conn, run_id)
+            self._in_scope(conn, w, uid)
             after = self._row(conn, w.district, uid)
             self._finish(conn, w, run_id, counts, issues, "replace", uid, before, after)
         return self._feature_response(w, after, 200, location_checked(issues))
@@ -307,6 +312,7 @@ class WriteService:
         with self.engine.begin() as conn:
             m.lock_districts(conn, [w.district])
             before = self._locked(conn, w, uid)
+            self._in_scope(conn, w, uid, staged=False)
             run_id = self._start(conn, w)
             conn.execute(text(f"""
                 INSERT INTO cadastre.parcel_history (uid, {m.PARCEL_COLS}, superseded_by_run)
@@ -332,6 +338,31 @@ class WriteService:
         if row is None:
             raise WriteError(404, "NotFound", f"no current parcel {uid} in district {district}")
         return dict(row)
+
+    def _in_scope(self, conn: Connection, w: Write, uid: int, staged: bool = True) -> None:
+        """A commune officer acts only on parcels whose 2025 commune is theirs: the parcel
+        (as written, its 2025 commune assigned by the merge; or as it stands) and, after a
+        merge, every parent it retires. 403 otherwise, rolled back with the write."""
+        if w.principal.commune is None:
+            return
+        parents = ("UNION SELECT parent_district, parent_uid FROM lineage_plan"
+                   if staged else "")
+        for r in conn.execute(text(f"""
+            SELECT p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no AS ref,
+                   p.district_code, p.current_commune_code, p.current_commune_source
+              FROM cadastre.parcel p
+              JOIN (SELECT CAST(:d AS text), CAST(:uid AS bigint) {parents}) x (d, uid)
+                ON p.district_code = x.d AND p.uid = x.uid
+             ORDER BY 1
+        """), {"d": w.district, "uid": uid}):
+            if not w.principal.may_act_on(r.district_code, r.current_commune_code):
+                where = (f"lies in commune {r.current_commune_code} since the 2025 reform "
+                         f"(by {r.current_commune_source})" if r.current_commune_code else
+                         "has no known 2025 commune (its old commune was split and no 2025 "
+                         "boundary decides)")
+                raise WriteError(403, "Forbidden", f"{w.principal.role} "
+                                 f"{w.principal.sub!r} ({w.principal.scope}) may not act on "
+                                 f"parcel {r.ref}: it {where}")
 
     def _locked(self, conn: Connection, w: Write, uid: int) -> dict:
         """The current public row, locked; checks If-Match against its ETag."""
@@ -376,7 +407,7 @@ class WriteService:
             VALUES (:sub, :role, :adistrict, :action, :collection, :d, :uid, :rid, :crid,
                     CAST(:before AS jsonb), CAST(:after AS jsonb), :run)
         """), {"sub": w.principal.sub, "role": w.principal.role,
-               "adistrict": w.principal.district, "action": action,
+               "adistrict": w.principal.district or w.principal.commune, "action": action,
                "collection": w.collection, "d": w.district, "uid": uid, "rid": w.request_id,
                "crid": w.client_request_id,
                "before": None if before is None else json.dumps(before),
@@ -393,14 +424,17 @@ class WriteService:
         which parcel, when, why: ``reason``) in the same transaction: no audit, no read."""
         caller = require(principal)
         with self.engine.begin() as conn:
-            parcel = conn.execute(text("""
+            parcel = dict(conn.execute(text("""
                 SELECT district_code, commune_code || '.' || sheet_no || '.' || parcel_no
-                       AS parcel_ref, status
+                       AS parcel_ref, status, current_commune_code
                   FROM cadastre.parcel WHERE uid = :uid
-            """), {"uid": uid}).mappings().first()
-            if parcel is None:
+            """), {"uid": uid}).mappings().first() or {})
+            if not parcel:
                 raise WriteError(404, "NotFound", f"no parcel {uid}")
-            require_district(caller, parcel["district_code"])
+            current_commune = parcel.pop("current_commune_code")
+            if not caller.may_act_on(parcel["district_code"], current_commune):
+                raise forbidden(caller, parcel["district_code"],
+                                f"parcel {parcel['parcel_ref']}")
             rows = conn.execute(text("""
                 SELECT r.right_id, r.right_type, r.valid_from, pa.kind AS party_kind,
                        pa.full_name, pa.id_number, c.serial, c.issue_date
@@ -424,7 +458,8 @@ class WriteService:
                                              client_request_id, reason, after)
                 VALUES (:sub, :role, :adistrict, 'read_rights', :d, :uid, :rid, :crid,
                         :reason, CAST(:after AS jsonb))
-            """), {"sub": caller.sub, "role": caller.role, "adistrict": caller.district,
+            """), {"sub": caller.sub, "role": caller.role,
+                   "adistrict": caller.district or caller.commune,
                    "d": parcel["district_code"], "uid": uid, "rid": request_ids[0],
                    "crid": request_ids[1], "reason": reason,
                    "after": json.dumps({"rights": len(rights)})})
@@ -451,7 +486,8 @@ def writes_router(service: WriteService, verifier: TokenVerifier) -> APIRouter:
         try:
             who = require(principal)
             district = service.district_of(collection)
-            require_district(who, district)
+            if not who.may_enter(district):
+                raise forbidden(who, district)
             body = await request.body()
             if len(body) > MAX_BODY:
                 raise WriteError(413, "PayloadTooLarge", f"a feature body is at most "

@@ -14,7 +14,7 @@ domains. With the domains of this project:
     lis samples generate         (re)write data/samples with the deterministic generators
     lis parcel COMMUNE SHEET NO  look a parcel up
     lis runs                     recent load runs
-    lis token issue --sub S --role officer|admin [--district D] [--ttl 8h]
+    lis token issue --sub S --role officer|admin [--district D | --commune C] [--ttl 8h]
     lis migrate | serve | db start|stop|status|url|roles
 """
 
@@ -156,9 +156,13 @@ def build_cli(domains: Sequence[Domain],
     @click.option("--sub", required=True, help="Who the token is for (recorded in the audit "
                                                 "log).")
     @click.option("--role", required=True, type=click.Choice(["officer", "admin"]))
-    @click.option("--district", help="Pre-2025 district code an officer works in, e.g. 001.")
+    @click.option("--district", help="Pre-2025 district code an officer works in, e.g. 001 "
+                                     "(the registration branch's area).")
+    @click.option("--commune", help="Or: the commune since the 2025 reform an officer works "
+                                    "in, e.g. 00004 (Phường Ba Đình).")
     @click.option("--ttl", default="8h", show_default=True, help="Lifetime: 30m, 8h, 2d, ...")
-    def token_issue(sub: str, role: str, district: str | None, ttl: str) -> None:
+    def token_issue(sub: str, role: str, district: str | None, commune: str | None,
+                    ttl: str) -> None:
         """Print a token signed with the local secret (refused when an external OIDC
         provider is configured: its tokens come from that provider)."""
         from landplatform.auth.tokens import (
@@ -174,7 +178,8 @@ def build_cli(domains: Sequence[Domain],
                                        "external OIDC provider, not from `lis token issue`")
         try:
             click.echo(issue_local(local_secret(settings), sub=sub, role=role,
-                                   district=district, ttl_s=parse_ttl(ttl),
+                                   district=district, commune=commune,
+                                   ttl_s=parse_ttl(ttl),
                                    audience=settings.auth_audience or LOCAL_AUDIENCE))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -372,7 +377,9 @@ def role_warnings(settings: Settings) -> list[str]:
 
 def unit_collections(config: dict) -> list[str]:
     """The per-district collections of the layers whose counts the loader keeps (the
-    collections a land officer adds to QGIS)."""
+    collections a land officer adds to QGIS): filtered by the counts' own key, so a
+    collection filtered otherwise (a 2025 province's) is not listed as a district."""
     return [cid for cid, res in config["resources"].items()
             for p in res.get("providers", [])
-            if p["type"] == "feature" and p["data"].get("counts") and p["data"].get("filter")]
+            if p["type"] == "feature" and p["data"].get("counts") and p["data"].get("filter")
+            and set(p["data"]["filter"]) == {p["data"]["counts"][1]}]

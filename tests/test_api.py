@@ -25,7 +25,9 @@ def test_collections_are_generated_per_district(api: str, manifest: list[dict]) 
     expected = {f"{kind}-{e['district_code']}" for e in manifest for kind in per_district}
     national = {"parcels", "parcel-changes", "land-use-types", "admin-units",
                 "planning-zones", "plans", "land-prices", "parcel-values"}
-    assert ids == expected | national
+    # and parcels per province since the 2025 reform (Hà Nội and Đà Nẵng kept their codes)
+    provinces = {f"parcels-p{e['province_code']}" for e in manifest}
+    assert ids == expected | national | provinces
 
 
 @pytest.mark.parametrize("fmt", ["json", "html"])

@@ -32,7 +32,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0013": "0010",  # the audit's 'register' action
              "0014": "0013",  # ANALYZE for the application role
              "0015": "0014",  # ACCENTI: unaccent
-             "0016": "0012"}  # the parcels' low-zoom summary (cadastre)
+             "0016": "0012",  # the parcels' low-zoom summary (cadastre)
+             "0017": "0016"}  # the 2025 units: current_commune_source, sheet crosswalk
 
 
 def sources(*packages: str) -> list[Path]:
@@ -126,8 +127,8 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     found = revisions(MIGRATIONS)
     assert {rev: parent for rev, (parent, _) in found.items()} == REVISIONS
     owners = {rev: path.parent for rev, (_, path) in found.items()}
-    assert owners["0008"] == owners["0009"] == owners["0012"] == owners["0016"] == \
-        PROJECT / "cadastre" / "migrations"
+    cadastre = {owners[rev] for rev in ("0008", "0009", "0012", "0016", "0017")}
+    assert cadastre == {PROJECT / "cadastre" / "migrations"}
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
     assert owners["0011"] == PROJECT / "boundaries" / "migrations"

@@ -12,8 +12,10 @@ Two modes, chosen by configuration, never both:
 
 Claim mapping (one rule, documented in docs/SECURITY.md): ``sub`` is the actor; the role is
 the ``role`` claim, else the first of ``admin``/``officer`` found in the ``roles`` list or in
-Keycloak's ``realm_access.roles``; officers carry ``district`` (the pre-2025 district code).
-``exp`` is required: a token without an expiry is never accepted.
+Keycloak's ``realm_access.roles``; an officer carries ``district`` (a pre-2025 district code:
+the registration branch's area, which in most provinces follows a former district) or
+``commune`` (a commune since the 1 July 2025 reform, 5 digits), not both. ``exp`` is
+required: a token without an expiry is never accepted.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ LOCAL_AUDIENCE = "lis"
 EXTERNAL_ALGORITHMS = ["RS256", "ES256"]
 ROLES = ("admin", "officer")
 DISTRICT = re.compile(r"^\d{3}$")
+COMMUNE = re.compile(r"^\d{5}$")
 JWKS_LIFESPAN_S = 300
 
 
@@ -46,6 +49,7 @@ class Claims:
     sub: str
     role: str
     district: str | None
+    commune: str | None = None  # an officer scoped by a 2025 commune instead
 
 
 def secret_path(settings: Settings) -> Path:
@@ -81,10 +85,20 @@ def map_claims(payload: dict) -> Claims:
         role = next((r for r in ROLES if r in listed), None)
     if role not in ROLES:
         raise InvalidToken("the token grants no platform role (admin or officer)")
-    district = payload.get("district")
-    if role == "officer" and not (isinstance(district, str) and DISTRICT.match(district)):
-        raise InvalidToken("an officer's token must name a district (3-digit code)")
-    return Claims(sub, role, district if role == "officer" else None)
+    if role != "officer":
+        return Claims(sub, role, None)
+    district, commune = payload.get("district"), payload.get("commune")
+    if district is not None and commune is not None:
+        raise InvalidToken("an officer's token names a district or a commune, not both")
+    if commune is not None:
+        if not (isinstance(commune, str) and COMMUNE.match(commune)):
+            raise InvalidToken("an officer's commune is a 5-digit code (a commune since the "
+                               "2025 reform)")
+        return Claims(sub, role, None, commune)
+    if not (isinstance(district, str) and DISTRICT.match(district)):
+        raise InvalidToken("an officer's token must name a district (3-digit code) or a "
+                           "commune (5-digit code, since the 2025 reform)")
+    return Claims(sub, role, district)
 
 
 class TokenVerifier:
@@ -122,19 +136,25 @@ class TokenVerifier:
 
 def issue_local(secret: str, *, sub: str, role: str, district: str | None = None,
                 ttl_s: int = 8 * 3600, audience: str = LOCAL_AUDIENCE,
-                now: float | None = None) -> str:
+                now: float | None = None, commune: str | None = None) -> str:
     """A token of the local issuer (the CLI's ``lis token issue`` and the tests)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if role == "officer" and not (district and DISTRICT.match(district)):
-        raise ValueError("an officer needs --district, a 3-digit pre-2025 district code")
+    if role == "officer" and district and commune:
+        raise ValueError("an officer is scoped by --district or by --commune, not both")
+    if role == "officer" and commune is not None:
+        if not COMMUNE.match(commune):
+            raise ValueError("--commune is a 5-digit code of a commune since the 2025 reform")
+    elif role == "officer" and not (district and DISTRICT.match(district)):
+        raise ValueError("an officer needs --district (a 3-digit pre-2025 district code) "
+                         "or --commune (a 5-digit 2025 commune code)")
     if ttl_s <= 0:
         raise ValueError("the lifetime must be positive")
     issued = int(now if now is not None else time.time())
     claims = {"iss": LOCAL_ISSUER, "aud": audience, "sub": sub, "role": role,
               "iat": issued, "exp": issued + ttl_s}
     if role == "officer":
-        claims["district"] = district
+        claims.update({"commune": commune} if commune else {"district": district})
     return jwt.encode(claims, secret, algorithm="HS256")
 
 

@@ -415,7 +415,8 @@ async function start() {
     state.titles.summary[name] = schema.title;
   }
   state.districts = [...collections.values()]
-    .map((c) => ({ match: /^parcels-(.+)$/.exec(c.id), c }))
+    // districts only: parcels-p<code> are the 2025 provinces (not a unit this map shows)
+    .map((c) => ({ match: /^parcels-(\d{3})$/.exec(c.id), c }))
     .filter(({ match }) => match)
     .map(({ match, c }) => ({ code: match[1], bbox: c.extent?.spatial?.bbox?.[0],
       count: /(\d+) parcels/.exec(c.description || '')?.[1],
