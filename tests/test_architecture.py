@@ -31,7 +31,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0012": "0009",  # dossiers (registered land changes)
              "0013": "0010",  # the audit's 'register' action
              "0014": "0013",  # ANALYZE for the application role
-             "0015": "0014"}  # ACCENTI: unaccent
+             "0015": "0014",  # ACCENTI: unaccent
+             "0019": "0005"}  # price sheets as provinces write them, positions by width
 
 
 def sources(*packages: str) -> list[Path]:
@@ -128,7 +129,7 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     assert owners["0008"] == owners["0009"] == owners["0012"] == \
         PROJECT / "cadastre" / "migrations"
     assert owners["0004"] == PROJECT / "planning" / "migrations"
-    assert owners["0005"] == PROJECT / "valuation" / "migrations"
+    assert owners["0005"] == owners["0019"] == PROJECT / "valuation" / "migrations"
     assert owners["0011"] == PROJECT / "boundaries" / "migrations"
     assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010", "0013",
                                 "0014", "0015")} == {BASELINE}

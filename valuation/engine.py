@@ -128,8 +128,9 @@ def inputs_hash(conn: Connection, district: str, table: PriceTable, year: int) -
     return conn.execute(text("""
         SELECT md5(concat_ws('#', CAST(:engine AS text), CAST(:table_hash AS text),
             CAST(:year AS text),
-            (SELECT string_agg(concat_ws('|', year, land_type, district_code, k), '/'
-                               ORDER BY year, land_type, district_code)
+            (SELECT string_agg(concat_ws('|', year, land_type, district_code, commune_code,
+                                         position, k), '/'
+                               ORDER BY year, land_type, district_code, commune_code, position)
                FROM publish.valuation_coefficients
               WHERE province_code = :province AND year = :year),
             (SELECT md5(string_agg(concat_ws('|', id, commune_code, current_commune_code,
@@ -138,7 +139,7 @@ def inputs_hash(conn: Connection, district: str, table: PriceTable, year: int) -
             (SELECT md5(string_agg(concat_ws('|', parcel_uid, seq, land_use_code, area_m2,
                                              is_primary), '/' ORDER BY parcel_uid, seq))
                FROM publish.valuation_parcel_parts WHERE district_code = :d),
-            (SELECT string_agg(parcel_uid || '|' || coalesce(height_diff_m::text, ''), '/'
+            (SELECT string_agg(concat_ws('|', parcel_uid, height_diff_m, alley_width_m), '/'
                                ORDER BY parcel_uid)
                FROM publish.valuation_sites WHERE district_code = :d),
             (SELECT string_agg(land_use_code || '|' || land_type || '|'
@@ -244,7 +245,7 @@ def valuate(engine: Engine, district_code: str, on_date: date, *,
         conn.execute(text("""
             INSERT INTO valuation.parcel_total (district_code, run_id, parcel_uid, land_type,
                    basis, road_name, position, area_class, unit_price, value, parts_total,
-                   parts_valued, explanation)
+                   parts_valued, explanation, reason_code)
             SELECT v.district_code, v.run_id, v.parcel_uid,
                    (array_agg(v.land_type ORDER BY v.seq))[1],
                    (array_agg(v.basis ORDER BY v.seq))[1],
@@ -253,7 +254,9 @@ def valuate(engine: Engine, district_code: str, on_date: date, *,
                    (array_agg(v.area_class ORDER BY v.seq))[1],
                    (array_agg(v.unit_price ORDER BY v.seq))[1],
                    sum(v.value), count(*), count(v.value),
-                   jsonb_agg(v.explanation ORDER BY v.seq)
+                   jsonb_agg(v.explanation ORDER BY v.seq),
+                   (array_agg(v.reason_code ORDER BY v.seq)
+                      FILTER (WHERE v.reason_code IS NOT NULL))[1]
               FROM valuation.parcel_value v
              WHERE v.district_code = :d AND v.run_id = :run
              GROUP BY v.district_code, v.run_id, v.parcel_uid
