@@ -366,9 +366,11 @@ SELECT f.parcel_uid, f.seq, f.land_use_code, f.is_primary, f.land_type, f.basis,
                    'fallback for land type %s', f.use_type)
                WHEN f.basis IS NULL AND f.urban THEN format(
                    'urban land (%s): no priced road segment within %s m and no row of the '
-                   'table for the remaining roads or unnamed roads of commune %s; urban land '
-                   'is not priced by the rural area-class matrix', f.use_type,
-                   (SELECT reach FROM limits), coalesce(f.current_commune_code, f.commune_code))
+                   'table for the remaining roads or unnamed roads of commune %s%s; urban '
+                   'land is not priced by the rural area-class matrix', f.use_type,
+                   (SELECT reach FROM limits), coalesce(f.current_commune_code, f.commune_code),
+                   CASE WHEN f.current_commune_code IS NULL
+                        THEN ' (its 2025 commune is not recorded)' ELSE '' END)
                WHEN f.basis IS NULL AND NOT f.has_class THEN format(
                    'no priced road segment within %s m and commune %s has no area class in '
                    'the table', (SELECT reach FROM limits), f.commune_code)
