@@ -31,6 +31,10 @@ class ValuationError(Exception):
     """A district cannot be valued (no parcels, no table for the date): nothing stored."""
 
 
+# The first day of the communes of 1 July 2025: a table in force from then names them.
+REFORM = date(2025, 7, 1)
+
+
 @dataclass(frozen=True)
 class PriceTable:
     table_id: int
@@ -38,6 +42,14 @@ class PriceTable:
     province_code: str
     version: int
     content_hash: str
+    effective_from: date | None = None
+
+    @property
+    def units_2025(self) -> bool:
+        """Whether the table names the communes since the reform (its commune rows, area
+        classes and K are matched to a parcel's 2025 commune, else to the commune it was
+        surveyed under: the codes of the two periods overlap)."""
+        return self.effective_from is not None and self.effective_from >= REFORM
 
 
 @dataclass
@@ -102,7 +114,7 @@ def district_facts(conn: Connection, district: str) -> tuple[list[str], int]:
 def table_for(conn: Connection, provinces: list[str], on_date: date) -> PriceTable | None:
     """The province's table valid on the date (the most recent one if several)."""
     row = conn.execute(text("""
-        SELECT table_id, table_code, province_code, version, content_hash
+        SELECT table_id, table_code, province_code, version, content_hash, effective_from
           FROM publish.valuation_tables
          WHERE province_code = ANY(:p) AND effective_from <= :d
            AND (effective_to IS NULL OR effective_to >= :d)
@@ -179,7 +191,8 @@ def no_jit(conn: Connection) -> None:
 def compute_params(district: str, table: PriceTable, epsg: int, on_date: date,
                    parcel: int | None = None) -> dict:
     return {"district": district, "table_id": table.table_id, "province": table.province_code,
-            "epsg": epsg, "year": on_date.year, "parcel": parcel}
+            "epsg": epsg, "year": on_date.year, "parcel": parcel,
+            "units_2025": table.units_2025}
 
 
 def latest_run(conn: Connection, district: str) -> tuple[int, str] | None:

@@ -5,7 +5,10 @@ It reads only ``publish.*`` views, so the engine (read/write role, which then st
 result) and the ``parcel-valuation`` process (read-only ``lis_public``) run the very same
 statement. Parameters: ``district``, ``table_id``, ``province`` (the table's, for K),
 ``epsg`` (the province's TM-3, where every distance and area is measured), ``year`` (of the
-table date, for K) and ``parcel`` (a parcel uid, or NULL for the whole district).
+table date, for K), ``parcel`` (a parcel uid, or NULL for the whole district) and
+``units_2025`` (the table names the communes since 1 July 2025: its commune rows, area
+classes and K are matched to the parcel's 2025 commune; otherwise to the commune it was
+surveyed under; a code of one period may name another unit in the other).
 
 The rules (all parameters are the table's ``valuation.adjustment_rule`` rows):
 
@@ -98,6 +101,8 @@ width_bands AS MATERIALIZED (
 parcels AS MATERIALIZED (
     SELECT p.id AS parcel_uid, p.commune_code, p.current_commune_code, p.area_m2, p.geom,
            ST_Transform(p.geom, :epsg) AS g, st.alley_width_m,
+           CASE WHEN CAST(:units_2025 AS boolean) THEN p.current_commune_code
+                ELSE p.commune_code END AS table_commune,
            (SELECT wb.position FROM width_bands wb WHERE st.alley_width_m >= wb.min_width_m
              ORDER BY wb.min_width_m DESC LIMIT 1) AS width_position,
            coalesce(cu.urban, false) OR coalesce(cc.urban, false) AS urban_commune
@@ -185,8 +190,7 @@ undrawn_best AS MATERIALIZED (
            x.position, x.position_by, r.land_type, r.vnd_per_m2
       FROM parts pt JOIN parcels pc USING (parcel_uid)
       JOIN undrawn u
-        ON (u.commune_code IN (pc.commune_code, pc.current_commune_code)
-            OR u.commune_code IS NULL)
+        ON (u.commune_code = pc.table_commune OR u.commune_code IS NULL)
        AND (u.kind = 'remaining'
             OR (pc.alley_width_m >= coalesce(u.width_min_m, 0)
                 AND (u.width_max_m IS NULL OR pc.alley_width_m < u.width_max_m)))
@@ -215,12 +219,10 @@ nearest AS MATERIALIZED (
     SELECT a.parcel_uid, (SELECT min(ST_Distance(pc.g, s.g)) FROM segs s) AS dist
       FROM area_need a JOIN parcels pc USING (parcel_uid)),
 classes AS MATERIALIZED (
-    SELECT DISTINCT ON (pc.parcel_uid) pc.parcel_uid, ac.commune_code, ac.area_class
+    SELECT pc.parcel_uid, ac.commune_code, ac.area_class
       FROM parcels pc
       JOIN publish.valuation_area_classes ac
-        ON ac.table_id = :table_id
-       AND ac.commune_code IN (pc.commune_code, pc.current_commune_code)
-     ORDER BY pc.parcel_uid, (ac.commune_code = pc.commune_code) DESC),
+        ON ac.table_id = :table_id AND ac.commune_code = pc.table_commune),
 area_best AS MATERIALIZED (
     SELECT DISTINCT ON (pt.parcel_uid, pt.seq) pt.parcel_uid, pt.seq, c.area_class,
            ab.position, nn.dist, r.land_type, r.vnd_per_m2
@@ -237,6 +239,7 @@ area_best AS MATERIALIZED (
 chosen AS MATERIALIZED (
     SELECT pt.parcel_uid, pt.seq, pt.land_use_code, pt.is_primary, pt.land_type AS use_type,
            pt.area_m2, pt.area_note, pc.commune_code, pc.current_commune_code, pt.urban,
+           pc.table_commune,
            pc.alley_width_m,
            CASE WHEN zb.zone_id IS NOT NULL THEN 'zone'
                 WHEN sb.segment_id IS NOT NULL OR ub.segment_id IS NOT NULL THEN 'segment'
@@ -311,8 +314,7 @@ adjusted AS (
              WHERE x.year = :year AND x.province_code = :province
                AND x.land_type = c.land_type
                AND (x.district_code = :district OR x.district_code IS NULL)
-               AND (x.commune_code IS NULL
-                    OR x.commune_code IN (c.commune_code, c.current_commune_code))
+               AND (x.commune_code IS NULL OR x.commune_code = c.table_commune)
                AND (x.position IS NULL OR x.position = c.position)
              ORDER BY x.commune_code IS NOT NULL DESC, x.district_code IS NOT NULL DESC,
                       x.position IS NOT NULL DESC LIMIT 1) k ON c.basis IS NOT NULL),
@@ -366,14 +368,16 @@ SELECT f.parcel_uid, f.seq, f.land_use_code, f.is_primary, f.land_type, f.basis,
                    'fallback for land type %s', f.use_type)
                WHEN f.basis IS NULL AND f.urban THEN format(
                    'urban land (%s): no priced road segment within %s m and no row of the '
-                   'table for the remaining roads or unnamed roads of commune %s%s; urban '
-                   'land is not priced by the rural area-class matrix', f.use_type,
-                   (SELECT reach FROM limits), coalesce(f.current_commune_code, f.commune_code),
-                   CASE WHEN f.current_commune_code IS NULL
-                        THEN ' (its 2025 commune is not recorded)' ELSE '' END)
+                   'table for the remaining roads or unnamed roads of %s; urban land is '
+                   'not priced by the rural area-class matrix', f.use_type,
+                   (SELECT reach FROM limits),
+                   CASE WHEN f.table_commune IS NOT NULL THEN 'commune ' || f.table_commune
+                        ELSE 'its 2025 commune (not recorded for the parcel)' END)
                WHEN f.basis IS NULL AND NOT f.has_class THEN format(
-                   'no priced road segment within %s m and commune %s has no area class in '
-                   'the table', (SELECT reach FROM limits), f.commune_code)
+                   'no priced road segment within %s m and %s has no area class in '
+                   'the table', (SELECT reach FROM limits),
+                   CASE WHEN f.table_commune IS NOT NULL THEN 'commune ' || f.table_commune
+                        ELSE 'its 2025 commune (not recorded for the parcel)' END)
                WHEN f.basis IS NULL THEN format(
                    'no rate for land type %s: no priced road segment within %s m prices it '
                    'and the area-class matrix has no rate for it', f.use_type,
