@@ -23,8 +23,10 @@ The rules (all parameters are the table's ``valuation.adjustment_rule`` rows):
       several roads takes the dearest, ties to the nearer segment). The position: 1 within
       the frontage (the first ``position_band`` band); otherwise by the alley width
       recorded for the parcel (``position_width.alley``: the widest band whose
-      ``min_width_m`` it reaches); with no width recorded, the province's ``fallback``:
-      the distance bands, or none (the part is unpriced: ``position_unknown``);
+      ``min_width_m`` it reaches), and then the road is the nearest priced segment (the
+      one the alley leads to), not the dearest; with no width recorded, the province's
+      ``fallback``: the distance bands, or none (the part is unpriced:
+      ``position_unknown``);
    c. a row no geometry draws, for the parcel's commune (pre-2025 or 2025 code) or its
       district: unnamed roads by cross-section (the recorded access width within
       [width_min_m, width_max_m): VT1 of that row), else "the remaining roads" (position by
@@ -142,7 +144,8 @@ near AS MATERIALIZED (
       FROM parcels pc
       JOIN segs s ON ST_DWithin(pc.g, s.g, (SELECT reach FROM limits))),
 near_pos AS MATERIALIZED (
-    SELECT n.parcel_uid, n.segment_id, n.dist, x.position, x.position_by
+    SELECT n.parcel_uid, n.segment_id, n.dist, x.position, x.position_by,
+           pc.width_position IS NOT NULL AS by_width
       FROM near n JOIN parcels pc USING (parcel_uid)
       CROSS JOIN limits l CROSS JOIN width_conf w
       CROSS JOIN LATERAL (
@@ -177,7 +180,8 @@ seg_best AS MATERIALIZED (
       JOIN publish.valuation_rates r
         ON r.table_id = :table_id AND r.segment_id = n.segment_id
        AND r.land_type = pt.land_type AND r.position = n.position
-     ORDER BY pt.parcel_uid, pt.seq, r.vnd_per_m2 DESC, n.dist, n.segment_id),
+     ORDER BY pt.parcel_uid, pt.seq, CASE WHEN n.by_width THEN n.dist END,
+              r.vnd_per_m2 DESC, n.dist, n.segment_id),
 unknown_position AS MATERIALIZED (
     SELECT DISTINCT parcel_uid FROM near_pos WHERE position IS NULL),
 undrawn AS MATERIALIZED (
@@ -206,6 +210,8 @@ undrawn_best AS MATERIALIZED (
        AND r.land_type = pt.land_type AND r.position = x.position
      WHERE NOT EXISTS (SELECT 1 FROM seg_best b WHERE b.parcel_uid = pt.parcel_uid
                                                   AND b.seq = pt.seq)
+       -- behind a named road with no position known: that road's, not the remaining ones
+       AND NOT EXISTS (SELECT 1 FROM unknown_position x WHERE x.parcel_uid = pt.parcel_uid)
      ORDER BY pt.parcel_uid, pt.seq, (u.kind = 'cross_section') DESC,
               (u.commune_code IS NOT NULL) DESC, r.vnd_per_m2 DESC, u.segment_id),
 area_need AS MATERIALIZED (
