@@ -21,7 +21,7 @@ import openpyxl
 import pytest
 import yaml
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, URL
+from sqlalchemy.engine import URL, Engine
 
 from cadastre.loader import load_parcels
 from landplatform.db import make_engine
