@@ -189,6 +189,7 @@ AGRICULTURAL = (("LUC", "Đất trồng lúa", 252_000), ("HNK", "Đất trồng
                 ("CLN", "Đất trồng cây lâu năm", 302_000),
                 ("NTS", "Đất nuôi trồng thủy sản", 218_000))
 ZONE_DISTRICT = "491"
+PROVINCE_OF = {"001": "01", "003": "01", "491": "48", "492": "48"}
 ZONE_BLOCK = ((0.88, 0.88), 3)  # top-left share (row, col) and size in cells
 ZONE_PRICE = 45_500_000
 EFFECTIVE = ("2026-01-01", "2026-12-31")
@@ -673,6 +674,55 @@ def _write_yaml(path: Path, doc: dict) -> None:
                     encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- sites
+SITES_FILE = "be_rong_ngo_2026.csv"
+SITE_DISTRICTS = ("001", "492")
+ALLEY_WIDTHS = (5.0, 3.0, 1.8)  # VT2, VT3, VT4 by the sample tables' rule
+ROAD_WIDTHS = (4.0, 7.5, 12.0, 18.0, 30.0)  # one per cross-section band
+
+
+def parcel_sites(district: str, frame, entry: dict, grid: np.ndarray,  # noqa: ANN001
+                 segs: list[Segment], ward_communes: set[str]) -> list[dict]:
+    """Recorded access widths for some sample parcels: a row of parcels one lot behind the
+    first east-west road (alleys of 5, 3 and 1.8 m in turn: positions 2, 3, 4), and, in
+    Hà Nội, parcels of the drawn roads' ward beyond every drawn road, on unnamed roads of
+    each cross-section band."""
+    f = entry["fields"]
+    ncols = grid.shape[1] - 1
+    nrows = grid.shape[0] - 1
+
+    def ref(cell: int) -> dict:
+        return {"MaXa": str(frame[f["MaXa"]].iloc[cell]),
+                "SoHieuToBanDo": int(frame[f["SoHieuToBanDo"]].iloc[cell]),
+                "SoThuTuThua": int(frame[f["SoThuTuThua"]].iloc[cell])}
+
+    out = []
+    road_row = _at(H_ROWS[0], nrows)
+    c0 = _at(H_SPAN[0], ncols)
+    for k in range(12):
+        out.append({**ref((road_row + 1) * ncols + c0 + 2 + k),
+                    "BeRongNgo": ALLEY_WIDTHS[k % 3], "kind": "alley"})
+    if PROVINCE_OF[district] == "01":
+        lines = shapely.union_all([s.line for s in segs])
+        far = [i for i, g in enumerate(frame.geometry.values)
+               if str(frame[f["MaXa"]].iloc[i]) in ward_communes
+               and shapely.distance(shapely.centroid(g), lines) > 700]
+        for k, cell in enumerate(far[:len(ROAD_WIDTHS)]):
+            out.append({**ref(cell), "BeRongNgo": ROAD_WIDTHS[k], "kind": "cross_section"})
+    return out
+
+
+def write_sites(path: Path, sites: list[dict]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["MaXa", "SoHieuToBanDo", "SoThuTuThua", "BeRongNgo", "GhiChu"])
+        for site in sites:
+            writer.writerow([site["MaXa"], site["SoHieuToBanDo"], site["SoThuTuThua"],
+                             f"{site['BeRongNgo']:g}".replace(".", ","),
+                             "ngõ (dữ liệu mẫu)" if site["kind"] == "alley"
+                             else "đường chưa có tên (dữ liệu mẫu)"])
+
+
 # --------------------------------------------------------------------------- geometry
 def _remove(path: Path) -> None:
     for suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg") if path.suffix == ".shp" else ("",):
@@ -748,6 +798,11 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
     with (PROJECT_DIR / "landplatform" / "reference" / "admin_units_2025_crosswalk.csv"
           ).open(encoding="utf-8", newline="") as fh:
         crosswalk = list(csv.DictReader(fh))
+    # old commune -> (overlap, new name, new code) where it went wholly into one
+    crosswalk_full = {r["old_commune_code"]: (r["overlap"], r["new_commune_name"],
+                                              r["new_commune_code"])
+                      for r in crosswalk if r["overlap"] == "full"}
+    sites: list[dict] = []
     deliveries = []
     roads_manifest: dict[str, list[dict]] = {}
     with fixed_file_dates():
@@ -769,6 +824,10 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
                      "vt1": {lt: share_price(s.prices("ODT")[0], lt) if lt != "ODT"
                              else s.prices("ODT")[0] for lt in province.land_types}}
                     for s in segs]
+                if district in SITE_DISTRICTS:
+                    sites += parcel_sites(district, frame, entry, grid, segs,
+                                          {c for c, (_, _, n) in crosswalk_full.items()
+                                           if n == ward_of[district]})
                 if district == ZONE_DISTRICT:
                     polygon, (zr, zc) = zone_polygon(grid)
                     f = entry["fields"]
@@ -830,8 +889,11 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
                                    "note": "the residential sheet of the workbook exported "
                                            "as CSV: loading it after the workbook changes "
                                            "nothing"})
+    write_sites(out_dir / SITES_FILE, sites)
     manifest = {"deliveries": deliveries, "roads": roads_manifest,
-                "effective": list(EFFECTIVE)}
+                "effective": list(EFFECTIVE),
+                "sites": {"file": SITES_FILE, "parcels": len(sites),
+                          "cross_section": sum(s["kind"] == "cross_section" for s in sites)}}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2)
                                            + "\n", encoding="utf-8")
     return manifest

@@ -219,8 +219,19 @@ def test_untaught_heading_gives_the_reported_duplicates(db: Engine, tmp_path: Pa
     before = segments(db)
     result = load_prices(db, _copy(tmp_path, lambda d: d.pop("columns")))
     assert result.status == "rejected"
-    duplicates = [i for i in result.rejects if "duplicate segment" in i.reason]
-    assert len(duplicates) > 30
+    duplicates = {i.feature_no for i in result.rejects if "duplicate segment" in i.reason}
+    # every row of a road listed with several segments in its ward
+    sheet = openpyxl.load_workbook(HANOI, data_only=True)[ODT_SHEET]
+    seen: dict[tuple, list[int]] = {}
+    ward = road = None
+    for r, row in enumerate(sheet.iter_rows(min_row=5, values_only=True), start=5):
+        if row[1] and all(v is None for v in row[2:]):
+            ward = row[1] if row[1].startswith("PHƯỜNG") else ward
+            continue
+        road = row[1] or road
+        seen.setdefault((ward, road), []).append(r)
+    assert duplicates == {r for rows in seen.values() if len(rows) > 1 for r in rows}
+    assert len(duplicates) > 60
     assert segments(db) == before
 
 
@@ -372,3 +383,77 @@ def test_table_keyed_by_2025_communes_without_district(db: Engine, tmp_path: Pat
         assert (int(r.unit_price), r.factor) == (price, k)
         if r.area_m2 is not None:
             assert r.value == (r.area_m2 * price * k).quantize(Decimal(1), ROUND_HALF_UP)
+
+
+# --- recorded alley widths, delivered --------------------------------------------------------
+def test_parcel_sites_load_and_set_positions(db: Engine) -> None:
+    """The samples' alley widths (a CSV by national parcel key): loaded once, re-loading
+    changes nothing, and the parcels take the positions their widths give."""
+    import csv
+    import json
+
+    from valuation.sites import load_parcel_sites
+
+    manifest = json.loads((PRICES / "manifest.json").read_text(encoding="utf-8"))
+    path = PRICES / manifest["sites"]["file"]
+    first = load_parcel_sites(db, path)
+    assert first["inserted"] == manifest["sites"]["parcels"]
+    assert load_parcel_sites(db, path) == {"inserted": 0, "updated": 0,
+                                           "unchanged": manifest["sites"]["parcels"]}
+    valuate(db, "001", DATE)
+    width_position = {5.0: 2, 3.0: 3, 1.8: 4}
+    with path.open(encoding="utf-8") as fh:
+        sites = list(csv.DictReader(fh))
+    checked = {"alley": 0, "cross": 0}
+    with db.connect() as conn:
+        for site in sites:
+            width = float(site["BeRongNgo"].replace(",", "."))
+            got = conn.execute(text("""
+                SELECT v.* FROM valuation.parcel_value v
+                  JOIN valuation.valuation_run r USING (run_id)
+                  JOIN cadastre.parcel p ON p.uid = v.parcel_uid
+                 WHERE r.is_latest AND p.commune_code = :c AND p.sheet_no = :s
+                   AND p.parcel_no = :n AND v.land_use_code = 'ODT' AND v.basis = 'segment'
+            """), {"c": site["MaXa"], "s": int(site["SoHieuToBanDo"]),
+                   "n": int(site["SoThuTuThua"])}).mappings().first()
+            if got is None:  # not residential, or in Đà Nẵng (not valued here)
+                continue
+            seg = got["explanation"]["segment"]
+            if site["GhiChu"].startswith("ngõ"):
+                assert (got["position"], got["explanation"]["position_by"]) == \
+                    (width_position[width], "alley_width"), site
+                checked["alley"] += 1
+            else:
+                assert seg["kind"] == "cross_section" and got["position"] == 1, site
+                high = seg.get("width_max_m")
+                assert seg["width_min_m"] <= width and (high is None or width < high), site
+                checked["cross"] += 1
+    assert checked["alley"] >= 3 and checked["cross"] >= 1, checked
+
+
+def test_parcel_sites_bad_file_is_refused_whole(db: Engine, tmp_path: Path) -> None:
+    from valuation.sites import SitesError, load_parcel_sites
+
+    path = tmp_path / "sites.csv"
+    path.write_text("Mã xã,Tờ bản đồ,Số thửa,Bề rộng ngõ\n"
+                    "00001,1,1,4\n"
+                    "00001,1,1,3\n"
+                    "00001,1,99999,2\n"
+                    "00001,1,2,350\n"
+                    "00001,1,3,rộng\n", encoding="utf-8")
+    with db.connect() as conn:
+        before = conn.execute(text("SELECT count(*), md5(string_agg(t::text, '|' ORDER BY "
+                                   "t::text)) FROM valuation.parcel_site t")).one()
+    with pytest.raises(SitesError) as err:
+        load_parcel_sites(db, path)
+    problems = "\n".join(err.value.problems)
+    assert "line 3: parcel 00001.1.1 is given twice (also line 2)" in problems
+    assert "line 5: alley width 350 m is outside 0-60 m" in problems
+    assert "line 6: alley width 'rộng' is not a number" in problems
+    path.write_text("MaXa,SoHieuToBanDo,SoThuTuThua,BeRongNgo\n00001,1,99999,2\n",
+                    encoding="utf-8")
+    with pytest.raises(SitesError, match="line 2: no current parcel 00001.1.99999"):
+        load_parcel_sites(db, path)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*), md5(string_agg(t::text, '|' ORDER BY "
+                                 "t::text)) FROM valuation.parcel_site t")).one() == before
