@@ -373,10 +373,10 @@ SELECT f.parcel_uid, f.seq, f.land_use_code, f.is_primary, f.land_type, f.basis,
                    'recorded for the parcel and the table''s position rule states no '
                    'fallback for land type %s', f.use_type)
                WHEN f.basis IS NULL AND f.urban THEN format(
-                   'urban land (%s): no priced road segment within %s m and no row of the '
-                   'table for the remaining roads or unnamed roads of %s; urban land is '
-                   'not priced by the rural area-class matrix', f.use_type,
-                   (SELECT reach FROM limits),
+                   'urban land (%s): no road segment within %s m has a %s rate, and the '
+                   'table has no %s row for the remaining or unnamed roads of %s; urban '
+                   'land is not priced by the rural area-class matrix', f.use_type,
+                   (SELECT reach FROM limits), f.use_type, f.use_type,
                    CASE WHEN f.table_commune IS NOT NULL THEN 'commune ' || f.table_commune
                         ELSE 'its 2025 commune (not recorded for the parcel)' END)
                WHEN f.basis IS NULL AND NOT f.has_class THEN format(
