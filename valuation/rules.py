@@ -43,6 +43,7 @@ ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
 THOUSANDS = re.compile(r"^\d{1,3}\.\d{3}$")
 HEADING_PREFIX = re.compile(r"^\s*(?:[IVXLC]+|[A-Z]|\d+)\s*[.)/-]\s*", re.IGNORECASE)
 DISTRICT_WORDS = ("quan", "huyen", "thixa", "thanhpho")
+UNIT_WORDS = ("phuong", "xa", "thitran", "dackhu")
 WHOLE_ROAD = ("caduong", "catuyen", "toantuyen", "toanduong", "tronduong", "trontuyen",
               "suottuyen", "suotduong", "toanbo", "toanbotuyen")
 REMAINING = re.compile(r"(?:con\s*lai|chua\s*(?:duoc\s*)?(?:dat|co)\s*ten)")
@@ -446,9 +447,9 @@ class SheetParser:
         unnamed roads listed under it, in the place already set."""
         bare = normalise_name(HEADING_PREFIX.sub("", text))
         commune = self.ctx.commune_names.get(bare)
-        if commune is None:
+        if commune is None:  # "... thuộc phường Ba Đình": the unit's full name ends it
             commune = next((c for name, c in self.ctx.commune_names.items()
-                            if len(name) > 6 and bare.endswith(name)), None)
+                            if name.startswith(UNIT_WORDS) and bare.endswith(name)), None)
         if commune is not None:
             return Section(current.district, commune, None, text)
         district = self.ctx.districts.get(bare)
