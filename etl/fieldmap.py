@@ -93,5 +93,21 @@ class FieldMapping:
                                   f"The file has: {', '.join(columns) or 'no fields'}")
         return frame[list(renames)].rename(columns=renames)
 
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.specs)
+
+    def extended(self, extra: dict[str, tuple[str, ...]],
+                 replace: frozenset[str] = frozenset()) -> FieldMapping:
+        """The mapping with a delivery's own headings (its sidecar's), tried before the
+        mapping's own aliases, or instead of them for the names in ``replace``: a land
+        office teaches the loader a heading without editing the installed package."""
+        specs = []
+        for spec in self.specs:
+            mine = tuple(extra.get(spec.name, ()))
+            rest = () if spec.name in replace else spec.aliases
+            specs.append(FieldSpec(spec.name, spec.required, spec.restricted,
+                                   mine + tuple(a for a in rest if a not in mine)))
+        return FieldMapping(tuple(specs))
+
     def aliases_of(self, canonical: str) -> tuple[str, ...]:
         return next(s.aliases for s in self.specs if s.name == canonical)

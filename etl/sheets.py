@@ -215,13 +215,18 @@ def _unit_factor(grid: Grid, last_row: int) -> int:
     return 1
 
 
-def find_header(grid: Grid, mapping: FieldMapping, required: list[str], file: str) -> Header:
+def find_header(grid: Grid, mapping: FieldMapping, required: list[str], file: str,
+                first_row: int | None = None) -> Header:
     """The first block of 1-3 rows whose headings name every ``required`` field.
 
     Among the depths that do, the one naming the most fields wins (so "Từ | Đến" under a
-    merged "Đoạn đường" is found). LoadError names the sheet when no block qualifies.
+    merged "Đoạn đường" is found). ``first_row`` (0-based) fixes where the header starts,
+    for a sheet whose title rows would otherwise be taken for it. LoadError names the sheet
+    when no block qualifies.
     """
-    for start in range(min(MAX_HEADER_SCAN, len(grid.rows))):
+    starts = (range(first_row, min(first_row + 1, len(grid.rows))) if first_row is not None
+              else range(min(MAX_HEADER_SCAN, len(grid.rows))))
+    for start in starts:
         best: tuple[int, dict[str, int], dict[str, str]] | None = None
         for depth in range(1, MAX_HEADER_DEPTH + 1):
             if start + depth > len(grid.rows):
@@ -235,5 +240,8 @@ def find_header(grid: Grid, mapping: FieldMapping, required: list[str], file: st
             last = start + depth - 1
             return Header(start, last, columns, labels, _unit_factor(grid, last))
     wanted = ", ".join(f"{r} (e.g. {mapping.aliases_of(r)[0]!r})" for r in required)
-    raise LoadError(file, f"sheet {grid.name!r}: no header row naming {wanted} in its first "
-                          f"{MAX_HEADER_SCAN} rows")
+    where = (f"at row {first_row + 1}" if first_row is not None
+             else f"in its first {MAX_HEADER_SCAN} rows")
+    raise LoadError(file, f"sheet {grid.name!r}: no header row naming {wanted} {where} "
+                          "(a heading the loader does not know can be added in the "
+                          "sidecar: columns: {<name>: [<heading>]})")

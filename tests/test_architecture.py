@@ -33,7 +33,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0014": "0013",  # ANALYZE for the application role
              "0015": "0014",  # ACCENTI: unaccent
              "0016": "0012",  # the parcels' low-zoom summary (cadastre)
-             "0017": "0016"}  # the 2025 units: current_commune_source, sheet crosswalk
+             "0017": "0016",  # the 2025 units: current_commune_source, sheet crosswalk
+             "0019": "0005"}  # price sheets as provinces write them, positions by width
 
 
 def sources(*packages: str) -> list[Path]:
@@ -130,7 +131,7 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     cadastre = {owners[rev] for rev in ("0008", "0009", "0012", "0016", "0017")}
     assert cadastre == {PROJECT / "cadastre" / "migrations"}
     assert owners["0004"] == PROJECT / "planning" / "migrations"
-    assert owners["0005"] == PROJECT / "valuation" / "migrations"
+    assert owners["0005"] == owners["0019"] == PROJECT / "valuation" / "migrations"
     assert owners["0011"] == PROJECT / "boundaries" / "migrations"
     assert {owners[r] for r in ("0001", "0002", "0003", "0006", "0007", "0010", "0013",
                                 "0014", "0015")} == {BASELINE}

@@ -1,4 +1,5 @@
-"""The valuation domain's commands: ``lis load prices`` and ``lis valuate``."""
+"""The valuation domain's commands: ``lis load prices``, ``lis load parcel-sites`` and
+``lis valuate``."""
 
 from __future__ import annotations
 
@@ -48,6 +49,26 @@ def load_prices_cmd(file: Path, segments: Path | None, zones: Path | None,
                          encoding=encoding, progress=Progress("prices", enabled=not quiet))
     if not echo_result(result, report):
         sys.exit(1)
+
+
+@click.command("parcel-sites")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load_parcel_sites_cmd(file: Path) -> None:
+    """Load the recorded facts of parcels' sites from a CSV: the alley width that sets a
+    parcel's position, the height difference to the road (MaXa, SoHieuToBanDo,
+    SoThuTuThua, BeRongNgo, ChenhLechCao). All or nothing; exits 1 naming every problem."""
+    from valuation.sites import SitesError, load_parcel_sites
+
+    ensure_database(quiet=True)
+    try:
+        counts = load_parcel_sites(engine(), file)
+    except SitesError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file.name}: {problem}", err=True)
+        click.echo(f"{file.name}: refused, nothing loaded", err=True)
+        sys.exit(1)
+    click.echo(f"{file.name}: parcel sites +{counts['inserted']} ~{counts['updated']} "
+               f"={counts['unchanged']} (run valuate for the new positions)")
 
 
 @click.command()

@@ -10,17 +10,20 @@ from sqlalchemy.engine import Engine
 
 from cadastre.extensions import PARCEL_PRICES
 from landplatform.domain import Domain, Services
-from valuation.cli import load_prices_cmd, valuate, value_after_samples
+from valuation.cli import load_parcel_sites_cmd, load_prices_cmd, valuate, value_after_samples
 from valuation.dossier_prices import parcel_prices
 from valuation.loader import load_sample_prices
 from valuation.publish import publisher
 from valuation.routes import router
+from valuation.sites import load_sample_sites
 
 HERE = Path(__file__).resolve().parent
 
 
 def load_samples(engine: Engine, samples_dir: Path, echo: Callable[..., None]) -> bool:
-    return load_sample_prices(engine, samples_dir / "prices", echo)
+    """The sample price tables, then the parcels' recorded alley widths."""
+    return (load_sample_prices(engine, samples_dir / "prices", echo)
+            and load_sample_sites(engine, samples_dir / "prices", echo))
 
 
 def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
@@ -42,7 +45,7 @@ DOMAIN = Domain(
     publisher=publisher,
     routers=routers,
     commands=(valuate,),
-    load_commands=(load_prices_cmd,),
+    load_commands=(load_prices_cmd, load_parcel_sites_cmd),
     load_samples=load_samples,
     after_samples=value_after_samples,
     generate_samples=generate_samples,

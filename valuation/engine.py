@@ -31,6 +31,10 @@ class ValuationError(Exception):
     """A district cannot be valued (no parcels, no table for the date): nothing stored."""
 
 
+# The first day of the communes of 1 July 2025: a table in force from then names them.
+REFORM = date(2025, 7, 1)
+
+
 @dataclass(frozen=True)
 class PriceTable:
     table_id: int
@@ -38,6 +42,14 @@ class PriceTable:
     province_code: str
     version: int
     content_hash: str
+    effective_from: date | None = None
+
+    @property
+    def units_2025(self) -> bool:
+        """Whether the table names the communes since the reform (its commune rows, area
+        classes and K are matched to a parcel's 2025 commune, else to the commune it was
+        surveyed under: the codes of the two periods overlap)."""
+        return self.effective_from is not None and self.effective_from >= REFORM
 
 
 @dataclass
@@ -102,7 +114,7 @@ def district_facts(conn: Connection, district: str) -> tuple[list[str], int]:
 def table_for(conn: Connection, provinces: list[str], on_date: date) -> PriceTable | None:
     """The province's table valid on the date (the most recent one if several)."""
     row = conn.execute(text("""
-        SELECT table_id, table_code, province_code, version, content_hash
+        SELECT table_id, table_code, province_code, version, content_hash, effective_from
           FROM publish.valuation_tables
          WHERE province_code = ANY(:p) AND effective_from <= :d
            AND (effective_to IS NULL OR effective_to >= :d)
@@ -128,8 +140,9 @@ def inputs_hash(conn: Connection, district: str, table: PriceTable, year: int) -
     return conn.execute(text("""
         SELECT md5(concat_ws('#', CAST(:engine AS text), CAST(:table_hash AS text),
             CAST(:year AS text),
-            (SELECT string_agg(concat_ws('|', year, land_type, district_code, k), '/'
-                               ORDER BY year, land_type, district_code)
+            (SELECT string_agg(concat_ws('|', year, land_type, district_code, commune_code,
+                                         position, k), '/'
+                               ORDER BY year, land_type, district_code, commune_code, position)
                FROM publish.valuation_coefficients
               WHERE province_code = :province AND year = :year),
             (SELECT md5(string_agg(concat_ws('|', id, commune_code, current_commune_code,
@@ -138,7 +151,7 @@ def inputs_hash(conn: Connection, district: str, table: PriceTable, year: int) -
             (SELECT md5(string_agg(concat_ws('|', parcel_uid, seq, land_use_code, area_m2,
                                              is_primary), '/' ORDER BY parcel_uid, seq))
                FROM publish.valuation_parcel_parts WHERE district_code = :d),
-            (SELECT string_agg(parcel_uid || '|' || coalesce(height_diff_m::text, ''), '/'
+            (SELECT string_agg(concat_ws('|', parcel_uid, height_diff_m, alley_width_m), '/'
                                ORDER BY parcel_uid)
                FROM publish.valuation_sites WHERE district_code = :d),
             (SELECT string_agg(land_use_code || '|' || land_type || '|'
@@ -178,7 +191,8 @@ def no_jit(conn: Connection) -> None:
 def compute_params(district: str, table: PriceTable, epsg: int, on_date: date,
                    parcel: int | None = None) -> dict:
     return {"district": district, "table_id": table.table_id, "province": table.province_code,
-            "epsg": epsg, "year": on_date.year, "parcel": parcel}
+            "epsg": epsg, "year": on_date.year, "parcel": parcel,
+            "units_2025": table.units_2025}
 
 
 def latest_run(conn: Connection, district: str) -> tuple[int, str] | None:
@@ -244,7 +258,7 @@ def valuate(engine: Engine, district_code: str, on_date: date, *,
         conn.execute(text("""
             INSERT INTO valuation.parcel_total (district_code, run_id, parcel_uid, land_type,
                    basis, road_name, position, area_class, unit_price, value, parts_total,
-                   parts_valued, explanation)
+                   parts_valued, explanation, reason_code)
             SELECT v.district_code, v.run_id, v.parcel_uid,
                    (array_agg(v.land_type ORDER BY v.seq))[1],
                    (array_agg(v.basis ORDER BY v.seq))[1],
@@ -253,7 +267,9 @@ def valuate(engine: Engine, district_code: str, on_date: date, *,
                    (array_agg(v.area_class ORDER BY v.seq))[1],
                    (array_agg(v.unit_price ORDER BY v.seq))[1],
                    sum(v.value), count(*), count(v.value),
-                   jsonb_agg(v.explanation ORDER BY v.seq)
+                   jsonb_agg(v.explanation ORDER BY v.seq),
+                   (array_agg(v.reason_code ORDER BY v.seq)
+                      FILTER (WHERE v.reason_code IS NOT NULL))[1]
               FROM valuation.parcel_value v
              WHERE v.district_code = :d AND v.run_id = :run
              GROUP BY v.district_code, v.run_id, v.parcel_uid

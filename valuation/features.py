@@ -29,7 +29,7 @@ from etl.rowcheck import resolve_crs
 from etl.sources import open_source
 from etl.values import is_blank, parse_code
 from valuation import MAPPINGS
-from valuation.rules import MAX_TEXT, Context, parse_price, segment_key
+from valuation.rules import MAX_TEXT, Context, parse_price, segment_key, split_segment
 
 OVERLAP_MIN_M = 1.0  # segments of one road may touch end to end, not share a stretch
 PROVINCE_MARGIN_DEG = 0.005  # ~500 m: district extents are bounding boxes
@@ -148,6 +148,10 @@ def prepare_segments(path: Path, ctx: Context, priced_keys: set[str], epsg: int 
     ok &= _located(wgs, ok, nos, src, extents, ctx, file, out.issues)
 
     seen: dict[str, list[int]] = defaultdict(list)
+    by_base: dict[str, list[str]] = defaultdict(list)
+    for k in sorted(priced_keys):
+        if "#" not in k:  # rows for unnamed roads by width have no geometry
+            by_base[k.split("@", 1)[0]].append(k)
     for i in np.flatnonzero(ok):
         rec, no = records[i], int(nos[i])
         road = None if is_blank(rec.get("road_name")) else " ".join(str(rec["road_name"]).split())
@@ -158,10 +162,12 @@ def prepare_segments(path: Path, ctx: Context, priced_keys: set[str], epsg: int 
             continue
         start, end = (None if is_blank(rec.get(k)) else " ".join(str(rec[k]).split())
                       for k in ("from_desc", "to_desc"))
-        key = segment_key(road, start, end)
-        if key not in priced_keys:
-            out.issues.append(Issue(no, f"{file}!road_name", "no row of the table prices this "
-                                    "segment (road, from, to)",
+        if start is None and end is None and not is_blank(rec.get("segment")):
+            start, end = split_segment(" ".join(str(rec["segment"]).split()))
+        commune = None if is_blank(rec.get("commune_code")) else str(rec["commune_code"]).strip()
+        key, why = _match_key(segment_key(road, start, end), commune, by_base)
+        if key is None:
+            out.issues.append(Issue(no, f"{file}!road_name", why,
                                     f"{road} | {start or ''} | {end or ''}"))
             continue
         good, district = _district(rec, wgs[i], no, file, ctx, extents, out.issues)
@@ -183,6 +189,25 @@ def prepare_segments(path: Path, ctx: Context, priced_keys: set[str], epsg: int 
         item["wkb"] = _ewkb(shapely.multilinestrings([item["geom"]])
                             if item["geom"].geom_type == "LineString" else item["geom"])
     return out
+
+
+def _match_key(base: str, commune: str | None, by_base: dict[str, list[str]]
+               ) -> tuple[str | None, str]:
+    """The table row key a feature draws: road|from|to, with its commune where the table
+    lists the road under a commune's heading (the feature's commune decides between
+    several; without one, only a road listed once matches)."""
+    keys = by_base.get(base, [])
+    if commune:
+        exact = [k for k in keys if k in (f"{base}@{commune}", base)]
+        if exact:
+            return exact[0], ""
+    if len(keys) == 1:
+        return keys[0], ""
+    if not keys:
+        return None, "no row of the table prices this segment (road, from, to)"
+    places = ", ".join(k.partition("@")[2] or "-" for k in keys)
+    return None, (f"several rows price this segment, under communes {places}: give the "
+                  "feature's commune (MaXa)")
 
 
 def _too_long(rec: dict, no: int, file: str, issues: list[Issue]) -> bool:

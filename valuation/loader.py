@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -110,8 +111,16 @@ def delivery_sha256(path: Path, segments: Path | None = None, zones: Path | None
     return file_sha256(path, extra=delivery_parts(path, segments, zones))
 
 
-def load_context(conn: Connection, province: str, ref: Reference) -> tuple[Context, Extents]:
-    """Districts (by normalised name), communes and extents of the table's province."""
+COMMUNE_PREFIXES = ("Phường ", "Xã ", "Thị trấn ", "Đặc khu ")
+
+
+def load_context(conn: Connection, province: str, ref: Reference,
+                 on: date | None = None) -> tuple[Context, Extents]:
+    """Districts (by normalised name), communes and extents of the table's province.
+
+    Commune names (for section rows) are those of the units valid on the table's first
+    day ``on``: a 2026 table's "PHƯỜNG BA ĐÌNH" is the 2025 ward 00004, not a pre-2025 one.
+    """
     districts: dict[str, str] = {}
     for code, name in conn.execute(text("""
             SELECT code, name FROM admin.admin_unit
@@ -128,9 +137,24 @@ def load_context(conn: Connection, province: str, ref: Reference) -> tuple[Conte
            AND parent_code = :p
     """), {"p": province}).scalars())
     land_types = set(conn.execute(text("SELECT code FROM valuation.land_type")).scalars())
+    commune_names: dict[str, str] = {}
+    for code, name in conn.execute(text("""
+            SELECT c.code, c.name FROM admin.admin_unit c
+              LEFT JOIN admin.admin_unit d ON d.level = 'district' AND d.code = c.parent_code
+                                          AND d.valid_to = DATE '2025-06-30'
+             WHERE c.level = 'commune'
+               AND (c.parent_code = :p OR d.parent_code = :p)
+               AND (c.valid_from IS NULL OR c.valid_from <= :on)
+               AND (c.valid_to IS NULL OR c.valid_to >= :on)
+             ORDER BY c.code
+        """), {"p": province, "on": on or date.today()}):
+        commune_names.setdefault(normalise_name(name), code)
+        for prefix in COMMUNE_PREFIXES:
+            if name.startswith(prefix):
+                commune_names.setdefault(normalise_name(name.removeprefix(prefix)), code)
     codes = set(districts.values())
     extents = Extents({d: b for d, b in ref.district_extents.items() if d in codes})
-    return Context(province, districts, communes, land_types), extents
+    return Context(province, districts, communes, land_types, commune_names), extents
 
 
 def _frames(parsed: ParsedTable, seg_features: Features | None, zones: Features | None
@@ -140,7 +164,10 @@ def _frames(parsed: ParsedTable, seg_features: Features | None, zones: Features 
     seg_rows = [{"segment_key": k, "road_name": s.road_name, "from_desc": s.from_desc,
                  "to_desc": s.to_desc, "road_class": s.road_class,
                  "district_code": s.district_code or geo.get(k, {}).get("district_code"),
-                 "source_row": f"{s.sheet}!{s.row}", "wkb": geo.get(k, {}).get("wkb")}
+                 "source_row": f"{s.sheet}!{s.row}", "wkb": geo.get(k, {}).get("wkb"),
+                 "kind": s.kind, "commune_code": s.commune_code, "width_min_m": s.width_min_m,
+                 "width_max_m": s.width_max_m, "section": s.section,
+                 "segment_text": s.segment_text}
                 for k, s in sorted(segs.items())]
     rates = [{"land_type": s.land_type, "segment_key": s.key, "area_class": None,
               "position": p, "vnd_per_m2": v}
@@ -158,7 +185,9 @@ def _frames(parsed: ParsedTable, seg_features: Features | None, zones: Features 
                      "district_code", "wkb"], dtype=object)
     seg_frame = pd.DataFrame(seg_rows, columns=["segment_key", "road_name", "from_desc",
                                                 "to_desc", "road_class", "district_code",
-                                                "source_row", "wkb"], dtype=object)
+                                                "source_row", "wkb", "kind", "commune_code",
+                                                "width_min_m", "width_max_m", "section",
+                                                "segment_text"], dtype=object)
     rate_frame = pd.DataFrame(rates, columns=["land_type", "segment_key", "area_class",
                                               "position", "vnd_per_m2"], dtype=object)
     return seg_frame, rate_frame, zone_frame
@@ -167,7 +196,7 @@ def _frames(parsed: ParsedTable, seg_features: Features | None, zones: Features 
 def _missing_geometry_notes(parsed: ParsedTable, features: Features, file: str) -> list[Issue]:
     notes = []
     for key, seg in sorted(segment_attributes(parsed.segments).items()):
-        if key not in features.by_key:
+        if seg.kind == "road" and key not in features.by_key:
             notes.append(Issue(seg.row, f"{seg.sheet}!geometry",
                                f"no geometry for this segment in {file}: its rates are loaded "
                                "but price no parcel until a geometry is delivered",
@@ -182,6 +211,11 @@ def _check_coefficients(meta: TableMeta, ctx: Context, file: str) -> None:
                         ctx.districts.values())})
     if wrong:
         raise LoadError(file, f"coefficients: district(s) {', '.join(wrong)} not in province "
+                              f"{meta.province_code}")
+    wrong = sorted({c["commune_code"] for c in meta.coefficients or []
+                    if c["commune_code"] and c["commune_code"] not in ctx.communes})
+    if wrong:
+        raise LoadError(file, f"coefficients: commune(s) {', '.join(wrong)} not in province "
                               f"{meta.province_code}")
 
 
@@ -235,17 +269,19 @@ class PriceLoader:
                 "SELECT DISTINCT code FROM admin.admin_unit WHERE level = 'province'")).scalars())
             land_types = set(conn.execute(text(
                 "SELECT code FROM valuation.land_type")).scalars())
+            base = FieldMapping.load(MAPPING, MAPPINGS)
             meta = table_meta(path.name, read_sidecar(sidecar_path, path.name),
-                              {"table_code": self.table_code}, provinces, land_types, is_csv)
-            ctx, extents = load_context(conn, meta.province_code, ref)
+                              {"table_code": self.table_code}, provinces, land_types, is_csv,
+                              base.names(), _roles())
+            ctx, extents = load_context(conn, meta.province_code, ref, meta.effective_from)
             _check_table_key(conn, meta, path.name)
         result.table_code = meta.table_code
         run_options["table"] = meta.as_json()
         _check_coefficients(meta, ctx, path.name)
         progress.step(f"reading {path.name} (table {meta.table_code})")
         grids = {path.name: read_csv(path)} if is_csv else read_workbook(path)
-        mapping = FieldMapping.load(MAPPING, MAPPINGS)
-        parsed = parse_sheets(grids, meta.sheets, mapping, _roles(), ctx, path.name)
+        mapping = base.extended(meta.columns, meta.replace)
+        parsed = parse_sheets(grids, meta.sheets, mapping, meta.roles, ctx, path.name)
         result.features_read = parsed.rows_read
         issues = [n for g in grids.values() for n in g.notes] + list(parsed.issues)
         priced = {k for _, k in parsed.kept_segment_keys}

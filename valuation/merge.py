@@ -32,7 +32,9 @@ from valuation.meta import TableMeta
 STAGE_DDL = (
     """CREATE TEMP TABLE stage_segment (segment_key text PRIMARY KEY, road_name text,
         from_desc text, to_desc text, road_class text, district_code text, source_row text,
-        geom geometry(MultiLineString, 4326)) ON COMMIT DROP""",
+        geom geometry(MultiLineString, 4326), kind text, commune_code text,
+        width_min_m numeric(6,2), width_max_m numeric(6,2), section text, segment_text text)
+        ON COMMIT DROP""",
     """CREATE TEMP TABLE stage_rate (land_type text, segment_key text, area_class smallint,
         position smallint, vnd_per_m2 numeric(15,0)) ON COMMIT DROP""",
     "CREATE TEMP TABLE stage_scope (land_type text, basis text) ON COMMIT DROP",
@@ -46,7 +48,8 @@ STAGE_DDL = (
         geom geometry(MultiPolygon, 4326)) ON COMMIT DROP""",
 )
 SEGMENT_COLUMNS = ("segment_key, road_name, from_desc, to_desc, road_class, district_code, "
-                   "source_row, geom")
+                   "source_row, geom, kind, commune_code, width_min_m, width_max_m, section, "
+                   "segment_text")
 RATE_COLUMNS = "land_type, segment_key, area_class, position, vnd_per_m2"
 ZONE_COLUMNS = "zone_code, land_type, vnd_per_m2, standard_parcel_ref, district_code, geom"
 
@@ -130,21 +133,31 @@ def merge(conn: Connection, table_id: int, meta: TableMeta, rules: dict | None, 
 
     ins, upd = _counts(conn, """
         INSERT INTO valuation.price_segment AS p (table_id, segment_key, road_name, from_desc,
-               to_desc, road_class, district_code, source_row, geom)
+               to_desc, road_class, district_code, source_row, geom, kind, commune_code,
+               width_min_m, width_max_m, section, segment_text)
         SELECT :t, segment_key, road_name, from_desc, to_desc, road_class, district_code,
-               source_row, geom FROM stage_segment
+               source_row, geom, kind, commune_code, width_min_m, width_max_m, section,
+               segment_text FROM stage_segment
         ON CONFLICT (table_id, segment_key) DO UPDATE
            SET road_name = EXCLUDED.road_name, from_desc = EXCLUDED.from_desc,
                to_desc = EXCLUDED.to_desc,
                road_class = coalesce(EXCLUDED.road_class, p.road_class),
                district_code = coalesce(EXCLUDED.district_code, p.district_code),
-               geom = coalesce(EXCLUDED.geom, p.geom)
+               geom = coalesce(EXCLUDED.geom, p.geom), kind = EXCLUDED.kind,
+               commune_code = EXCLUDED.commune_code, width_min_m = EXCLUDED.width_min_m,
+               width_max_m = EXCLUDED.width_max_m,
+               section = coalesce(EXCLUDED.section, p.section),
+               segment_text = coalesce(EXCLUDED.segment_text, p.segment_text)
          WHERE (p.road_name, p.from_desc, p.to_desc, p.road_class, p.district_code,
-                ST_AsBinary(p.geom))
+                ST_AsBinary(p.geom), p.kind, p.commune_code, p.width_min_m, p.width_max_m,
+                p.section, p.segment_text)
                IS DISTINCT FROM (EXCLUDED.road_name, EXCLUDED.from_desc, EXCLUDED.to_desc,
                                  coalesce(EXCLUDED.road_class, p.road_class),
                                  coalesce(EXCLUDED.district_code, p.district_code),
-                                 ST_AsBinary(coalesce(EXCLUDED.geom, p.geom)))
+                                 ST_AsBinary(coalesce(EXCLUDED.geom, p.geom)), EXCLUDED.kind,
+                                 EXCLUDED.commune_code, EXCLUDED.width_min_m,
+                                 EXCLUDED.width_max_m, coalesce(EXCLUDED.section, p.section),
+                                 coalesce(EXCLUDED.segment_text, p.segment_text))
     """, p)
     seg_counts = {"inserted": ins, "updated": upd}
 
@@ -257,19 +270,23 @@ def _merge_coefficients(conn: Connection, meta: TableMeta) -> dict[str, int]:
     for row in rows:
         i, u = _counts(conn, """
             INSERT INTO valuation.price_coefficient AS c (year, province_code, land_type,
-                   district_code, k, instrument)
-            VALUES (:year, :province, :land_type, :district_code, :k, :instrument)
-            ON CONFLICT (year, province_code, land_type, (coalesce(district_code, '')))
+                   district_code, commune_code, position, k, instrument)
+            VALUES (:year, :province, :land_type, :district_code, :commune_code, :position,
+                    :k, :instrument)
+            ON CONFLICT (year, province_code, land_type, (coalesce(district_code, '')),
+                         (coalesce(commune_code, '')), (coalesce(position, 0)))
             DO UPDATE SET k = EXCLUDED.k, instrument = EXCLUDED.instrument
              WHERE (c.k, c.instrument) IS DISTINCT FROM (EXCLUDED.k, EXCLUDED.instrument)
         """, row)
         ins, upd = ins + i, upd + u
     years = sorted({r["year"] for r in rows})
-    keys = [f"{r['year']}|{r['land_type']}|{r['district_code'] or ''}" for r in rows]
+    keys = [f"{r['year']}|{r['land_type']}|{r['district_code'] or ''}|"
+            f"{r['commune_code'] or ''}|{r['position'] or 0}" for r in rows]
     removed = conn.execute(text("""
         DELETE FROM valuation.price_coefficient
          WHERE province_code = :province AND year = ANY(:years)
-           AND NOT (year || '|' || land_type || '|' || coalesce(district_code, '') = ANY(:keys))
+           AND NOT (concat_ws('|', year, land_type, coalesce(district_code, ''),
+                              coalesce(commune_code, ''), coalesce(position, 0)) = ANY(:keys))
     """), {"province": meta.province_code, "years": years, "keys": keys}).rowcount
     return {"inserted": ins, "updated": upd, "unchanged": len(rows) - ins - upd,
             "removed": removed}
@@ -285,7 +302,8 @@ SELECT md5(concat_ws('#',
   (SELECT concat_ws('|', province_code, effective_from, effective_to)
      FROM valuation.price_table WHERE table_id = :t),
   (SELECT string_agg(concat_ws('|', segment_key, road_name, from_desc, to_desc, road_class,
-                               district_code, md5(ST_AsBinary(geom))), '/' ORDER BY segment_key)
+                               district_code, md5(ST_AsBinary(geom)), kind, commune_code,
+                               width_min_m, width_max_m), '/' ORDER BY segment_key)
      FROM valuation.price_segment WHERE table_id = :t),
   (SELECT string_agg(x, '/' ORDER BY x) FROM (
       SELECT concat_ws('|', r.land_type, s.segment_key, r.area_class, r.position,

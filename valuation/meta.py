@@ -19,23 +19,38 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from etl import sidecar
+from etl import sidecar as etl_sidecar
 from etl.report import LoadError
 from etl.values import is_blank, parse_code, parse_date, parse_number
 
-ROLES = ("segments", "area_matrix", "area_classes")
+ROLES = ("segments", "road_classes", "area_matrix", "area_classes")
 SIDECAR_KEYS = {"table_code", "province_code", "province", "instrument", "title",
-                "effective_from", "effective_to", "sheets", "rules", "coefficients"}
-SHEET_KEYS = {"sheet", "role", "land_type", "positions"}
+                "effective_from", "effective_to", "sheets", "rules", "coefficients",
+                "columns", "roles"}
+SHEET_KEYS = {"sheet", "role", "land_type", "positions", "columns", "header_row"}
+COEFFICIENT_KEYS = {"year", "land_type", "k", "district_code", "commune_code", "position",
+                    "instrument"}
 TABLE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
 MAX_POSITIONS = 5
 
-# Position of a parcel from its distance (m, in the province's TM-3) to a priced road
-# segment. The cadastre records no alley widths, which is what tables use for positions
-# 2-4 (domain.md: "position is set by frontage vs alley width"); distance bands stand in.
-# Beyond the last segment band a parcel takes its commune's area-class price, its position
-# from the distance to the nearest priced road (bands under "area"; null = no limit).
+# Positions (vị trí). Provinces set them by access first (domain.md: a parcel on the road
+# is VT1; on an alley of >= 3.5 m VT2, 2-3.5 m VT3, < 2 m VT4; the widths are each
+# province's), with the distance from the road as a second criterion: ``position_width``
+# reads the alley width recorded for the parcel (``valuation.parcel_site.alley_width_m``),
+# the frontage being the first ``position_band.segment`` band. Where no width is recorded,
+# ``fallback`` says what the province states: ``distance`` (the ``position_band`` bands
+# below) or ``unpriced``; rows no geometry draws ("các đường còn lại", unnamed roads by
+# cross-section) take ``undrawn_position`` (null: unpriced, position unknown).
+# Beyond the last segment band a rural parcel takes its commune's area-class price, its
+# position from the distance to the nearest priced road (bands under "area"; null = no
+# limit); urban land never does (valuation/sql.py).
 DEFAULT_RULES: dict[str, dict] = {
+    "position_width": {
+        "alley": [{"position": 2, "min_width_m": 3.5}, {"position": 3, "min_width_m": 2},
+                  {"position": 4, "min_width_m": 0}],
+        "fallback": "distance",
+        "undrawn_position": None,
+    },
     "position_band": {
         "segment": [{"position": 1, "max_m": 5}, {"position": 2, "max_m": 150},
                     {"position": 3, "max_m": 300}, {"position": 4, "max_m": 450}],
@@ -62,6 +77,9 @@ class SheetSpec:
     role: str
     land_type: str | None = None
     positions: int | None = None
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    replace: frozenset[str] = frozenset()
+    header_row: int | None = None  # 1-based first header row, when the finder must not guess
 
 
 @dataclass(frozen=True)
@@ -75,29 +93,44 @@ class TableMeta:
     sheets: tuple[SheetSpec, ...]
     rules: dict[str, dict] | None = None
     coefficients: list[dict] | None = field(default=None)
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    replace: frozenset[str] = frozenset()
+    roles: dict[str, list[str]] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {"table_code": self.table_code, "province_code": self.province_code,
                 "instrument": self.instrument, "title": self.title,
                 "effective_from": self.effective_from.isoformat(),
                 "effective_to": self.effective_to.isoformat() if self.effective_to else None,
-                "sheets": [s.__dict__ for s in self.sheets]}
+                "sheets": [{k: v for k, v in s.__dict__.items() if k != "replace"}
+                           | {"replace": sorted(s.replace)} for s in self.sheets],
+                "columns": self.columns, "replace": sorted(self.replace),
+                "roles": self.roles}
 
 
 def find_sidecar(path: Path) -> Path | None:
     """``<file name>.prices.yaml`` or ``<stem>.prices.yaml`` beside the workbook/CSV."""
-    return sidecar.find_sidecar(path, ".prices.yaml")
+    return etl_sidecar.find_sidecar(path, ".prices.yaml")
 
 
 def read_sidecar(path: Path | None, file: str) -> dict:
-    return sidecar.read_sidecar(path, file, SIDECAR_KEYS, "table")
+    return etl_sidecar.read_sidecar(path, file, SIDECAR_KEYS, "table")
 
 
 def table_meta(file: str, sidecar: dict, overrides: dict, provinces: set[str],
-               land_types: set[str], is_csv: bool) -> TableMeta:
-    """Validate the sidecar merged with command-line values (the command line wins)."""
+               land_types: set[str], is_csv: bool, column_names: tuple[str, ...] = (),
+               roles: dict[str, list[str]] | None = None) -> TableMeta:
+    """Validate the sidecar merged with command-line values (the command line wins).
+
+    ``column_names`` are the mapping's canonical names, which ``columns:`` (the whole
+    table's) and a sheet's ``columns:`` may give headings for; ``roles`` the columns each
+    role needs by default, which ``roles:`` may change.
+    """
     given = {**sidecar, **{k: v for k, v in overrides.items() if not is_blank(v)}}
     problems: list[str] = []
+    columns, replace = etl_sidecar.column_headings(given.get("columns"), column_names,
+                                                   "columns", problems)
+    role_columns = _roles(given.get("roles"), roles or {}, column_names, problems)
     code = str(given.get("table_code") or "").strip()
     if not TABLE_CODE.match(code):
         problems.append("table_code is required (--table-code or the sidecar): letters, "
@@ -126,7 +159,7 @@ def table_meta(file: str, sidecar: dict, overrides: dict, provinces: set[str],
             problems.append(f"effective_to {given['effective_to']!r} is not a date")
     if eff_from and eff_to and eff_to < eff_from:
         problems.append("effective_to is before effective_from")
-    sheets = _sheets(given.get("sheets"), land_types, is_csv, problems)
+    sheets = _sheets(given.get("sheets"), land_types, is_csv, problems, column_names)
     rules = None
     if given.get("rules") is not None:
         rules = validate_rules(given["rules"], problems)
@@ -136,7 +169,27 @@ def table_meta(file: str, sidecar: dict, overrides: dict, provinces: set[str],
     if problems:
         raise LoadError(file, "price table metadata: " + "; ".join(problems))
     return TableMeta(code, province, instrument, _text(given.get("title")), eff_from, eff_to,
-                     sheets, rules, coefficients)
+                     sheets, rules, coefficients, columns, replace, role_columns)
+
+
+def _roles(value: object, defaults: dict[str, list[str]], names: tuple[str, ...],
+           problems: list[str]) -> dict[str, list[str]]:
+    """The columns each role needs: the mapping's, with the sidecar's ``roles:`` over them."""
+    out = {role: list(cols) for role, cols in defaults.items()}
+    if value is None:
+        return out
+    if not isinstance(value, dict):
+        problems.append("roles: a mapping of role -> the columns a sheet of it needs")
+        return out
+    for role, cols in value.items():
+        if role not in ROLES:
+            problems.append(f"roles: unknown role {role!r} ({', '.join(ROLES)})")
+        elif (not isinstance(cols, list) or not cols
+              or not all(isinstance(c, str) and c in names for c in cols)):
+            problems.append(f"roles.{role}: a list of column names ({', '.join(names)})")
+        else:
+            out[role] = list(cols)
+    return out
 
 
 def _text(value: object) -> str | None:
@@ -144,7 +197,7 @@ def _text(value: object) -> str | None:
 
 
 def _sheets(value: object, land_types: set[str], is_csv: bool,
-            problems: list[str]) -> tuple[SheetSpec, ...]:
+            problems: list[str], column_names: tuple[str, ...] = ()) -> tuple[SheetSpec, ...]:
     if not isinstance(value, list) or not value:
         problems.append("sheets: list each sheet with its role (" + ", ".join(ROLES) + ")")
         return ()
@@ -152,8 +205,13 @@ def _sheets(value: object, land_types: set[str], is_csv: bool,
         problems.append("sheets: a CSV file is one sheet; list exactly one")
     out = []
     for i, spec in enumerate(value, start=1):
-        if not isinstance(spec, dict) or set(spec) - SHEET_KEYS:
+        if not isinstance(spec, dict):
             problems.append(f"sheets[{i}]: a mapping of {', '.join(sorted(SHEET_KEYS))}")
+            continue
+        if set(spec) - SHEET_KEYS:
+            problems.append(f"sheets[{i}]: unknown key(s) "
+                            f"{', '.join(sorted(map(str, set(spec) - SHEET_KEYS)))} "
+                            f"(known: {', '.join(sorted(SHEET_KEYS))})")
             continue
         role = spec.get("role")
         if role not in ROLES:
@@ -165,15 +223,21 @@ def _sheets(value: object, land_types: set[str], is_csv: bool,
         if land is not None and land not in land_types:
             problems.append(f"sheets[{i}] ({name or 'CSV'}): land type {land!r} is not a "
                             f"valuation land type ({', '.join(sorted(land_types))})")
-        if role == "segments" and land is None:
-            problems.append(f"sheets[{i}] ({name or 'CSV'}): a segments sheet needs its "
+        if role in ("segments", "road_classes") and land is None:
+            problems.append(f"sheets[{i}] ({name or 'CSV'}): a {role} sheet needs its "
                             "land_type")
+        columns, replace = etl_sidecar.column_headings(
+            spec.get("columns"), column_names, f"sheets[{i}].columns", problems)
+        header_row = spec.get("header_row")
+        if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
+            problems.append(f"sheets[{i}]: header_row is the sheet's row number (1, 2, ...)")
+            header_row = None
         positions = spec.get("positions")
         if positions is not None and (not isinstance(positions, int)
                                       or not 1 <= positions <= MAX_POSITIONS):
             problems.append(f"sheets[{i}]: positions must be 1-{MAX_POSITIONS}")
             positions = None
-        out.append(SheetSpec(name, role, land, positions))
+        out.append(SheetSpec(name, role, land, positions, columns, replace, header_row))
     names = [s.sheet for s in out if s.sheet]
     if len(names) != len(set(names)):
         problems.append("sheets: a sheet is listed twice")
@@ -264,33 +328,89 @@ def validate_rules(rules: object, problems: list[str]) -> dict[str, dict]:
             problems.append(f"rules.{kind}: {' and '.join(keys)} must be positive numbers")
     if isinstance(out.get("two_frontages"), dict):
         out["two_frontages"].setdefault("min_roads", 2)
+    if out.get("position_width") is not None:
+        _position_width(out["position_width"], problems)
     return out
 
 
+def _position_width(rule: object, problems: list[str]) -> None:
+    """``position_width``: alley bands (position, min_width_m: widest first), the fallback
+    where no width is recorded, and the position of rows no geometry draws."""
+    where = "rules.position_width"
+    known = {"alley", "fallback", "undrawn_position"}
+    if not isinstance(rule, dict) or set(rule) - known:
+        problems.append(f"{where}: a mapping of {', '.join(sorted(known))}")
+        return
+    bands = rule.get("alley")
+    if not isinstance(bands, list) or not bands:
+        problems.append(f"{where}.alley: a list of {{position, min_width_m}}")
+    else:
+        last_pos, last_width = 1, None
+        for i, band in enumerate(bands, start=1):
+            try:
+                position, width = int(band["position"]), _number(band["min_width_m"])
+            except (KeyError, TypeError, ValueError):
+                problems.append(f"{where}.alley[{i}]: needs position and min_width_m")
+                return
+            if not last_pos < position <= MAX_POSITIONS:
+                problems.append(f"{where}.alley[{i}]: positions run 2, 3, ... up to "
+                                f"{MAX_POSITIONS} (got {position})")
+            if width is None or width < 0 or (last_width is not None and width >= last_width):
+                problems.append(f"{where}.alley[{i}]: min_width_m must shrink from band to "
+                                f"band and not be negative (got {width})")
+            last_pos, last_width = position, width
+        if last_width not in (0, 0.0):
+            problems.append(f"{where}.alley: the last band must start at min_width_m 0, so "
+                            "every recorded width has a position")
+    if rule.get("fallback", "distance") not in ("distance", "unpriced"):
+        problems.append(f"{where}.fallback: distance (the position_band bands) or unpriced")
+    undrawn = rule.get("undrawn_position")
+    if undrawn is not None and (not isinstance(undrawn, int)
+                                or not 1 <= undrawn <= MAX_POSITIONS):
+        problems.append(f"{where}.undrawn_position: a position 1-{MAX_POSITIONS}, or null "
+                        "(unpriced where no alley width is recorded)")
+
+
 def _coefficients(value: object, land_types: set[str], problems: list[str]) -> list[dict]:
+    """K by year and land type, optionally for one district, one commune (pre-2025 or
+    2025 code: a table keyed by the new communes names no district) and one position."""
     if not isinstance(value, list):
-        problems.append("coefficients: a list of {year, land_type, k, district_code?}")
+        problems.append("coefficients: a list of {year, land_type, k, district_code?, "
+                        "commune_code?, position?}")
         return []
     out = []
     for i, item in enumerate(value, start=1):
+        if isinstance(item, dict) and set(item) - COEFFICIENT_KEYS:
+            problems.append(f"coefficients[{i}]: unknown key(s) "
+                            f"{', '.join(sorted(map(str, set(item) - COEFFICIENT_KEYS)))} "
+                            f"(known: {', '.join(sorted(COEFFICIENT_KEYS))})")
+            continue
         try:
             year = int(item["year"])
             land = str(item["land_type"]).upper()
             k = parse_number(item["k"])
             district = None if is_blank(item.get("district_code")) else parse_code(
                 item["district_code"], 3)
+            commune = None if is_blank(item.get("commune_code")) else parse_code(
+                item["commune_code"], 5)
+            position = None if is_blank(item.get("position")) else int(item["position"])
         except (KeyError, TypeError, ValueError):
             problems.append(f"coefficients[{i}]: needs year, land_type, k (and optionally "
-                            "a 3-digit district_code)")
+                            "a 3-digit district_code, a 5-digit commune_code, a position)")
             continue
+        if position is not None and not 1 <= position <= MAX_POSITIONS:
+            problems.append(f"coefficients[{i}]: position must be 1-{MAX_POSITIONS}")
         if land not in land_types:
             problems.append(f"coefficients[{i}]: land type {land!r} is not a valuation "
                             "land type")
         if not 0 < k < 100 or not 1990 <= year <= 2100:
             problems.append(f"coefficients[{i}]: k must be positive and the year plausible")
         out.append({"year": year, "land_type": land, "district_code": district,
+                    "commune_code": commune, "position": position,
                     "k": round(k, 4), "instrument": _text(item.get("instrument"))})
-    keys = [(c["year"], c["land_type"], c["district_code"]) for c in out]
+    keys = [(c["year"], c["land_type"], c["district_code"], c["commune_code"], c["position"])
+            for c in out]
     if len(keys) != len(set(keys)):
-        problems.append("coefficients: the same year, land type and district twice")
+        problems.append("coefficients: the same year, land type, district, commune and "
+                        "position twice")
     return out

@@ -11,14 +11,25 @@ the table's province; one row per segment / (land type, area class) / commune in
 the same segment priced by several sheets agrees on its road class and district.
 
 Layout conventions read here: a road name left blank continues the road above (merged
-cells exported to CSV); a row with a name but no segment and no prices is a heading, and a
-heading naming a district of the province ("I. QUẬN BA ĐÌNH") sets the district of the rows
-under it; a "Loại đất"/land-type cell left blank continues the one above.
+cells exported to CSV); a "Loại đất"/land-type cell left blank continues the one above.
+The segment may be written in one column ("Đoạn đường": "Từ X đến Y", "Đoạn từ X đến Y",
+"X - Y", "Cả đường", "Toàn tuyến"), which is split into from/to (``split_segment``) and
+kept as written. A row with one text and no prices is a **section row** that qualifies
+the rows under it (``Section``): naming a commune or ward of the province ("PHƯỜNG HẢI
+CHÂU": a 2025 unit in a table effective from 1 July 2025, else a pre-2025 one) or a
+district ("I. QUẬN BA ĐÌNH") it sets where they are; naming a cross-section width ("Các
+tuyến đường chưa có tên ...: Mặt cắt từ 15m đến dưới 25m") it makes the rows under it
+rows for unnamed roads of that width. A row whose road cell is a cross-section ("Đường có
+mặt cắt dưới 5,5 m") or "the remaining roads" ("Các đường còn lại") is such a row itself:
+it prices the roads of its commune (or district) no geometry draws. A segments row with
+a road class and no prices takes the prices of that class from the ``road_classes``
+sheet of its land type.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -32,15 +43,87 @@ ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
 THOUSANDS = re.compile(r"^\d{1,3}\.\d{3}$")
 HEADING_PREFIX = re.compile(r"^\s*(?:[IVXLC]+|[A-Z]|\d+)\s*[.)/-]\s*", re.IGNORECASE)
 DISTRICT_WORDS = ("quan", "huyen", "thixa", "thanhpho")
+UNIT_WORDS = ("phuong", "xa", "thitran", "dackhu")
+WHOLE_ROAD = ("caduong", "catuyen", "toantuyen", "toanduong", "tronduong", "trontuyen",
+              "suottuyen", "suotduong", "toanbo", "toanbotuyen")
+REMAINING = re.compile(r"(?:con\s*lai|chua\s*(?:duoc\s*)?(?:dat|co)\s*ten)")
+WIDTH_WORDS = re.compile(r"(?:mat\s*cat|long\s*duong|be\s*rong|chieu\s*rong|rong\s*\d)")
+NUMBER = r"(\d+(?:[.,]\d+)?)\s*m?"
+# Cross-section bounds as tables write them (text folded: no diacritics, lower case).
+WIDTH_RANGES = (
+    (re.compile(rf"tu\s*{NUMBER}\s*(?:den|toi|-)\s*(?:duoi|<)?\s*{NUMBER}"), "range"),
+    (re.compile(rf"(?:>=|≥|tu|tren|lon\s*hon|>)\s*{NUMBER}\s*(?:tro\s*len)?"), "min"),
+    (re.compile(rf"(?:duoi|<|nho\s*hon|<=|≤)\s*{NUMBER}"), "max"),
+)
+SEGMENT_FROM_TO = re.compile(r"^(?:đoạn\s+)?(?:từ|tu)\s+(.+?)\s+(?:đến|tới|den|toi)\s+(.+)$",
+                             re.IGNORECASE)
+SEGMENT_DASH = re.compile(r"^(?:đoạn\s+)?(?:từ\s+)?(.+?)\s+[-–—]\s+(.+)$", re.IGNORECASE)
 # Longest text a segment's labels may have: a longer one is a paragraph pasted into a
 # cell (or cells run together), not a road name.
 MAX_TEXT = {"road_name": 200, "from_desc": 300, "to_desc": 300, "road_class": 20}
 
 
-def segment_key(road: str, start: str | None, end: str | None) -> str:
+def segment_key(road: str, start: str | None, end: str | None,
+                place: str | None = None) -> str:
     """How a row and a geometry find each other: road|from|to, case, diacritics and
-    spacing folded."""
-    return "|".join(normalise_name(v or "") for v in (road, start, end))
+    spacing folded; ``@commune`` after it for a row under a commune's heading (the same
+    road may be listed under each ward it crosses)."""
+    key = "|".join(normalise_name(v or "") for v in (road, start, end))
+    return f"{key}@{place}" if place else key
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics (đ -> d), spaces kept: for reading phrases."""
+    text = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return " ".join("".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+                    .lower().split())
+
+
+def split_segment(text: str | None) -> tuple[str | None, str | None]:
+    """(from, to) of a segment written in one column.
+
+    "Từ đường A đến đường B" / "Đoạn từ A đến B" / "A - B" -> (A, B); "Cả đường",
+    "Toàn tuyến", "Trọn đường" (the whole road) -> (None, None); anything else is kept
+    whole as the from part, so two different wordings never collapse into one segment.
+    """
+    if text is None:
+        return None, None
+    text = " ".join(text.split())
+    if normalise_name(text) in WHOLE_ROAD:
+        return None, None
+    for pattern in (SEGMENT_FROM_TO, SEGMENT_DASH):
+        m = pattern.match(text)
+        if m:
+            return m.group(1).strip(" ,;:"), m.group(2).strip(" ,;:.")
+    return text, None
+
+
+def cross_section(text: str | None) -> tuple[float | None, float | None] | None:
+    """(min inclusive, max exclusive) metres of a cross-section phrase ("mặt cắt từ 15m đến
+    dưới 25m", "mặt cắt >= 25 m", "lòng đường dưới 5,5m"), or None when the text names no
+    width."""
+    if not text:
+        return None
+    folded = fold(text)
+    if not WIDTH_WORDS.search(folded):
+        return None
+    for pattern, kind in WIDTH_RANGES:
+        m = pattern.search(folded)
+        if m is None:
+            continue
+        values = [float(v.replace(",", ".")) for v in m.groups()]
+        if kind == "range" and values[1] > values[0]:
+            return values[0], values[1]
+        if kind == "min":
+            return values[0], None
+        if kind == "max":
+            return 0.0, values[0]
+    return None
+
+
+def is_remaining(text: str | None) -> bool:
+    """"Các đường còn lại", "Các tuyến đường chưa có tên": the roads no row names."""
+    return bool(text) and bool(REMAINING.search(fold(text)))
 
 
 def parse_price(value: object, factor: int) -> int:
@@ -90,6 +173,23 @@ class SegmentRow:
     district_code: str | None
     land_type: str
     prices: list[int]
+    kind: str = "road"  # road | remaining | cross_section
+    commune_code: str | None = None
+    width_min_m: float | None = None
+    width_max_m: float | None = None
+    section: str | None = None
+    segment_text: str | None = None
+
+
+@dataclass
+class Section:
+    """What the section rows above a row say about it: where, and for unnamed roads of
+    which cross-section."""
+
+    district: str | None = None
+    commune: str | None = None
+    width: tuple[float | None, float | None] | None = None
+    text: str | None = None
 
 
 @dataclass
@@ -118,6 +218,9 @@ class ParsedTable:
     areas: list[AreaRow] = field(default_factory=list)
     classes: list[ClassRow] = field(default_factory=list)
     scopes: set[tuple[str, str]] = field(default_factory=set)  # (land_type, segment|area)
+    # (land type, folded road class) -> prices, from the road_classes sheets
+    class_prices: dict[tuple[str, str], tuple[str, int, list[int]]] = field(
+        default_factory=dict)
     kept_segment_keys: set[tuple[str, str]] = field(default_factory=set)  # (land_type, key)
     kept_area_keys: set[tuple[str, int]] = field(default_factory=set)
     kept_communes: set[str] = field(default_factory=set)
@@ -134,6 +237,9 @@ class Context:
     districts: dict[str, str]  # normalised district name (with and without 'Quận') -> code
     communes: set[str]
     land_types: set[str]
+    # normalised commune name (with and without 'Phường', 'Xã', 'Thị trấn') -> code: the
+    # units of the table's date (2025 communes for a table effective since 1 July 2025)
+    commune_names: dict[str, str] = field(default_factory=dict)
 
 
 class SheetParser:
@@ -242,17 +348,23 @@ class SheetParser:
         duplicates: set[str] = set()
         mine: list[SegmentRow] = []
         road: str | None = None
-        district: str | None = None
+        section = Section()
+        one_column = "segment" in self.header.columns and not (
+            "from_desc" in self.header.columns or "to_desc" in self.header.columns)
         for r in self.data_rows():
             texts = self.texts(r)
             if not texts:
                 continue  # blank, or a note in the STT column only
-            if len(texts) == 1:  # a heading (merged or not): "I. QUẬN BA ĐÌNH"
-                district = self._heading(texts.pop(), district)
+            if self._is_section(r, texts):
+                section = self._section(texts.pop(), section)
                 road = None
                 continue
             name = self.text(r, "road_name")
-            start, end = self.text(r, "from_desc"), self.text(r, "to_desc")
+            written = self.text(r, "segment") if one_column else None
+            if one_column:
+                start, end = split_segment(written)
+            else:
+                start, end = self.text(r, "from_desc"), self.text(r, "to_desc")
             out.rows_read += 1
             if self._too_long(r):
                 continue
@@ -261,23 +373,113 @@ class SheetParser:
             elif road is None:
                 self.reject(r, "road_name", "road name missing")
                 continue
-            key = segment_key(road, start, end)
+            kind, width = "road", None
+            row_width = cross_section(road) or cross_section(written)
+            if row_width is not None or section.width is not None:
+                kind, width = "cross_section", row_width or section.width
+            elif is_remaining(road):
+                kind = "remaining"
+            if kind != "road" and section.commune is None and section.district is None:
+                self.reject(r, "road_name", "a row for unnamed or remaining roads must be "
+                            "under a section row naming its commune, ward or district",
+                            road)
+                continue
+            place = section.commune or (section.district if kind != "road" else None)
+            key = segment_key(road, start, end, place)
+            if kind == "cross_section":
+                key += f"#{width[0] or 0:g}-{'' if width[1] is None else f'{width[1]:g}'}"
             out.kept_segment_keys.add((land, key))
             if key in seen:
                 # Which of the two is right? Neither is loaded; both are named.
                 for this, other in ((r, seen[key]), (seen[key], r)):
                     self.reject(this, "road_name", f"duplicate segment: row {other + 1} of "
-                                "this sheet prices the same road and segment",
+                                "this sheet prices the same road and segment"
+                                + (f" under {section.text!r}" if section.text else ""),
                                 f"{road} | {start or ''} | {end or ''}")
                 duplicates.add(key)
                 continue
             seen[key] = r
-            prices = self.prices(r)
+            road_class = self.text(r, "road_class")
+            prices = self._class_prices(r, land, road_class) or self.prices(r)
             if prices is None:
                 continue
-            mine.append(SegmentRow(self.name, r + 1, key, road, start, end,
-                                   self.text(r, "road_class"), district, land, prices))
+            mine.append(SegmentRow(
+                self.name, r + 1, key, road, start, end, road_class, section.district, land,
+                prices, kind, section.commune, width[0] if width else None,
+                width[1] if width else None, section.text, written))
         out.segments += [s for s in mine if s.key not in duplicates]
+
+    def _has_prices(self, r: int) -> bool:
+        return any(not is_blank(self.value(r, f"p{p}")) for p in self.positions)
+
+    def _is_section(self, r: int, texts: set[str]) -> bool:
+        """One text and no price of its own (a heading merged across the price columns
+        fills them with itself): "PHƯỜNG HẢI CHÂU", "I. QUẬN BA ĐÌNH", "Mặt cắt ..."."""
+        if len(texts) != 1:
+            return False
+        (only,) = texts
+        return all(is_blank(v) or " ".join(str(v).split()) == only
+                   for v in (self.value(r, f"p{p}") for p in self.positions))
+
+    def _class_prices(self, r: int, land: str, road_class: str | None) -> list[int] | None:
+        """The road class's prices for a row that states a class and no price: the
+        ``road_classes`` sheet of the land type is what the row refers to."""
+        if road_class is None or self._has_prices(r):
+            return None
+        found = self.out.class_prices.get((land, normalise_name(road_class)))
+        if found is None:
+            known = sorted(c for lt, c in self.out.class_prices if lt == land)
+            self.reject(r, "road_class", f"no prices in the row and road class "
+                        f"{road_class!r} is not in a road_classes sheet of {land}"
+                        + (f" (classes: {', '.join(known)})" if known else ""), road_class)
+            return None
+        sheet, row, prices = found
+        if len(prices) < len(self.positions):
+            self.reject(r, "road_class", f"road class {road_class!r} (sheet {sheet!r} row "
+                        f"{row}) has {len(prices)} positions, this sheet "
+                        f"{len(self.positions)}", road_class)
+            return None
+        return prices[:len(self.positions)]
+
+    def _section(self, text: str, current: Section) -> Section:
+        """What a section row says: a commune or district heading sets the place (and
+        ends any cross-section band); a cross-section heading sets the width band of the
+        unnamed roads listed under it, in the place already set."""
+        bare = normalise_name(HEADING_PREFIX.sub("", text))
+        commune = self.ctx.commune_names.get(bare)
+        if commune is None:  # "... thuộc phường Ba Đình": the unit's full name ends it
+            commune = next((c for name, c in self.ctx.commune_names.items()
+                            if name.startswith(UNIT_WORDS) and bare.endswith(name)), None)
+        if commune is not None:
+            return Section(current.district, commune, None, text)
+        district = self.ctx.districts.get(bare)
+        if district is not None:
+            return Section(district, None, None, text)
+        width = cross_section(text)
+        if width is not None:
+            return Section(current.district, current.commune, width, text)
+        return Section(current.district, current.commune, None, text)
+
+    def road_classes(self) -> None:
+        """A road-class sheet: one row per class (loại đường) of the sheet's land type."""
+        land, out = self.spec.land_type, self.out
+        seen: dict[str, int] = {}
+        for r in self.data_rows():
+            if len(self.texts(r)) <= 1:
+                continue
+            out.rows_read += 1
+            raw = self.text(r, "road_class")
+            if raw is None:
+                self.reject(r, "road_class", "road class missing")
+                continue
+            norm = normalise_name(raw)
+            if norm in seen or (land, norm) in out.class_prices:
+                self.reject(r, "road_class", f"duplicate road class {raw!r}", raw)
+                continue
+            seen[norm] = r
+            prices = self.prices(r)
+            if prices is not None:
+                out.class_prices[(land, norm)] = (self.name, r + 1, prices)
 
     def _too_long(self, r: int) -> bool:
         """Reject the row when a label is longer than ``MAX_TEXT`` allows."""
@@ -289,11 +491,6 @@ class SheetParser:
                             value[:40] + "...")
                 long = True
         return long
-
-    def _heading(self, text: str, current: str | None) -> str | None:
-        bare = normalise_name(HEADING_PREFIX.sub("", text))
-        code = self.ctx.districts.get(bare)
-        return code if code is not None else current
 
     def area_matrix(self) -> None:
         out = self.out
@@ -362,14 +559,22 @@ class SheetParser:
 
 def parse_sheets(grids: dict[str, Grid], specs: tuple[SheetSpec, ...], mapping: FieldMapping,
                  required: dict[str, list[str]], ctx: Context, file: str) -> ParsedTable:
-    """Parse every sheet the sidecar names; LoadError when one is missing or headerless."""
+    """Parse every sheet the sidecar names; LoadError when one is missing or headerless.
+
+    Road-class sheets are read first: the segments sheets refer to them. A sheet's own
+    ``columns:`` headings are added to ``mapping`` (the table's already are) for it alone.
+    """
     out = ParsedTable()
-    for spec in specs:
+    for spec in sorted(specs, key=lambda s: s.role != "road_classes"):
         grid = grids.get(spec.sheet) if spec.sheet is not None else next(iter(grids.values()))
         if grid is None:
             raise LoadError(file, f"sheet {spec.sheet!r} named in the sidecar is not in the "
                                   f"workbook (sheets: {', '.join(grids)})")
-        header = find_header(grid, mapping, required[spec.role], file)
+        sheet_mapping = mapping.extended(spec.columns, spec.replace) if spec.columns \
+            else mapping
+        header = find_header(grid, sheet_mapping, required[spec.role], file,
+                             first_row=None if spec.header_row is None
+                             else spec.header_row - 1)
         parser = SheetParser(grid, spec, header, ctx, out)
         getattr(parser, spec.role)()
     _check_segment_agreement(out)

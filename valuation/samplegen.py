@@ -42,14 +42,16 @@ import json
 import re
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
 import pyogrio
 import shapely
 import yaml
+from openpyxl.utils import get_column_letter
 from pyogrio.raw import write as ogr_write
 from pyproj import CRS
 
@@ -106,18 +108,80 @@ class Province:
     rural_scale: float
     rules: dict
     coefficients: tuple[dict, ...] = ()
+    # 2025 ward code -> (name, pre-2025 districts whose drawn roads it lists, the roads
+    # only the table names: (name, road class, number of segments))
+    wards: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str, int], ...]]] = field(
+        default_factory=dict)
+    one_column: bool = False  # the segment in one column ("Từ X đến Y"), road-class sheets
+    land_types: tuple[str, ...] = ("ODT", "TMD", "SKC")
+    class_vt1: dict[str, float] = field(default_factory=dict)  # millions VND/m²
+    cross_vt1: float = 0.0  # VT1 of the narrowest unnamed roads, millions
+    remaining_vt1: float = 0.0  # VT1 of "the remaining roads", millions
+    columns: dict[str, list[str]] = field(default_factory=dict)  # sidecar's own headings
 
 
+# Positions by alley width (domain.md): the sample tables state the usual widths, the
+# distance bands where no width is recorded, and VT1 for the rows no geometry draws.
+POSITION_WIDTH = {"alley": [{"position": 2, "min_width_m": 3.5},
+                            {"position": 3, "min_width_m": 2},
+                            {"position": 4, "min_width_m": 0}],
+                  "fallback": "distance", "undrawn_position": 1}
+CROSS_SECTIONS = ((0.0, 5.5), (5.5, 10.5), (10.5, 15.0), (15.0, 25.0), (25.0, None))
+# The Hà Nội sample writes the segment in one column under this heading, which the
+# package's mapping does not know: its sidecar teaches it (``columns: segment: [...]``).
+SEGMENT_HEADING = "Đoạn đường (từ ... đến ...)"
+HN_WARDS = {
+    "00004": ("Phường Ba Đình", ("001",), (
+        ("Phố Điện Biên Phủ", "1A", 3), ("Phố Hùng Vương", "1A", 2),
+        ("Phố Phan Đình Phùng", "1A", 3), ("Phố Quán Thánh", "1B", 2),
+        ("Phố Nguyễn Cảnh Chân", "2B", 1), ("Phố Lê Hồng Phong", "1B", 2),
+        ("Phố Hoàng Diệu", "1B", 1), ("Phố Chu Văn An", "2A", 2),
+        ("Phố Trần Phú", "1B", 2))),
+    "00008": ("Phường Ngọc Hà", (), (
+        ("Phố Ngọc Hà", "2A", 3), ("Phố Văn Cao", "1B", 2), ("Phố Đào Tấn", "2A", 2),
+        ("Phố Vạn Bảo", "3A", 1), ("Phố Đội Cấn", "2A", 2), ("Phố Linh Lang", "3A", 2),
+        ("Phố Nguyễn Văn Ngọc", "3B", 1))),
+    "00025": ("Phường Giảng Võ", (), (
+        ("Phố Giảng Võ", "1A", 3), ("Phố Nguyễn Thái Học", "1B", 2),
+        ("Phố Cát Linh", "2A", 2), ("Phố Hào Nam", "2A", 2), ("Phố Trần Huy Liệu", "2A", 1),
+        ("Phố Ngọc Khánh", "2B", 2), ("Đường Nguyễn Chí Thanh", "1A", 2))),
+    "00097": ("Phường Hồng Hà", (), (
+        ("Đường Yên Phụ", "1B", 3), ("Phố Phúc Xá", "3A", 1), ("Phố Nghĩa Dũng", "3A", 1),
+        ("Đường Hồng Hà", "2B", 2), ("Phố Hàng Than", "2A", 1), ("Đường Âu Cơ", "2B", 2))),
+    "00103": ("Phường Tây Hồ", ("003",), (
+        ("Đường Võ Chí Công", "1B", 3), ("Phố Quảng An", "2A", 2),
+        ("Phố Tô Ngọc Vân", "2A", 2), ("Phố Đặng Thai Mai", "2B", 1),
+        ("Phố Tứ Liên", "3A", 2))),
+    "00091": ("Phường Phú Thượng", (), (
+        ("Đường An Dương Vương", "2B", 3), ("Phố Phú Thượng", "3A", 2),
+        ("Phố Phú Gia", "3B", 1), ("Đường Nhật Tân", "3A", 2))),
+}
+DN_WARDS = {
+    "20242": ("Phường Hải Châu", ("492",), ()),
+    "20257": ("Phường Hòa Cường", (), ()),
+    "20209": ("Phường Thanh Khê", ("491",), ()),
+    "20305": ("Phường An Khê", (), ()),
+}
 PROVINCES = (
     Province("01", "Thành phố Hà Nội", "ha_noi", "HN-2026",
              "Quyết định 99/2025/QĐ-UBND (dữ liệu mẫu)", ("001", "003"),
-             "doan_duong_ha_noi.gpkg", 4326, 1.0, DEFAULT_RULES),
+             "doan_duong_ha_noi.gpkg", 4326, 1.0,
+             {**DEFAULT_RULES, "position_width": POSITION_WIDTH},
+             ({"year": 2026, "land_type": "ODT", "commune_code": "00004", "position": 1,
+               "k": 1.05, "instrument": "Quyết định 13/2026/QĐ-UBND hệ số K (dữ liệu mẫu)"},),
+             HN_WARDS, one_column=True, land_types=("ODT", "TMD"),
+             class_vt1={"1A": 142.0, "1B": 118.0, "2A": 96.0, "2B": 78.0, "3A": 61.0,
+                        "3B": 49.0},
+             cross_vt1=28.0, remaining_vt1=35.0,
+             columns={"segment": [SEGMENT_HEADING]}),
     Province("48", "Thành phố Đà Nẵng", "da_nang", "DN-2026",
              "Quyết định 88/2025/QĐ-UBND (dữ liệu mẫu)", ("492", "491"),
              "doan_duong_da_nang.shp", 5899, 0.8,
-             {**DEFAULT_RULES, "two_frontages": {"pct": 115, "min_roads": 2}},
-             ({"year": 2026, "land_type": "TMD", "district_code": "492", "k": 1.1,
-               "instrument": "Quyết định 12/2026/QĐ-UBND hệ số K (dữ liệu mẫu)"},)),
+             {**DEFAULT_RULES, "two_frontages": {"pct": 115, "min_roads": 2},
+              "position_width": POSITION_WIDTH},
+             ({"year": 2026, "land_type": "TMD", "commune_code": "20242", "k": 1.1,
+               "instrument": "Quyết định 12/2026/QĐ-UBND hệ số K (dữ liệu mẫu)"},),
+             DN_WARDS, remaining_vt1=21.0),
 )
 RURAL_ONT_MILLION = ((18.0, 12.6, 9.9, 7.2), (14.0, 9.8, 7.7, 5.6), (10.0, 7.0, 5.5, 4.0))
 AGRICULTURAL = (("LUC", "Đất trồng lúa", 252_000), ("HNK", "Đất trồng cây hằng năm khác",
@@ -125,6 +189,7 @@ AGRICULTURAL = (("LUC", "Đất trồng lúa", 252_000), ("HNK", "Đất trồng
                 ("CLN", "Đất trồng cây lâu năm", 302_000),
                 ("NTS", "Đất nuôi trồng thủy sản", 218_000))
 ZONE_DISTRICT = "491"
+PROVINCE_OF = {"001": "01", "003": "01", "491": "48", "492": "48"}
 ZONE_BLOCK = ((0.88, 0.88), 3)  # top-left share (row, col) and size in cells
 ZONE_PRICE = 45_500_000
 EFFECTIVE = ("2026-01-01", "2026-12-31")
@@ -216,22 +281,33 @@ def district_segments(code: str, grid: np.ndarray) -> list[Segment]:
 # --------------------------------------------------------------------------- workbook
 class SheetWriter:
     """Writes one sheet both as an openpyxl worksheet (with merges) and as CSV rows
-    (merged cells empty but for their first cell, as Excel exports them)."""
+    (merged cells empty but for their first cell, as Excel exports them). A formula cell
+    is written with its formula and remembered with its value, which ``_stable_zip``
+    stores as the cached value Excel would have saved (openpyxl computes nothing)."""
 
     def __init__(self, ws, width: int) -> None:  # noqa: ANN001 - openpyxl worksheet
         self.ws = ws
         self.width = width
         self.rows: list[list[object]] = []
+        self.cached: dict[str, int] = {}  # cell address -> value of its formula
 
     def row(self, values: list[object]) -> int:
         values = list(values) + [None] * (self.width - len(values))
-        self.rows.append(values)
-        r = len(self.rows)
+        r = len(self.rows) + 1
+        plain = []
         for c, v in enumerate(values, start=1):
+            if isinstance(v, Formula):
+                cell = self.ws.cell(r, c, v.text)
+                cell.number_format = "#,##0"
+                self.cached[cell.coordinate] = v.value
+                plain.append(v.value)
+                continue
+            plain.append(v)
             if v is not None:
                 cell = self.ws.cell(r, c, v)
                 if isinstance(v, int):
                     cell.number_format = "#,##0"
+        self.rows.append(plain)
         return r
 
     def merge(self, r0: int, c0: int, r1: int, c1: int) -> None:
@@ -247,40 +323,213 @@ class SheetWriter:
         self.row([subtitle])
         self.merge(2, 1, 2, self.width)
 
+    def heading(self, numeral: str, text: str) -> None:
+        """A section row: STT, then the heading merged across the rest of the row."""
+        r = self.row([numeral, text])
+        self.merge(r, 2, r, self.width)
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A formula and the value Excel computes for it (stored as the cell's cached value)."""
+
+    text: str
+    value: int
+
 
 def _price_cell(amount: int, as_text: bool) -> object:
     return vn_text(amount) if as_text else amount
 
 
-def write_segment_sheet(sheet: SheetWriter, province: Province, title: str,
-                        segments: list[Segment], land_type: str, names: dict[str, str]) -> None:
+def excel_round_thousands(value: Decimal) -> int:
+    """Excel's ROUND(x, -3): half away from zero."""
+    return int((value / 1000).quantize(Decimal(1), ROUND_HALF_UP)) * 1000
+
+
+def share_price(odt: int, land_type: str) -> int:
+    """A land type's price from the ODT cell: =ROUND(ODT * share, -3)."""
+    return excel_round_thousands(Decimal(odt) * Decimal(str(LAND_TYPE_SHARES[land_type])))
+
+
+def class_prices(province: Province, road_class: str, land_type: str) -> list[int]:
+    odt = [vnd(province.class_vt1[road_class] * s) for s in POSITION_SHARES]
+    return [share_price(p, land_type) for p in odt] if land_type != "ODT" else odt
+
+
+@dataclass
+class Row:
+    """One priced row of the urban sheets, as the province writes it."""
+
+    ward: str  # 2025 commune code of its heading
+    road: str
+    from_desc: str | None
+    to_desc: str | None
+    segment_text: str | None  # the one-column wording
+    road_class: str | None
+    odt: list[int]  # ODT prices by position (what the row is worth)
+    how: str  # typed | text | formula | class (blank cells: the road class's prices)
+    kind: str = "road"  # road | cross_section | remaining
+    drawn: Segment | None = None
+
+
+def _segment_texts(cross: list[str]) -> list[tuple[str | None, str | None, str]]:
+    """(from, to, one-column text) of a road's segments between the cross streets."""
+    n = len(cross) - 1
+    if n == 1:
+        return [(None, None, "Cả đường" if len(cross[0]) % 2 else "Toàn tuyến")]
+    out = []
+    for i in range(n):
+        a, b = cross[i], cross[i + 1]
+        if i == n - 1:
+            out.append((a, "hết đường", f"Từ {a} đến hết đường"))
+        elif i == 0:
+            out.append((a, b, f"Từ {a} đến {b}"))
+        else:
+            out.append((a, b, f"Đoạn từ {a} đến {b}"))
+    return out
+
+
+def urban_rows(province: Province, segments: list[Segment]) -> list[Row]:
+    """The urban rows of a province, ward by ward: the drawn segments (roads along the
+    sample parcels), the roads only the table names, the unnamed roads by cross-section
+    and "the remaining roads"."""
+    rows: list[Row] = []
+    n = 0
+    for ward, (_name, districts, paper) in province.wards.items():
+        for s in segments:
+            if s.district in districts:
+                text = f"Từ {s.from_desc} đến {s.to_desc}"
+                odt = s.prices("ODT")
+                rows.append(Row(ward, s.road.name, s.from_desc, s.to_desc, text,
+                                s.road.road_class, odt, "text" if (n + s.index) % 2 == 0
+                                else "typed", drawn=s))
+                n += 1
+        pool = [name for name, _, _ in paper] + [r.name for d in districts
+                                                  for r in ROADS.get(d, ())]
+        for k, (road, road_class, count) in enumerate(paper):
+            cross = [pool[(k + j * 3 + 1) % len(pool)] for j in range(count + 1)]
+            cross = [c if c != road else pool[(k + 7) % len(pool)] for c in cross]
+            for j, (a, b, text) in enumerate(_segment_texts(cross)):
+                how = ("formula", "class", "typed")[(k + j) % 3]
+                odt = class_prices(province, road_class, "ODT")
+                if how == "typed":  # a segment the province prices above its class
+                    odt = [vnd(p * 1.08 / 1_000_000) for p in odt]
+                rows.append(Row(ward, road, a, b, text, road_class, odt, how))
+        for low, high in (CROSS_SECTIONS if province.one_column else ()):
+            vt1 = province.cross_vt1 * (1 + 0.35 * CROSS_SECTIONS.index((low, high)))
+            rows.append(Row(ward, cross_section_text(low, high), None, None, None, None,
+                            [vnd(vt1 * s) for s in POSITION_SHARES], "typed",
+                            kind="cross_section"))
+        rows.append(Row(ward, "Các đường còn lại", None, None, None, None,
+                        [vnd(province.remaining_vt1 * s) for s in POSITION_SHARES], "typed",
+                        kind="remaining"))
+    return rows
+
+
+def cross_section_text(low: float, high: float | None) -> str:
+    def m(x: float) -> str:
+        return f"{x:g}".replace(".", ",") + "m"
+    if low == 0:
+        return f"Mặt cắt dưới {m(high)}"
+    if high is None:
+        return f"Mặt cắt từ {m(low)} trở lên"
+    return f"Mặt cắt từ {m(low)} đến dưới {m(high)}"
+
+
+def row_prices(row: Row, land_type: str) -> list[int]:
+    return row.odt if land_type == "ODT" else [share_price(p, land_type) for p in row.odt]
+
+
+def write_urban_sheet(sheet: SheetWriter, province: Province, title: str, rows: list[Row],
+                      land_type: str, class_sheet: str) -> dict[int, Row]:
+    """The urban sheet in the province's layout; returns sheet row number -> row."""
     sheet.title(title, f"(Kèm theo {province.instrument} của UBND {province.name})")
-    r = sheet.row(["STT", "Tên đường phố", "Đoạn đường", None, "Loại đường",
-                   "Giá đất (đồng/m²)"])
-    sheet.row([None, None, "Từ", "Đến", None, "VT1", "VT2", "VT3", "VT4"])
+    one = province.one_column
+    if one:
+        head = ["STT", "Tên đường phố", SEGMENT_HEADING, "Loại đường", "Giá đất (đồng/m²)"]
+        r = sheet.row(head)
+        sheet.row([None, None, None, None, "VT1", "VT2", "VT3", "VT4"])
+        for c in (1, 2, 3, 4):
+            sheet.merge(r, c, r + 1, c)
+        sheet.merge(r, 5, r, 8)
+        first_price = 5
+    else:
+        r = sheet.row(["STT", "Tên đường phố", "Đoạn đường", None, "Loại đường",
+                       "Giá đất (đồng/m²)"])
+        sheet.row([None, None, "Từ", "Đến", None, "VT1", "VT2", "VT3", "VT4"])
+        sheet.merge(r, 1, r + 1, 1)
+        sheet.merge(r, 2, r + 1, 2)
+        sheet.merge(r, 3, r, 4)
+        sheet.merge(r, 5, r + 1, 5)
+        sheet.merge(r, 6, r, 9)
+        first_price = 6
+    numerals = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+    out: dict[int, Row] = {}
+    ward_no = -1
+    n = 0
+    current: tuple[str, str] | None = None
+    group: list[int] = []
+    unnamed_heading = None
+
+    def close_group() -> None:
+        if len(group) > 1:  # STT and road name merged down over a road's segments
+            sheet.merge(group[0], 1, group[-1], 1)
+            sheet.merge(group[0], 2, group[-1], 2)
+
+    for row in rows:
+        if not out or list(out.values())[-1].ward != row.ward:
+            close_group()
+            group, current, unnamed_heading = [], None, None
+            ward_no += 1
+            sheet.heading(numerals[ward_no], province.wards[row.ward][0].upper())
+        if row.kind == "cross_section" and unnamed_heading is None:
+            close_group()
+            group, current = [], None
+            unnamed_heading = (f"Các tuyến đường chưa có tên trong khu dân cư thuộc "
+                               f"{province.wards[row.ward][0]}")
+            sheet.heading("", unnamed_heading)
+        if (row.ward, row.road) != current:
+            close_group()
+            group, current = [], (row.ward, row.road)
+            n += 1
+            stt: object = n
+        else:
+            stt = None
+        prices: list[object] = []
+        for p, amount in enumerate(row_prices(row, land_type)):
+            col = get_column_letter(first_price + p)
+            if row.how == "class":
+                prices.append(None)
+            elif land_type != "ODT":
+                prices.append(Formula(f"=ROUND('{SHEETS['ODT'][0]}'!{col}{len(sheet.rows) + 1}"
+                                      f"*{LAND_TYPE_SHARES[land_type]},-3)", amount))
+            elif row.how == "formula":
+                prices.append(Formula(
+                    f"=VLOOKUP(${'D' if one else 'E'}{len(sheet.rows) + 1},"
+                    f"'{class_sheet}'!$B$5:$F$20,{p + 2},FALSE)", amount))
+            else:
+                prices.append(_price_cell(amount, row.how == "text"))
+        label = [row.segment_text] if one else [row.from_desc, row.to_desc]
+        r = sheet.row([stt, row.road, *label, row.road_class, *prices])
+        group.append(r)
+        out[r] = row
+    close_group()
+    sheet.ws.column_dimensions["B"].width = 30
+    sheet.ws.column_dimensions["C"].width = 44 if one else 26
+    return out
+
+
+def write_class_prices_sheet(sheet: SheetWriter, province: Province, land_type: str) -> None:
+    """Prices by road class (loại đường), which the urban sheets refer to."""
+    sheet.title(f"BẢNG GIÁ ĐẤT THEO LOẠI ĐƯỜNG ({SHEETS[land_type][1]})",
+                f"(Kèm theo {province.instrument} của UBND {province.name})")
+    r = sheet.row(["STT", "Loại đường", "Giá đất (đồng/m²)"])
+    sheet.row([None, None, "VT1", "VT2", "VT3", "VT4"])
     sheet.merge(r, 1, r + 1, 1)
     sheet.merge(r, 2, r + 1, 2)
-    sheet.merge(r, 3, r, 4)
-    sheet.merge(r, 5, r + 1, 5)
-    sheet.merge(r, 6, r, 9)
-    numerals = ("I", "II", "III", "IV")
-    n = 0
-    for k, district in enumerate(province.districts):
-        sheet.row([numerals[k], names[district].upper()])
-        segs = [s for s in segments if s.district == district]
-        for j in range(0, len(segs), 2):
-            n += 1
-            first = None
-            for s in segs[j:j + 2]:
-                as_text = (n + s.index) % 2 == 0
-                row = sheet.row([n, s.road.name, s.from_desc, s.to_desc, s.road.road_class,
-                                 *[_price_cell(p, as_text) for p in s.prices(land_type)]])
-                first = first or row
-            sheet.merge(first, 1, first + 1, 1)  # STT and road name over both segments
-            sheet.merge(first, 2, first + 1, 2)
-    sheet.ws.column_dimensions["B"].width = 28
-    sheet.ws.column_dimensions["C"].width = 26
-    sheet.ws.column_dimensions["D"].width = 30
+    sheet.merge(r, 3, r, 6)
+    for k, road_class in enumerate(province.class_vt1, start=1):
+        sheet.row([k, road_class, *class_prices(province, road_class, land_type)])
 
 
 def write_rural_sheet(sheet: SheetWriter, province: Province) -> None:
@@ -338,16 +587,29 @@ SHEETS = {
     "TMD": ("Đất TMDV đô thị", "BẢNG GIÁ ĐẤT THƯƠNG MẠI, DỊCH VỤ TẠI ĐÔ THỊ"),
     "SKC": ("Đất SXKD đô thị", "BẢNG GIÁ ĐẤT CƠ SỞ SẢN XUẤT PHI NÔNG NGHIỆP TẠI ĐÔ THỊ"),
 }
+CLASS_SHEETS = {"ODT": "Giá theo loại đường ODT", "TMD": "Giá theo loại đường TMDV"}
 RURAL_SHEET, AGRI_SHEET, CLASS_SHEET = "Đất ở nông thôn", "Đất nông nghiệp", "Phân khu vực"
 
 
-def _stable_zip(path: Path) -> None:
-    """Re-zip with fixed timestamps and order: the same workbook gives the same bytes."""
+def _stable_zip(path: Path, cached: dict[int, dict[str, int]] | None = None) -> None:
+    """Re-zip with fixed timestamps and order (the same workbook gives the same bytes),
+    storing each formula's value as Excel would (``cached``: sheet index -> address ->
+    value): openpyxl writes formulas with an empty value."""
     with zipfile.ZipFile(path) as src:
         items = [(info.filename, src.read(info.filename)) for info in src.infolist()]
     stamp_text = f"{FIXED_FILE_DATE}T00:00:00Z".encode()
     items = [(name, re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>" + stamp_text, data)
               if name == "docProps/core.xml" else data) for name, data in items]
+    for index, values in (cached or {}).items():
+        name = f"xl/worksheets/sheet{index + 1}.xml"
+        for i, (item, data) in enumerate(items):
+            if item == name:
+                def fill(m: re.Match, values: dict[str, int] = values) -> bytes:
+                    value = values.get(m.group(1).decode())
+                    return m.group(0) if value is None else \
+                        m.group(0).replace(b"<v></v>", f"<v>{value}</v>".encode())
+                items[i] = (item, re.sub(rb'<c r="([A-Z]+\d+)"[^>]*><f>[^<]*</f><v></v></c>',
+                                         fill, data))
     stamp = tuple(int(x) for x in FIXED_FILE_DATE.split("-")) + (0, 0, 0)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
         for name, data in items:
@@ -356,9 +618,8 @@ def _stable_zip(path: Path) -> None:
             out.writestr(info, data)
 
 
-def write_workbook(path: Path, province: Province, segments: list[Segment],
-                   names: dict[str, str], classes: list[tuple[str, str, int]]
-                   ) -> dict[str, list[list[object]]]:
+def write_workbook(path: Path, province: Province, rows: list[Row],
+                   classes: list[tuple[str, str, int]]) -> dict[str, list[list[object]]]:
     """Write the province's workbook; return each sheet's CSV rows."""
     from openpyxl import Workbook
 
@@ -368,15 +629,23 @@ def write_workbook(path: Path, province: Province, segments: list[Segment],
     book.properties.creator = "landplatform samplegen_prices"
     book.remove(book.active)
     csv_rows = {}
-    for land_type, (sheet_name, title) in SHEETS.items():
-        sheet = SheetWriter(book.create_sheet(sheet_name), 9)
-        write_segment_sheet(sheet, province, title, segments, land_type, names)
+    cached: dict[int, dict[str, int]] = {}
+    for land_type in province.land_types:
+        sheet_name, title = SHEETS[land_type]
+        sheet = SheetWriter(book.create_sheet(sheet_name), 8 if province.one_column else 9)
+        write_urban_sheet(sheet, province, title, rows, land_type,
+                          CLASS_SHEETS.get(land_type, ""))
         csv_rows[sheet_name] = sheet.rows
+        cached[len(book.worksheets) - 1] = sheet.cached
+    if province.one_column:
+        for land_type, sheet_name in CLASS_SHEETS.items():
+            write_class_prices_sheet(SheetWriter(book.create_sheet(sheet_name), 6), province,
+                                     land_type)
     write_rural_sheet(SheetWriter(book.create_sheet(RURAL_SHEET), 6), province)
     write_agricultural_sheet(SheetWriter(book.create_sheet(AGRI_SHEET), 8), province)
     write_class_sheet(SheetWriter(book.create_sheet(CLASS_SHEET), 4), province, classes)
     book.save(path)
-    _stable_zip(path)
+    _stable_zip(path, cached)
     return csv_rows
 
 
@@ -390,6 +659,8 @@ def sidecar(province: Province, sheets: list[dict], with_rules: bool) -> dict:
         "effective_to": EFFECTIVE[1],
         "sheets": sheets,
     }
+    if province.columns:
+        doc["columns"] = province.columns
     if with_rules:
         doc["rules"] = province.rules
         doc["coefficients"] = list(province.coefficients)
@@ -403,6 +674,55 @@ def _write_yaml(path: Path, doc: dict) -> None:
                     encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- sites
+SITES_FILE = "be_rong_ngo_2026.csv"
+SITE_DISTRICTS = ("001", "492")
+ALLEY_WIDTHS = (5.0, 3.0, 1.8)  # VT2, VT3, VT4 by the sample tables' rule
+ROAD_WIDTHS = (4.0, 7.5, 12.0, 18.0, 30.0)  # one per cross-section band
+
+
+def parcel_sites(district: str, frame, entry: dict, grid: np.ndarray,  # noqa: ANN001
+                 segs: list[Segment], ward_communes: set[str]) -> list[dict]:
+    """Recorded access widths for some sample parcels: a row of parcels one lot behind the
+    first east-west road (alleys of 5, 3 and 1.8 m in turn: positions 2, 3, 4), and, in
+    Hà Nội, parcels of the drawn roads' ward beyond every drawn road, on unnamed roads of
+    each cross-section band."""
+    f = entry["fields"]
+    ncols = grid.shape[1] - 1
+    nrows = grid.shape[0] - 1
+
+    def ref(cell: int) -> dict:
+        return {"MaXa": str(frame[f["MaXa"]].iloc[cell]),
+                "SoHieuToBanDo": int(frame[f["SoHieuToBanDo"]].iloc[cell]),
+                "SoThuTuThua": int(frame[f["SoThuTuThua"]].iloc[cell])}
+
+    out = []
+    road_row = _at(H_ROWS[0], nrows)
+    c0 = _at(H_SPAN[0], ncols)
+    for k in range(12):
+        out.append({**ref((road_row + 1) * ncols + c0 + 2 + k),
+                    "BeRongNgo": ALLEY_WIDTHS[k % 3], "kind": "alley"})
+    if PROVINCE_OF[district] == "01":
+        lines = shapely.union_all([s.line for s in segs])
+        far = [i for i, g in enumerate(frame.geometry.values)
+               if str(frame[f["MaXa"]].iloc[i]) in ward_communes
+               and shapely.distance(shapely.centroid(g), lines) > 700]
+        for k, cell in enumerate(far[:len(ROAD_WIDTHS)]):
+            out.append({**ref(cell), "BeRongNgo": ROAD_WIDTHS[k], "kind": "cross_section"})
+    return out
+
+
+def write_sites(path: Path, sites: list[dict]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["MaXa", "SoHieuToBanDo", "SoThuTuThua", "BeRongNgo", "GhiChu"])
+        for site in sites:
+            writer.writerow([site["MaXa"], site["SoHieuToBanDo"], site["SoThuTuThua"],
+                             f"{site['BeRongNgo']:g}".replace(".", ","),
+                             "ngõ (dữ liệu mẫu)" if site["kind"] == "alley"
+                             else "đường chưa có tên (dữ liệu mẫu)"])
+
+
 # --------------------------------------------------------------------------- geometry
 def _remove(path: Path) -> None:
     for suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg") if path.suffix == ".shp" else ("",):
@@ -410,7 +730,7 @@ def _remove(path: Path) -> None:
 
 
 def write_segments(path: Path, epsg: int, segments: list[Segment],
-                   file_epsg: dict[str, int]) -> None:
+                   file_epsg: dict[str, int], ward_of: dict[str, str]) -> None:
     lines = []
     for s in segments:
         line = np.array([s.line], dtype=object)
@@ -421,7 +741,8 @@ def write_segments(path: Path, epsg: int, segments: list[Segment],
               "Tu": [s.from_desc for s in segments],
               "Den": [s.to_desc for s in segments],
               "LoaiDuong": [s.road.road_class for s in segments],
-              "MaHuyen": [s.district for s in segments]}
+              "MaHuyen": [s.district for s in segments],
+              "MaXa": [ward_of[s.district] for s in segments]}
     _remove(path)
     driver = "ESRI Shapefile" if path.suffix == ".shp" else "GPKG"
     options = ({"DBF_DATE_LAST_UPDATE": FIXED_FILE_DATE} if driver == "ESRI Shapefile" else {})
@@ -474,7 +795,14 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
     by_district = {e["district_code"]: e for e in parcels}
     communes = _commune_names(PROJECT_DIR / "landplatform" / "reference"
                               / "admin_units_pre2025.csv")
-    names = {d: n for d, n, _ in communes.values()}
+    with (PROJECT_DIR / "landplatform" / "reference" / "admin_units_2025_crosswalk.csv"
+          ).open(encoding="utf-8", newline="") as fh:
+        crosswalk = list(csv.DictReader(fh))
+    # old commune -> (overlap, new name, new code) where it went wholly into one
+    crosswalk_full = {r["old_commune_code"]: (r["overlap"], r["new_commune_name"],
+                                              r["new_commune_code"])
+                      for r in crosswalk if r["overlap"] == "full"}
+    sites: list[dict] = []
     deliveries = []
     roads_manifest: dict[str, list[dict]] = {}
     with fixed_file_dates():
@@ -482,6 +810,7 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
             segments: list[Segment] = []
             file_epsg: dict[str, int] = {}
             zone = None
+            ward_of = {d: w for w, (_, ds, _) in province.wards.items() for d in ds}
             for district in province.districts:
                 entry = by_district[district]
                 frame = pyogrio.read_dataframe(samples_dir / entry["file"], layer=entry["layer"])
@@ -491,8 +820,14 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
                 segments += segs
                 roads_manifest[district] = [
                     {"road_name": s.road.name, "from_desc": s.from_desc, "to_desc": s.to_desc,
-                     "road_class": s.road.road_class,
-                     "vt1": {lt: s.prices(lt)[0] for lt in LAND_TYPE_SHARES}} for s in segs]
+                     "road_class": s.road.road_class, "commune_code": ward_of[district],
+                     "vt1": {lt: share_price(s.prices("ODT")[0], lt) if lt != "ODT"
+                             else s.prices("ODT")[0] for lt in province.land_types}}
+                    for s in segs]
+                if district in SITE_DISTRICTS:
+                    sites += parcel_sites(district, frame, entry, grid, segs,
+                                          {c for c, (_, _, n) in crosswalk_full.items()
+                                           if n == ward_of[district]})
                 if district == ZONE_DISTRICT:
                     polygon, (zr, zc) = zone_polygon(grid)
                     f = entry["fields"]
@@ -502,23 +837,34 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
                                    for k in ("MaXa", "SoHieuToBanDo", "SoThuTuThua"))
                     zone = (polygon, ref, entry["epsg"])
             stem = f"bang_gia_dat_{province.slug}_2026"
-            classes = area_classes(sorted((c, v[2]) for c, v in communes.items()
-                                          if v[0] in province.districts))
-            csv_rows = write_workbook(out_dir / f"{stem}.xlsx", province, segments, names,
-                                      classes)
+            # a 2026 table names the communes since the reform: the new communes the
+            # sample districts' old ones went into, wholly or in part
+            olds = {c for c, v in communes.items() if v[0] in province.districts}
+            classes = area_classes(sorted({(r["new_commune_code"], r["new_commune_name"])
+                                           for r in crosswalk
+                                           if r["old_commune_code"] in olds}))
+            rows = urban_rows(province, segments)
+            csv_rows = write_workbook(out_dir / f"{stem}.xlsx", province, rows, classes)
             sheets = [{"sheet": SHEETS[lt][0], "role": "segments", "land_type": lt,
-                       "positions": 4} for lt in SHEETS]
+                       "positions": 4} for lt in province.land_types]
+            if province.one_column:
+                sheets += [{"sheet": CLASS_SHEETS[lt], "role": "road_classes",
+                            "land_type": lt, "positions": 4} for lt in CLASS_SHEETS]
             sheets += [{"sheet": RURAL_SHEET, "role": "area_matrix", "land_type": "ONT",
                         "positions": 4},
                        {"sheet": AGRI_SHEET, "role": "area_matrix", "positions": 4},
                        {"sheet": CLASS_SHEET, "role": "area_classes"}]
             _write_yaml(out_dir / f"{stem}.prices.yaml", sidecar(province, sheets, True))
             seg_path = out_dir / province.segments_file
-            write_segments(seg_path, province.segments_epsg, segments, file_epsg)
+            write_segments(seg_path, province.segments_epsg, segments, file_epsg, ward_of)
             delivery = {"file": f"{stem}.xlsx", "segments": seg_path.name, "zones": None,
                         "table_code": province.table_code, "province_code": province.code,
                         "format": "xlsx", "segments_epsg": province.segments_epsg,
-                        "districts": list(province.districts)}
+                        "districts": list(province.districts),
+                        "wards": list(province.wards), "one_column": province.one_column,
+                        "urban_rows": {k: sum(r.kind == k for r in rows)
+                                       for k in ("road", "cross_section", "remaining")},
+                        "drawn_segments": len(segments)}
             if zone is not None:
                 polygon, ref, epsg = zone
                 zone_path = out_dir / "vung_gia_tri_da_nang.gpkg"
@@ -543,8 +889,11 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
                                    "note": "the residential sheet of the workbook exported "
                                            "as CSV: loading it after the workbook changes "
                                            "nothing"})
+    write_sites(out_dir / SITES_FILE, sites)
     manifest = {"deliveries": deliveries, "roads": roads_manifest,
-                "effective": list(EFFECTIVE)}
+                "effective": list(EFFECTIVE),
+                "sites": {"file": SITES_FILE, "parcels": len(sites),
+                          "cross_section": sum(s["kind"] == "cross_section" for s in sites)}}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2)
                                            + "\n", encoding="utf-8")
     return manifest

@@ -4,7 +4,9 @@ the rule definitions of the sidecar, computed here independently (openpyxl, shap
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from sqlalchemy.engine import URL, Engine
 
 from cadastre.loader import load_parcels
 from landplatform.db import make_engine
-from support import SAMPLES, create_database
+from support import PROJECT, SAMPLES, create_database
 from valuation.engine import valuate
 from valuation.loader import load_prices, load_sample_prices
 
@@ -30,11 +32,10 @@ PRICES = SAMPLES / "prices"
 DATE = date(2026, 6, 1)
 DISTRICTS = ("001", "491", "492")
 TM3 = {"01": 5897, "48": 5899}  # province -> VN-2000 TM-3 (domain.md)
-SEGMENT_SHEETS = {"ODT": "Đất ở đô thị", "TMD": "Đất TMDV đô thị", "SKC": "Đất SXKD đô thị"}
 # The valuation land types of the cadastre's codes, and the fallback beyond priced roads.
 LAND_TYPE = {"ODT": "ODT", "ONT": "ONT", "TMD": "TMD", "SKC": "SKC", "LUC": "LUC",
              "LUK": "LUC", "HNK": "HNK", "CLN": "CLN", "NTS": "NTS", "RSX": "RSX"}
-FALLBACK = {"ODT": "ONT"}
+URBAN_TYPES = ("ODT", "TMD", "SKC")  # every sample commune is a ward (phường): all urban
 PRICE_TABLES = ("valuation.price_table", "valuation.price_segment", "valuation.price_rate",
                 "valuation.price_area_class", "valuation.price_zone",
                 "valuation.price_coefficient", "valuation.adjustment_rule")
@@ -94,38 +95,82 @@ def vnd(value: object) -> int:
     return value if isinstance(value, int) else int(str(value).replace(".", ""))
 
 
+def ward_codes() -> dict[str, str]:
+    """Upper-case 2025 ward name -> code (the headings of the 2026 sample tables)."""
+    with (PROJECT / "landplatform" / "reference" / "admin_units_2025_crosswalk.csv").open(
+            encoding="utf-8") as fh:
+        return {r["new_commune_name"].upper(): r["new_commune_code"]
+                for r in csv.DictReader(fh) if r["new_province_code"] in TM3}
+
+
+def split(text: str | None) -> tuple[str | None, str | None]:
+    """The sample's one-column segments: "Từ A đến B", "Đoạn từ A đến B", whole road."""
+    if text is None or text in ("Cả đường", "Toàn tuyến"):
+        return None, None
+    m = re.match(r"^(?:Đoạn )?[Tt]ừ (.+?) đến (.+)$", text)
+    assert m, text
+    return m.group(1), m.group(2)
+
+
 @dataclass
 class Table:
-    segments: dict[tuple[str, str, str], dict[str, list[int]]]
+    # (ward, road, from, to) -> land type -> prices by position
+    segments: dict[tuple[str, str, str | None, str | None], dict[str, list[int]]]
+    remaining: dict[tuple[str, str], list[int]]  # (ward, land type) -> prices
     rural: dict[int, list[int]]  # area class -> ONT prices by position
     agricultural: dict[tuple[str, int], list[int]]
     classes: dict[str, int]
     rules: dict
     coefficients: list[dict]
+    urban_rows: int = 0
+
+
+def read_urban(book: openpyxl.Workbook, sheet: str, side: dict, wards: dict[str, str],
+               table: Table, land_type: str) -> None:
+    """One urban sheet as a reader sees it: headings name the 2025 wards, a road name
+    merged down over its segments, blank prices taken from the road-class sheet."""
+    rows = list(book[sheet].iter_rows(min_row=1, values_only=True))
+    one = rows[2][3] == "Loại đường"  # the segment in one column
+    first_price = 4 if one else 5
+    class_sheet = next((s["sheet"] for s in side["sheets"] if s["role"] == "road_classes"
+                        and s["land_type"] == land_type), None)
+    by_class = {} if class_sheet is None else {
+        r[1]: [vnd(v) for v in r[2:6]]
+        for r in book[class_sheet].iter_rows(min_row=5, values_only=True)}
+    ward = road = None
+    for row in rows[4:]:
+        if row[1] and all(v is None for v in row[2:]):  # a section row
+            ward = wards.get(row[1], ward)
+            continue
+        road = row[1] or road
+        road_class = row[3 if one else 4]
+        prices = row[first_price:first_price + 4]
+        prices = by_class[road_class] if prices[0] is None else [vnd(v) for v in prices]
+        table.urban_rows += 1
+        if road == "Các đường còn lại":
+            table.remaining[(ward, land_type)] = prices
+            continue
+        start, end = split(row[2]) if one else (row[2], row[3])
+        table.segments.setdefault((ward, road, start, end), {})[land_type] = prices
 
 
 def read_table(workbook: Path) -> Table:
-    book = openpyxl.load_workbook(workbook)
-    segments: dict = {}
-    for land_type, sheet in SEGMENT_SHEETS.items():
-        road = None
-        for row in book[sheet].iter_rows(min_row=5, values_only=True):
-            if row[2] is None:  # a district heading
-                continue
-            road = row[1] or road  # merged down over a road's segments
-            segments.setdefault((road, row[2], row[3]), {})[land_type] = [vnd(v)
-                                                                           for v in row[5:9]]
-    rural = {int(row[1].split()[-1]): [vnd(v) for v in row[2:6]]
-             for row in book["Đất ở nông thôn"].iter_rows(min_row=5, values_only=True)}
-    agricultural, code = {}, None
+    book = openpyxl.load_workbook(workbook, data_only=True)  # formulas: their stored values
+    side = yaml.safe_load(workbook.with_suffix(".prices.yaml").read_text(encoding="utf-8"))
+    table = Table({}, {}, {}, {}, {}, side["rules"], side.get("coefficients") or [])
+    wards = ward_codes()
+    for spec in side["sheets"]:
+        if spec["role"] == "segments":
+            read_urban(book, spec["sheet"], side, wards, table, spec["land_type"])
+    table.rural = {int(row[1].split()[-1]): [vnd(v) for v in row[2:6]]
+                   for row in book["Đất ở nông thôn"].iter_rows(min_row=5, values_only=True)}
+    code = None
     for row in book["Đất nông nghiệp"].iter_rows(min_row=5, values_only=True):
         code = row[2] or code
-        agricultural[(code, int(row[3].split()[-1]))] = [vnd(v) for v in row[4:8]]
-    classes = {row[1]: row[3] for row in book["Phân khu vực"].iter_rows(min_row=4,
-                                                                      values_only=True)}
-    side = yaml.safe_load(workbook.with_suffix(".prices.yaml").read_text(encoding="utf-8"))
-    return Table(segments, rural, agricultural, classes, side["rules"],
-                 side.get("coefficients") or [])
+        table.agricultural[(code, int(row[3].split()[-1]))] = [vnd(v) for v in row[4:8]]
+    table.classes = {row[1]: row[3] for row in book["Phân khu vực"].iter_rows(
+        min_row=4, values_only=True)}
+    return table
 
 
 @pytest.fixture(scope="module")
@@ -178,14 +223,14 @@ class Model:
                                          "WHERE district_code = :d"), {"d": district}).scalar()
             epsg = TM3[province]
             self.parcels = {r.uid: r for r in conn.execute(text("""
-                SELECT uid, commune_code, area_m2, ST_AsBinary(ST_Transform(geom, :e)) AS tm3,
-                       ST_AsBinary(geom) AS wgs
+                SELECT uid, commune_code, current_commune_code, area_m2,
+                       ST_AsBinary(ST_Transform(geom, :e)) AS tm3, ST_AsBinary(geom) AS wgs
                   FROM cadastre.parcel WHERE district_code = :d"""), {"d": district, "e": epsg})}
             self.parts = conn.execute(text("""
                 SELECT parcel_uid, seq, code, area_m2, is_primary FROM cadastre.parcel_land_use
                  WHERE district_code = :d ORDER BY parcel_uid, seq"""), {"d": district}).all()
             self.segments = conn.execute(text("""
-                SELECT s.road_name, s.from_desc, s.to_desc,
+                SELECT s.commune_code, s.road_name, s.from_desc, s.to_desc,
                        ST_AsBinary(ST_Transform(s.geom, :e)) AS tm3
                   FROM valuation.price_segment s
                  WHERE s.district_code = :d AND s.geom IS NOT NULL ORDER BY s.segment_id
@@ -206,10 +251,15 @@ class Model:
             self.has_area[part.parcel_uid] = (self.has_area.get(part.parcel_uid, False)
                                               or part.area_m2 is not None)
 
-    def k(self, land_type: str) -> Decimal | None:
+    def k(self, land_type: str, commune: str | None, position: int | None) -> Decimal | None:
+        """The most specific K: commune before district before province, a position's own
+        before every position's."""
         mine = [c for c in self.table.coefficients if c["land_type"] == land_type
-                and c["year"] == DATE.year and c.get("district_code") in (self.district, None)]
-        mine.sort(key=lambda c: c.get("district_code") is None)
+                and c["year"] == DATE.year and c.get("district_code") in (self.district, None)
+                and c.get("commune_code") in (commune, None)
+                and c.get("position") in (position, None)]
+        mine.sort(key=lambda c: (c.get("commune_code") is None, c.get("district_code") is None,
+                                 c.get("position") is None))
         return Decimal(str(mine[0]["k"])) if mine else None
 
     def expect(self, part) -> Expected:  # noqa: ANN001 - a result row
@@ -237,8 +287,9 @@ class Model:
                 out = Expected("zone", land_type, price, None, factor, None)
         candidates = []
         for i, (seg, d) in enumerate(zip(self.segments, distances, strict=True)):
-            position = band(rules["position_band"]["segment"], d)
-            rates = self.table.segments[(seg.road_name, seg.from_desc, seg.to_desc)]
+            position = band(rules["position_band"]["segment"], d)  # no alley widths here
+            rates = self.table.segments[(seg.commune_code, seg.road_name, seg.from_desc,
+                                         seg.to_desc)]
             if position is not None and land_type in rates:
                 candidates.append((-rates[land_type][position - 1], d, i, position))
         if out is None and candidates:
@@ -246,7 +297,7 @@ class Model:
             seg = self.segments[i]
             out = Expected("segment", land_type, -price, position, factor, None,
                            len(roads), len(candidates),
-                           (seg.road_name, seg.from_desc, seg.to_desc))
+                           (seg.commune_code, seg.road_name, seg.from_desc, seg.to_desc))
             if position in rules["depth_layer"]["positions"]:
                 out.factor *= depth_factor(geom, self.lines[i], rules["depth_layer"])
             two = rules["two_frontages"]
@@ -256,23 +307,28 @@ class Model:
             rule = rules["height_difference"]
             if height is not None and height >= Decimal(str(rule["min_m"])):
                 out.factor *= Decimal(str(rule["pct"])) / 100
-        if out is None:
-            area_class = self.table.classes.get(parcel.commune_code)
+        # a 2026 table names the 2025 communes: its rows are the parcel's 2025 commune's
+        commune = parcel.current_commune_code
+        if out is None and land_type in URBAN_TYPES:  # urban: the ward's remaining roads
+            prices = self.table.remaining.get((commune, land_type))
+            position = rules["position_width"]["undrawn_position"]
+            if prices:
+                out = Expected("segment", land_type, prices[position - 1], position, factor,
+                               None)
+        elif out is None:  # never for urban land: the rural matrix
+            area_class = self.table.classes.get(commune)
             position = band(rules["position_band"]["area"], min(distances))
-            for candidate in (land_type, FALLBACK.get(land_type)):
-                if area_class is None or candidate is None:
-                    continue
-                if candidate == "ONT":
-                    prices = self.table.rural.get(area_class)
-                else:
-                    prices = self.table.agricultural.get((candidate, area_class))
-                if prices:
-                    out = Expected("area", candidate, prices[position - 1], position, factor,
-                                   None)
-                    break
+            prices = None
+            if area_class is not None and land_type == "ONT":
+                prices = self.table.rural.get(area_class)
+            elif area_class is not None:
+                prices = self.table.agricultural.get((land_type, area_class))
+            if prices:
+                out = Expected("area", land_type, prices[position - 1], position, factor,
+                               None)
         if out is None:
             return Expected(None, land_type, None, None, None, None)
-        k = self.k(out.land_type)
+        k = self.k(out.land_type, commune, out.position)
         if k is not None:
             out.factor *= k
         if area is not None:
@@ -315,6 +371,9 @@ def test_each_sample_format_loads(db: Engine, loaded: dict, prices_manifest: dic
         geoms = dict(conn.execute(text("""
             SELECT t.table_code, count(s.geom) FROM valuation.price_segment s
               JOIN valuation.price_table t USING (table_id) GROUP BY 1""")).all())
+        segments = dict(conn.execute(text("""
+            SELECT t.table_code, count(*) FROM valuation.price_segment s
+              JOIN valuation.price_table t USING (table_id) GROUP BY 1""")).all())
         zones = conn.execute(text("SELECT zone_code, vnd_per_m2, standard_parcel_ref "
                                   "FROM valuation.price_zone")).all()
     for entry in files.values():
@@ -322,11 +381,17 @@ def test_each_sample_format_loads(db: Engine, loaded: dict, prices_manifest: dic
             continue
         table = tables[entry["province_code"]]
         expected = (sum(len(p) for rates in table.segments.values() for p in rates.values())
+                    + sum(map(len, table.remaining.values()))
                     + sum(map(len, table.rural.values()))
                     + sum(map(len, table.agricultural.values())))
         assert counts[entry["table_code"]] == expected
-        # every segment got its geometry: GeoPackage (WGS84) for one, Shapefile (TM-3) other
-        assert geoms[entry["table_code"]] == len(table.segments)
+        # every urban row is a segment of its own: no false duplicates, none lost
+        rows = sum(entry["urban_rows"].values())
+        assert segments[entry["table_code"]] == rows
+        sheets = {lt for rates in table.segments.values() for lt in rates}
+        assert table.urban_rows == rows * len(sheets)
+        # every drawn segment got its geometry: GeoPackage (WGS84), Shapefile (TM-3)
+        assert geoms[entry["table_code"]] == entry["drawn_segments"]
     zone = next(e["zone"] for e in files.values() if e.get("zone"))
     assert [(z.zone_code, int(z.vnd_per_m2), z.standard_parcel_ref) for z in zones] == \
         [(zone["zone_code"], zone["vnd_per_m2"], zone["standard_parcel"])]
@@ -340,7 +405,8 @@ def test_csv_alone_gives_the_workbooks_rates(db: Engine, loaded: dict,
     assert result.status == "loaded", result.detail_lines()
     with db.connect() as conn:
         rows = conn.execute(text("""
-            SELECT t.table_code, s.road_name, s.from_desc, s.to_desc, r.position, r.vnd_per_m2
+            SELECT t.table_code, s.commune_code, s.road_name, s.from_desc, s.to_desc,
+                   r.position, r.vnd_per_m2
               FROM valuation.price_rate r JOIN valuation.price_table t USING (table_id)
               JOIN valuation.price_segment s USING (segment_id)
              WHERE r.land_type = 'ODT' AND t.table_code IN ('CSV-ONLY', :code)
@@ -351,7 +417,9 @@ def test_csv_alone_gives_the_workbooks_rates(db: Engine, loaded: dict,
     for r in rows:
         by_table.setdefault(r.table_code, set()).add(tuple(r)[1:])
     assert by_table["CSV-ONLY"] == by_table[entry["table_code"]]
-    assert len(by_table["CSV-ONLY"]) == 16 * 4
+    xlsx = next(e for e in prices_manifest["deliveries"]
+                if e["format"] == "xlsx" and e["table_code"] == entry["table_code"])
+    assert len(by_table["CSV-ONLY"]) == sum(xlsx["urban_rows"].values()) * 4
 
 
 def test_reload_changes_nothing(db: Engine, loaded: dict, prices_manifest: dict) -> None:
@@ -375,7 +443,9 @@ def _copy_delivery(entry: dict, tmp: Path) -> dict:
 
 
 def _edit(path: Path, sheet: str, cell: str, value: object) -> int:
-    book = openpyxl.load_workbook(path)
+    """One cell changed; the formulas become their stored values (openpyxl saves no
+    computed values), as "paste values" in Excel does."""
+    book = openpyxl.load_workbook(path, data_only=True)
     book[sheet][cell] = value
     book.save(path)
     return int("".join(ch for ch in cell if ch.isdigit()))
@@ -404,15 +474,15 @@ def hanoi(prices_manifest: dict, tmp_path: Path) -> dict:
 
 def test_missing_position_is_rejected(db: Engine, loaded: dict, hanoi: dict) -> None:
     before = snapshot(db)
-    row = _edit(hanoi["path"], "Đất ở đô thị", "H8", None)
+    row = _edit(hanoi["path"], "Đất ở đô thị", "G8", None)
     rejects = _rejected(db, hanoi, before)
     assert [(i.feature_no, i.field) for i in rejects] == [(row, "Đất ở đô thị!VT3")]
-    assert "missing price for position 3" in rejects[0].reason and "H8" in rejects[0].reason
+    assert "missing price for position 3" in rejects[0].reason and "G8" in rejects[0].reason
 
 
 def test_missing_position_column_fails(db: Engine, loaded: dict, hanoi: dict) -> None:
     before = snapshot(db)
-    _edit(hanoi["path"], "Đất TMDV đô thị", "I4", None)  # the VT4 heading
+    _edit(hanoi["path"], "Đất TMDV đô thị", "H4", None)  # the VT4 heading
     result = load_prices(db, **hanoi)
     assert result.status == "failed" and "VT4" in result.message
     assert "Đất TMDV đô thị" in result.message
@@ -421,20 +491,20 @@ def test_missing_position_column_fails(db: Engine, loaded: dict, hanoi: dict) ->
 
 def test_text_in_price_cell_is_rejected(db: Engine, loaded: dict, hanoi: dict) -> None:
     before = snapshot(db)
-    row = _edit(hanoi["path"], "Đất ở đô thị", "G9", "liên hệ")
+    row = _edit(hanoi["path"], "Đất ở đô thị", "F9", "liên hệ")
     rejects = _rejected(db, hanoi, before)
     assert [(i.feature_no, i.field, i.value) for i in rejects] == \
         [(row, "Đất ở đô thị!VT2", "liên hệ")]
-    assert "text in a price cell" in rejects[0].reason and "G9" in rejects[0].reason
+    assert "text in a price cell" in rejects[0].reason and "F9" in rejects[0].reason
 
 
 def test_increasing_positions_are_rejected(db: Engine, loaded: dict, hanoi: dict) -> None:
     before = snapshot(db)
-    book = openpyxl.load_workbook(hanoi["path"])
-    vt1 = vnd(book["Đất SXKD đô thị"]["F6"].value)
-    row = _edit(hanoi["path"], "Đất SXKD đô thị", "G6", vt1 + 1000)
+    book = openpyxl.load_workbook(hanoi["path"], data_only=True)
+    vt1 = vnd(book["Đất TMDV đô thị"]["E6"].value)
+    row = _edit(hanoi["path"], "Đất TMDV đô thị", "F6", vt1 + 1000)
     rejects = _rejected(db, hanoi, before)
-    assert [(i.feature_no, i.field) for i in rejects] == [(row, "Đất SXKD đô thị!VT2")]
+    assert [(i.feature_no, i.field) for i in rejects] == [(row, "Đất TMDV đô thị!VT2")]
 
 
 def test_unknown_land_type_is_rejected(db: Engine, loaded: dict, hanoi: dict) -> None:
@@ -468,7 +538,7 @@ def test_overlapping_segments_are_rejected(db: Engine, loaded: dict, hanoi: dict
 def test_quarantine_keeps_the_bad_rows_old_rates(db: Engine, loaded: dict,
                                                  hanoi: dict) -> None:
     before = snapshot(db)
-    _edit(hanoi["path"], "Đất ở đô thị", "G9", "liên hệ")
+    _edit(hanoi["path"], "Đất ở đô thị", "F9", "liên hệ")
     result = load_prices(db, **hanoi, quarantine=True)
     assert result.status == "loaded" and result.rejected == 1
     assert result.inserted == result.updated == 0
@@ -501,14 +571,15 @@ def test_frontage_parcel_on_one_road(db: Engine, models: dict) -> None:
                                 and e.roads_in_front == 1):
         vt1 = _vt(model.table, exp.segment, "ODT", 1)
         depth = depth_factor(model.geoms[part.parcel_uid],
-                             model.lines[[(s.road_name, s.from_desc, s.to_desc)
+                             model.lines[[(s.commune_code, s.road_name, s.from_desc,
+                                           s.to_desc)
                                           for s in model.segments].index(exp.segment)],
                              model.table.rules["depth_layer"])
         assert depth < 1  # the sample parcels are deeper than 20 m
         assert got["unit_price"] == vt1 and got["position"] == 1
         assert got["factor"] == depth
         assert got["value"] == (part.area_m2 * vt1 * depth).quantize(Decimal(1), ROUND_HALF_UP)
-        assert got["explanation"]["segment"]["road"] == exp.segment[0]
+        assert got["explanation"]["segment"]["road"] == exp.segment[1]
 
 
 def test_corner_parcel_with_two_frontages(db: Engine, models: dict) -> None:
@@ -518,7 +589,7 @@ def test_corner_parcel_with_two_frontages(db: Engine, models: dict) -> None:
         for part, exp, got in _pick(model, rows, lambda p, e: p.code == "ODT" and p.area_m2
                                     and e.basis == "segment" and e.roads_in_front >= 2):
             vt1 = _vt(model.table, exp.segment, "ODT", 1)
-            line = model.lines[[(s.road_name, s.from_desc, s.to_desc)
+            line = model.lines[[(s.commune_code, s.road_name, s.from_desc, s.to_desc)
                                 for s in model.segments].index(exp.segment)]
             depth = depth_factor(model.geoms[part.parcel_uid], line,
                                  model.table.rules["depth_layer"])
@@ -542,33 +613,81 @@ def test_parcel_behind_the_frontage(db: Engine, models: dict) -> None:
             assert got["value"] == (part.area_m2 * price).quantize(Decimal(1), ROUND_HALF_UP)
 
 
-def test_rural_parcel_takes_its_area_class(db: Engine, models: dict) -> None:
-    """No priced road within reach: the commune's area class x position by distance."""
+def test_urban_land_is_priced_by_urban_rows_only(db: Engine, models: dict) -> None:
+    """Beyond every priced road, urban land takes its ward's "remaining roads" row (the
+    2026 table names the 2025 wards), never the rural matrix; where the table has no row
+    for it the part is unpriced and says why."""
     model = models["001"]
     rows = stored(db, "001")
     for part, exp, got in _pick(model, rows, lambda p, e: p.code == "ODT" and p.area_m2
-                                and e.basis == "area"):
-        area_class = model.table.classes[model.parcels[part.parcel_uid].commune_code]
-        price = model.table.rural[area_class][exp.position - 1]  # ODT falls back to ONT
-        assert (got["basis"], got["area_class"], got["land_type"]) == ("area", area_class,
-                                                                        "ONT")
-        assert got["value"] == (part.area_m2 * price).quantize(Decimal(1), ROUND_HALF_UP)
-    for part, _exp, got in _pick(model, rows, lambda p, e: p.code == "CLN" and p.area_m2):
-        area_class = model.table.classes[model.parcels[part.parcel_uid].commune_code]
-        prices = model.table.agricultural[("CLN", area_class)]
+                                and e.basis == "segment" and e.segment is None):
+        ward = model.parcels[part.parcel_uid].current_commune_code
+        price = model.table.remaining[(ward, "ODT")][exp.position - 1]
+        assert got["explanation"]["segment"] == {
+            "id": got["segment_id"], "road": "Các đường còn lại", "kind": "remaining",
+            "commune": ward}
+        assert got["explanation"]["position_by"] == "undrawn_position"
+        assert got["value"] == (part.area_m2 * price * (exp.factor or 1)).quantize(
+            Decimal(1), ROUND_HALF_UP)
+    for district in DISTRICTS:
+        for got in stored(db, district).values():
+            if got["land_use_code"] in URBAN_TYPES:
+                assert got["basis"] != "area", got
+            if got["land_use_code"] in URBAN_TYPES and got["value"] is None \
+                    and got["basis"] is None:
+                assert got["reason_code"] == "urban_no_row", got
+                assert "not priced by the rural area-class matrix" in \
+                    got["explanation"]["reason"]
+    # the land office's case: parcel 00001.1.1 of Phúc Xá ward was priced as rural land
+    with db.connect() as conn:
+        uid = conn.execute(text("SELECT uid FROM cadastre.parcel WHERE commune_code = '00001' "
+                                "AND sheet_no = 1 AND parcel_no = 1")).scalar_one()
+    parts = [r for (p, _), r in rows.items() if p == uid]
+    assert parts and not any(r["basis"] == "area" and r["land_type"] == "ONT" for r in parts)
+    for r in parts:
+        if r["land_use_code"] == "ODT":
+            assert r["basis"] in ("segment", "zone") or r["reason_code"] == "urban_no_row"
+
+
+def test_agricultural_land_takes_its_area_class(db: Engine, models: dict) -> None:
+    """Farm land in a ward keeps the area-class matrix, by the parcel's 2025 commune."""
+    model = models["491"]
+    rows = stored(db, "491")
+    for part, _exp, got in _pick(model, rows, lambda p, e: p.code == "CLN" and p.area_m2
+                                 and e.basis == "area"):
+        ward = model.parcels[part.parcel_uid].current_commune_code
+        prices = model.table.agricultural[("CLN", model.table.classes[ward])]
+        assert (got["basis"], got["area_class"]) == ("area", model.table.classes[ward])
         assert got["unit_price"] == prices[got["position"] - 1]
 
 
 def test_coefficient_k(db: Engine, models: dict) -> None:
+    """K by year, land type, commune and position: Đà Nẵng's for TMD in the 2025 ward
+    20242, Hà Nội's for ODT at position 1 in ward 00004 only."""
     model = models["492"]
     rows = stored(db, "492")
-    k = Decimal(str(next(c["k"] for c in model.table.coefficients if c["land_type"] == "TMD")))
+    k = next(c for c in model.table.coefficients if c["land_type"] == "TMD")
     for part, exp, got in _pick(model, rows, lambda p, e: p.code == "TMD" and p.area_m2
-                                and e.basis == "segment" and e.position > 1):
+                                and e.basis == "segment" and e.position > 1 and e.segment
+                                and model.parcels[p.parcel_uid].current_commune_code
+                                == k["commune_code"]):
         price = _vt(model.table, exp.segment, "TMD", exp.position)
-        assert got["value"] == (part.area_m2 * price * k).quantize(Decimal(1), ROUND_HALF_UP)
+        assert got["value"] == (part.area_m2 * price * Decimal(str(k["k"]))).quantize(
+            Decimal(1), ROUND_HALF_UP)
+        (rule,) = [a for a in got["adjustments"] if a["rule"] == "coefficient_k"]
+        assert rule["commune"] == k["commune_code"]
     others = [r for r in rows.values() if r["land_type"] == "ODT"]
     assert others and not any("coefficient_k" in json.dumps(r["adjustments"]) for r in others)
+    hanoi = models["001"]
+    (k,) = hanoi.table.coefficients
+    with_k = 0
+    for (uid, _), got in stored(db, "001").items():
+        mine = (got["land_type"] == k["land_type"] and got["position"] == k["position"]
+                and hanoi.parcels[uid].current_commune_code == k["commune_code"])
+        has = "coefficient_k" in json.dumps(got["adjustments"])
+        assert has == mine, got
+        with_k += has
+    assert with_k
 
 
 def test_value_zone_with_standard_parcel(db: Engine, models: dict,

@@ -55,13 +55,37 @@ def test_collections_exist_with_counts(api: str, manifest: list[dict]) -> None:
         assert len(values) == entry["feature_count"]
         priced = [f for f in values if f["properties"]["value"] is not None]
         assert priced and all(f["properties"]["district_code"] == d for f in values)
+        # a district's collection: the segments drawn in it, once per urban sheet
         segments = all_features(f"{api}/collections/land-prices-{d}/items")
-        assert len(segments) == len(PRICES["roads"][d]) * 3  # ODT, TMD, SKC sheets
-        assert {f["properties"]["land_type"] for f in segments} == {"ODT", "TMD", "SKC"}
+        land_types = set(PRICES["roads"][d][0]["vt1"])
+        assert len(segments) == len(PRICES["roads"][d]) * len(land_types)
+        assert {f["properties"]["land_type"] for f in segments} == land_types
         assert all(f["geometry"]["type"] == "MultiLineString" for f in segments)
+    # nationally every urban row, drawn or not (the rows only the table names, the
+    # remaining roads and the unnamed roads by cross-section of each ward)
     national = get(f"{api}/collections/land-prices/items", f="json", land_type="ODT",
                    limit=1000).json()
-    assert len(national["features"]) == sum(len(r) for r in PRICES["roads"].values())
+    rows = [d["urban_rows"] for d in PRICES["deliveries"] if d["format"] == "xlsx"]
+    assert len(national["features"]) == sum(sum(r.values()) for r in rows)
+    kinds = {f["properties"]["kind"] for f in national["features"]}
+    assert kinds == {"road", "remaining", "cross_section"}
+
+
+def test_unpriced_parts_say_why_in_json_and_csv(api: str) -> None:
+    """Urban land no row of the table prices is unpriced with a reason code, in the
+    parcel-values features and in their CSV."""
+    page = get(f"{api}/collections/parcel-values-001/items", f="json",
+               unpriced_reason="urban_no_row", limit=5).json()
+    assert page["features"]
+    for feature in page["features"]:
+        props = feature["properties"]
+        assert props["unpriced_reason"] == "urban_no_row" and not props["fully_valued"]
+        parts = json.loads(props["explanation"])
+        assert any(p.get("reason_code") == "urban_no_row" for p in parts)
+    csv_text = get(f"{api}/collections/parcel-values-001/items", f="csv",
+                   unpriced_reason="urban_no_row", limit=5).text
+    header, first = csv_text.splitlines()[:2]
+    assert "unpriced_reason" in header.split(",") and "urban_no_row" in first
 
 
 def test_land_prices_carry_the_workbook_numbers(api: str) -> None:
