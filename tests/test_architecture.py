@@ -31,7 +31,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0012": "0009",  # dossiers (registered land changes)
              "0013": "0010",  # the audit's 'register' action
              "0014": "0013",  # ANALYZE for the application role
-             "0015": "0014"}  # ACCENTI: unaccent
+             "0015": "0014",  # ACCENTI: unaccent
+             "0020": "0012"}  # the cadastre's large tables partitioned by district
 
 
 def sources(*packages: str) -> list[Path]:
@@ -125,7 +126,7 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     found = revisions(MIGRATIONS)
     assert {rev: parent for rev, (parent, _) in found.items()} == REVISIONS
     owners = {rev: path.parent for rev, (_, path) in found.items()}
-    assert owners["0008"] == owners["0009"] == owners["0012"] == \
+    assert owners["0008"] == owners["0009"] == owners["0012"] == owners["0020"] == \
         PROJECT / "cadastre" / "migrations"
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == PROJECT / "valuation" / "migrations"
