@@ -27,10 +27,10 @@ The shape:
 
 Conversion happens in place, in the migration's transaction: each table is copied into its
 partitioned successor, which takes the old one's name, columns, defaults, checks,
-comments, indexes (same names), identity (continuing where it was) and foreign keys; the
-views over these tables (``publish.*`` and any a later migration of another domain made)
-and the foreign keys other tables hold on them are recreated as they were, with their
-grants. The copy locks the tables for its duration; docs/SCALING.md gives the measured
+comments, indexes (same names), triggers, identity (continuing where it was) and foreign
+keys; the views over these tables (``publish.*`` and any a later migration of another
+domain made) and the foreign keys other tables hold on them are recreated as they were,
+with their grants. The copy locks the tables for its duration; docs/SCALING.md gives the measured
 time. ``downgrade`` converts back to plain tables the same way.
 
 Revision ID: 0020
@@ -213,6 +213,11 @@ def _convert(conn: Connection, table: Table, partitioned: bool,
     """), {"t": old}).all()
     comment = conn.execute(text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"),
                            {"t": old}).scalar_one()
+    triggers = conn.execute(text("""
+        SELECT pg_get_triggerdef(oid) FROM pg_trigger
+         WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal AND tgparentid = 0
+         ORDER BY tgname
+    """), {"t": old}).scalars().all()
     new = f"{schema}.{name}_new"
     by = f" PARTITION BY LIST ({table.key})" if partitioned else ""
     conn.execute(text(f"CREATE TABLE {new} (LIKE {old} INCLUDING ALL EXCLUDING INDEXES)"
@@ -241,6 +246,8 @@ def _convert(conn: Connection, table: Table, partitioned: bool,
         conn.execute(text(f"ALTER TABLE {old} ALTER COLUMN {column} RESTART WITH {value}"))
     if comment is not None:
         conn.execute(text(f"COMMENT ON TABLE {old} IS {_literal(conn, comment)}"))
+    for trigger in triggers:  # (none so far; a later migration's would be kept)
+        conn.execute(text(trigger))
 
 
 def _run(partitioned: bool) -> None:
