@@ -23,7 +23,10 @@ The shape:
   ``(district_code, <id>)``; ``parcel_lineage`` is partitioned by its child's district and
   keyed ``(child_district_code, event_id, parent_uid, child_uid)``; its event is found by
   ``(child_district_code, event_id)``: every writer (a delivery's merge, a dossier) records
-  a lineage edge's event in the child's district, and the foreign key now says so.
+  a lineage edge's event in the child's district, and the foreign key now says so;
+- a foreign key between two of these tables (land-use parts, rights, encumbrances to
+  their parcel; a lineage edge to its event) is one key per pair of partitions with the
+  same suffix, checked as a plain table's (``_add_foreign_key`` says why).
 
 Conversion happens in place, in the migration's transaction: each table is copied into its
 partitioned successor, which takes the old one's name, columns, defaults, checks,
