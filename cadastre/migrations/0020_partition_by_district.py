@@ -235,8 +235,9 @@ def _provinces(conn: Connection) -> list[tuple[str, list[str]]]:
 
 
 def _convert(conn: Connection, table: Table, partitioned: bool,
-             provinces: list[tuple[str, list[str]]]) -> None:
-    """Replace ``table`` by a (non-)partitioned copy of itself under the same name."""
+             provinces: list[tuple[str, list[str]]]) -> int:
+    """Replace ``table`` by a (non-)partitioned copy of itself under the same name; the
+    rows copied."""
     schema, name = table.name.split(".")
     old = f"{schema}.{name}"
     indexes = conn.execute(text("""
@@ -275,7 +276,8 @@ def _convert(conn: Connection, table: Table, partitioned: bool,
             conn.execute(text(f"CREATE TABLE {schema}.{name}_p{province} PARTITION OF {new} "
                               f"FOR VALUES IN ({values})"))
         conn.execute(text(f"CREATE TABLE {schema}.{name}_default PARTITION OF {new} DEFAULT"))
-    conn.execute(text(f"INSERT INTO {new} OVERRIDING SYSTEM VALUE SELECT * FROM {old}"))
+    copied = conn.execute(text(
+        f"INSERT INTO {new} OVERRIDING SYSTEM VALUE SELECT * FROM {old}")).rowcount
     restart = {}
     for column, sequence in identities:
         last, called = conn.execute(text(f"SELECT last_value, is_called FROM {sequence}")).one()
@@ -291,10 +293,14 @@ def _convert(conn: Connection, table: Table, partitioned: bool,
         conn.execute(text(index.replace(" ON ONLY ", " ON ", 1)))
     for column, value in restart.items():
         conn.execute(text(f"ALTER TABLE {old} ALTER COLUMN {column} RESTART WITH {value}"))
+        sequence = conn.execute(text("SELECT pg_get_serial_sequence(CAST(:t AS text), :c)"),
+                                {"t": old, "c": column}).scalar_one()
+        conn.execute(text(f"ALTER SEQUENCE {sequence} RENAME TO {name}_{column}_seq"))
     if comment is not None:
         conn.execute(text(f"COMMENT ON TABLE {old} IS {_literal(conn, comment)}"))
     for trigger in triggers:  # (none so far; a later migration's would be kept)
         conn.execute(text(trigger))
+    return copied
 
 
 def _run(partitioned: bool) -> None:
@@ -303,16 +309,18 @@ def _run(partitioned: bool) -> None:
     views = _save_views(conn, oids)
     foreign_keys = _save_foreign_keys(conn, oids)
     provinces = _provinces(conn)
-    for table in TABLES:
-        _convert(conn, table, partitioned, provinces)
+    copied = {table: _convert(conn, table, partitioned, provinces) for table in TABLES}
     suffixes = [f"p{province}" for province, _ in provinces] + ["default"]
     for table, name, definition in foreign_keys:
         if name == LINEAGE_EVENT_FK:
             definition = LINEAGE_EVENT[partitioned]
         _add_foreign_key(conn, table, name, definition, partitioned, suffixes)
     _restore_views(conn, views)
-    for table in TABLES:  # the copies start without statistics; the planner needs them
-        conn.execute(text(f"ANALYZE {table.name}"))
+    # The copies start without statistics: analysed where there were rows; an empty
+    # table stays "never analysed", which the loader's statistics refresh recognises.
+    for table, rows in copied.items():
+        if rows:
+            conn.execute(text(f"ANALYZE {table.name}"))
 
 
 def upgrade() -> None:
