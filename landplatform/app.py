@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from landplatform import __version__
 from landplatform.auth.tokens import TokenVerifier
 from landplatform.cors import CORSMiddleware, parse_origins
-from landplatform.db import get_engine
+from landplatform.db import get_engine, read_database_urls
 from landplatform.domain import (
     Domain,
     Services,
@@ -45,6 +45,7 @@ from landplatform.publish.ogc_app import build_ogc_app
 from landplatform.publish.process_guard import process_router
 from landplatform.publish.resources import build_config
 from landplatform.publish.tiles import tiles_router
+from landplatform.read_routing import ReadRouting
 from landplatform.settings import Settings, get_settings
 
 
@@ -119,6 +120,8 @@ def build_app(domains: Sequence[Domain], settings: Settings | None = None,
     app.include_router(features_router(service, pygeoapi_items, settings.html_page_limit))
     # GET items/item for GeoJSON skip the app's stack (same service, same answers)
     app.add_middleware(FeaturesFastLane, service=service, threads=settings.pool_size)
+    if read_database_urls(settings):  # outside the fast lane: it decides for every request
+        app.add_middleware(ReadRouting, window_s=settings.read_primary_after_write_s)
     app.include_router(tiles_router(service, pygeoapi_tms, pygeoapi_collection))
     app.include_router(conformance_router(config))
     app.include_router(coverage_router(coverage_files(config), pygeoapi_coverage))

@@ -62,3 +62,13 @@ def revisions(locations: Sequence[Path]) -> dict[str, tuple[str | None, Path]]:
     """Every revision: id -> (its parent(s) as alembic writes them, its file)."""
     script = ScriptDirectory.from_config(_config(locations))
     return {r.revision: (r.down_revision, Path(r.path)) for r in script.walk_revisions()}
+
+
+def downgrade(engine: Engine, locations: Sequence[Path], revision: str) -> None:
+    """Take the schema back to ``revision`` (e.g. a branch's earlier revision), as the
+    owner; for the tests of a migration's way back and for an operator undoing one."""
+    cfg = _config(locations)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        grant(conn)

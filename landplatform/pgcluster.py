@@ -50,6 +50,7 @@ from urllib.parse import quote
 __all__ = [
     "ClusterError",
     "EmbeddedCluster",
+    "EmbeddedStandby",
     "INSTALL_HINT",
     "find_pg_bindir",
     "postgis_available",
@@ -489,15 +490,7 @@ class EmbeddedCluster:
         with self._locked():
             if self.initialized:
                 return
-            storage = self.storage_dir
-            if storage != self.root.resolve():
-                self._write_pointer(storage)
-                RELOCATION_BASE.mkdir(mode=0o755, parents=True, exist_ok=True)
-            storage.mkdir(parents=True, exist_ok=True)
-            self._give(storage, 0o700)
-            for sub in (self.socket_dir, self.log_file.parent):
-                sub.mkdir(exist_ok=True)
-                self._give(sub, 0o700)
+            storage = self._prepare_storage()
 
             if not self.password_file.exists():
                 fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -525,6 +518,19 @@ class EmbeddedCluster:
                 fh.write(f"\n# Added by landplatform.pgcluster\ninclude_if_exists = "
                          f"'{MANAGED_CONF}'\n")
             self._write_managed_conf()
+
+    def _prepare_storage(self) -> Path:
+        """The storage folder with its socket/ and log/ (and the pointer if relocated)."""
+        storage = self.storage_dir
+        if storage != self.root.resolve():
+            self._write_pointer(storage)
+            RELOCATION_BASE.mkdir(mode=0o755, parents=True, exist_ok=True)
+        storage.mkdir(parents=True, exist_ok=True)
+        self._give(storage, 0o700)
+        for sub in (self.socket_dir, self.log_file.parent):
+            sub.mkdir(exist_ok=True)
+            self._give(sub, 0o700)
+        return storage
 
     def _initdb(self, pwfile: Path) -> None:
         base = ["initdb", "-D", str(self.data_dir), "-U", self.user, "-E", "UTF8",
@@ -683,6 +689,115 @@ class EmbeddedCluster:
             self._storage = None
             self._account = None
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- standby
+
+#: The role a standby replicates as (REPLICATION, LOGIN and nothing else).
+REPLICATION_ROLE = "lis_replicator"
+_HBA_MARK = "# landplatform.pgcluster: standbys replicate as " + REPLICATION_ROLE
+
+
+class EmbeddedStandby(EmbeddedCluster):
+    """A hot standby of an embedded cluster: ``pg_basebackup -R`` of ``primary``, started
+    on its own port, replaying the primary's WAL over streaming replication.
+
+    What a deployment does with two servers, on one machine: for the tests of reads
+    from a standby (LIS_READ_DATABASE_URLS) and for trying them. The primary gets a
+    replication role (``lis_replicator``, password in its ``roles/``) and a pg_hba entry
+    for it on 127.0.0.1; nothing else about the primary changes, and a primary without a
+    standby is untouched. The standby has the primary's databases, roles and passwords
+    (``url`` and ``role_url`` work as on the primary) and is read-only.
+    """
+
+    def __init__(self, root: Path, port: int, primary: EmbeddedCluster) -> None:
+        super().__init__(root, port, dbname=primary.dbname, user=primary.user)
+        self.primary = primary
+
+    @property
+    def replication_passfile(self) -> Path:
+        return self.storage_dir / "replication.pgpass"
+
+    def _allow_replication(self) -> str:
+        """On the primary: the replication role and its pg_hba line; its password."""
+        import psycopg
+        from psycopg import sql
+
+        password = self.primary.role_password(REPLICATION_ROLE)
+        with psycopg.connect(**self.primary.conninfo(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                  (REPLICATION_ROLE,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL("{} ROLE {} LOGIN REPLICATION NOSUPERUSER NOCREATEDB "
+                                 "NOCREATEROLE PASSWORD {}").format(
+                sql.SQL(verb), sql.Identifier(REPLICATION_ROLE), sql.Literal(password)))
+            hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+            text = hba.read_text()
+            if _HBA_MARK not in text:
+                # first match wins: ahead of the defaults
+                hba.write_text(f"{_HBA_MARK}\nhost replication {REPLICATION_ROLE} "
+                               f"127.0.0.1/32 scram-sha-256\n{text}")
+                conn.execute("SELECT pg_reload_conf()")
+        return password
+
+    def init(self) -> None:
+        """Copy the running primary (``pg_basebackup -R -X stream``) unless done before."""
+        with self._locked():
+            if self.initialized:
+                return
+            if not self.primary.is_running():  # (starting it here would redo its roles)
+                raise ClusterError(f"the primary {self.primary.root} is not running; "
+                                   "start it before making a standby of it")
+            password = self._allow_replication()
+            self._prepare_storage()
+            for source, target in ((self.primary.password_file, self.password_file),
+                                   *((f, self.storage_dir / "roles" / f.name) for f in
+                                     sorted((self.primary.storage_dir / "roles").iterdir()))):
+                target.parent.mkdir(mode=0o700, exist_ok=True)
+                shutil.copyfile(source, target)
+                os.chmod(target, 0o600)
+            # The standby's WAL receiver reads this file for as long as it runs.
+            self.replication_passfile.write_text(
+                f"127.0.0.1:{self.primary.port}:replication:{REPLICATION_ROLE}:{password}\n")
+            self._give(self.replication_passfile, 0o600)
+            conninfo = (f"host=127.0.0.1 port={self.primary.port} user={REPLICATION_ROLE} "
+                        f"passfile={self.replication_passfile} application_name=lis_standby")
+            self._run(["pg_basebackup", "-D", str(self.data_dir), "-d", conninfo, "-R",
+                       "-X", "stream", "-c", "fast"])
+            self._write_managed_conf()
+
+    def ensure_running(self) -> str:
+        """Init (from the primary) and start; no database or role is made here: a standby
+        takes all of those from its primary, and refuses writes."""
+        with self._locked():
+            self.init()
+            self.start()
+        return self.url
+
+    def replay_lsn(self) -> str:
+        """Where the standby's replay stands (``pg_last_wal_replay_lsn``)."""
+        import psycopg
+
+        with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
+            return str(conn.execute("SELECT pg_last_wal_replay_lsn()").fetchone()[0])
+
+    def wait_for(self, lsn: str, timeout_s: float = 30.0) -> None:
+        """Until the standby has replayed the primary's WAL up to ``lsn``."""
+        import time
+
+        import psycopg
+
+        deadline = time.monotonic() + timeout_s
+        with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
+            while True:
+                done = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                    (lsn,)).fetchone()[0]
+                if done:
+                    return
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"standby {self.root} did not replay up to {lsn} "
+                                       f"in {timeout_s} s")
+                time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -37,6 +37,17 @@ class Settings(BaseSettings):
         description="URL of the public read role (lis_public). Unset with DATABASE_URL set: "
                     "public reads run as DATABASE_URL's user after SET ROLE lis_public, "
                     "which a RESET ROLE undoes (docs/SECURITY.md).")
+    read_database_urls: str | None = Field(
+        default=None, validation_alias="LIS_READ_DATABASE_URLS",
+        description="Comma-separated URLs of the public read role on streaming-replication "
+                    "standbys: anonymous GET requests read from them (in turn), writes, "
+                    "authenticated requests and a writer's reads shortly after its write "
+                    "read the primary (docs/SCALING.md). Unset: every read on the primary.")
+    read_primary_after_write_s: float = Field(
+        default=10.0, ge=0, validation_alias="LIS_READ_PRIMARY_AFTER_WRITE_S",
+        description="With standbys: how long after a write the same client (its cookie, or "
+                    "its address on the same worker) keeps reading the primary, so it sees "
+                    "its write whatever the standby's replay lag.")
     var_dir: Path = Field(
         default=PROJECT_DIR / "var",
         validation_alias="LIS_VAR_DIR",

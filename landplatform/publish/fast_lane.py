@@ -18,6 +18,7 @@ goes on to the app unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import parse_qsl
@@ -65,7 +66,9 @@ class FeaturesFastLane:
             return
         call = (partial(self.service.items, col, params) if item_id is None
                 else partial(self.service.item, col, item_id, params))
-        response = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        # in a copy of the request's context: which database it reads (read_routing)
+        response = await asyncio.get_running_loop().run_in_executor(
+            self.executor, contextvars.copy_context().run, call)
         await response(scope, receive, send)
 
     async def _search(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -77,8 +77,13 @@ BEGIN
             WHERE n.nspname NOT IN ('information_schema') AND n.nspname NOT LIKE 'pg\_%'
               AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
               AND c.relowner <> 'lis_owner'::regrole
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                                 AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i'))
+              -- a partition depends on its parent ('a') yet has an owner of its own; a
+              -- partitioned table depends on its own key columns ('i')
+              AND (c.relispartition
+                   OR NOT EXISTS (SELECT 1 FROM pg_depend d
+                                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                     AND d.refobjid <> c.oid
+                                     AND d.deptype IN ('e', 'a', 'i')))
   LOOP
     EXECUTE format('ALTER %s %s OWNER TO lis_owner',
                    CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'

@@ -1,0 +1,240 @@
+"""The cadastre's large tables partitioned by district (cadastre migration 0020).
+
+What has to hold: a request for one district reads one partition (the features path's
+page statement of a district collection, a parcel by id in it, a national collection
+filtered by district), an existing database converts in place without losing or
+changing a row and loads on afterwards, and the way back (downgrade) is as exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from cadastre.layers import PARCELS
+from cadastre.merge import PARCEL_COLS
+from landplatform.db import make_engine
+from landplatform.migrate import downgrade, upgrade
+from landplatform.publish.features_api import FeaturesService, collections_from_config
+from landplatform.publish.query import FeatureQuery
+from landplatform.publish.resources import collection
+from landplatform.roles import OWNER, PUBLIC
+from lis import MIGRATIONS
+from support import create_database, data_snapshot, role_env, role_url
+
+PARTITIONED = ("cadastre.parcel", "cadastre.parcel_history", "cadastre.parcel_land_use",
+               "cadastre.parcel_event", "cadastre.parcel_lineage", "restricted.land_right",
+               "restricted.encumbrance")
+PARCEL_TABLES = {"parcel"} | {f"parcel_p{i:02d}" for i in range(100)} | {"parcel_default"}
+
+
+def relations(plan: object) -> set[str]:
+    """Every relation an EXPLAIN (FORMAT JSON) plan reads."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if "Relation Name" in plan:
+            found.add(plan["Relation Name"])
+        for value in plan.values():
+            found |= relations(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found |= relations(value)
+    return found
+
+
+def explain(engine: Engine, sql: str, params: dict) -> set[str]:
+    """The parcel tables (the partitioned one or its partitions) a statement reads."""
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return relations(plan) & PARCEL_TABLES
+
+
+@pytest.fixture(scope="module")
+def public(api_db_url: URL):  # noqa: ANN201 - an engine, disposed after
+    engine = make_engine(role_url(api_db_url, PUBLIC), public=True)
+    yield engine
+    engine.dispose()
+
+
+def service(engine: Engine, fixed: dict | None = None) -> FeaturesService:
+    col = collection(PARCELS, title="t", description="t", bbox=[0, 0, 1, 1], crs=[],
+                     fixed=fixed)
+    name = "parcels-" + fixed["district_code"] if fixed else "parcels"
+    return FeaturesService(engine, collections_from_config({"resources": {name: col}}),
+                           "http://x", 10, 100)
+
+
+def test_every_large_table_is_partitioned_by_province_with_a_default(api_db: Engine) -> None:
+    with api_db.connect() as conn:
+        for table in PARTITIONED:
+            kind, strategy, key = conn.execute(sa.text("""
+                SELECT c.relkind, p.partstrat, pg_get_partkeydef(c.oid)
+                  FROM pg_class c LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
+                 WHERE c.oid = CAST(:t AS regclass)
+            """), {"t": table}).one()
+            assert (kind, strategy) == ("p", "l"), table
+            assert key in ("LIST (district_code)", "LIST (child_district_code)"), table
+            parts = dict(conn.execute(sa.text("""
+                SELECT CAST(i.inhrelid AS regclass)::text,
+                       pg_get_expr(c.relpartbound, c.oid)
+                  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = CAST(:t AS regclass)
+            """), {"t": table}).all())
+            assert parts.pop(f"{table}_default") == "DEFAULT"
+            provinces = conn.execute(sa.text(
+                "SELECT count(DISTINCT parent_code) FROM admin.admin_unit "
+                "WHERE level = 'district'")).scalar_one()
+            assert len(parts) == provinces > 60, table
+        # every district the reference data knows has its province's partition
+        unplaced = conn.execute(sa.text("""
+            SELECT d.code FROM admin.admin_unit d
+             WHERE d.level = 'district' AND NOT EXISTS (
+                   SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = CAST('cadastre.parcel' AS regclass)
+                      AND c.relname = 'parcel_p' || d.parent_code
+                      AND pg_get_expr(c.relpartbound, c.oid) LIKE '%''' || d.code || '''%')
+        """)).scalars().all()
+        assert unplaced == []
+        # the sample districts' parcels are in their provinces' partitions, none in DEFAULT
+        placed = dict(conn.execute(sa.text(
+            "SELECT DISTINCT district_code, CAST(tableoid AS regclass)::text "
+            "FROM cadastre.parcel")).all())
+        assert placed == {"001": "cadastre.parcel_p01", "003": "cadastre.parcel_p01",
+                          "491": "cadastre.parcel_p48", "492": "cadastre.parcel_p48"}
+
+
+def test_a_district_collections_page_reads_one_partition(public: Engine) -> None:
+    """The features path's page statement, as the API runs it, for parcels-492."""
+    svc = service(public, {"district_code": "492"})
+    fq, opts = svc.parse(svc.collections["parcels-492"], {"limit": "100"})
+    sql, values = fq.page_sql(public.dialect, opts["limit"], count_cap=20_000)
+    assert explain(public, sql, values) == {"parcel_p48"}
+    # a later page (after a cursor) and a filtered one too
+    sql, values = fq.page_sql(public.dialect, opts["limit"], after=10)
+    assert explain(public, sql, values) == {"parcel_p48"}
+    fq, opts = svc.parse(svc.collections["parcels-492"],
+                         {"filter": "land_use = 'ODT' AND area_m2 > 100", "limit": "10"})
+    sql, values = fq.page_sql(public.dialect, opts["limit"], count_cap=20_000)
+    assert explain(public, sql, values) == {"parcel_p48"}
+
+
+def test_a_national_collection_filtered_by_district_reads_one_partition(
+        public: Engine) -> None:
+    svc = service(public)
+    fq, opts = svc.parse(svc.collections["parcels"], {"district_code": "001", "limit": "5"})
+    sql, values = fq.page_sql(public.dialect, opts["limit"])
+    assert explain(public, sql, values) == {"parcel_p01"}
+    fq, opts = svc.parse(svc.collections["parcels"], {"limit": "5"})
+    sql, values = fq.page_sql(public.dialect, opts["limit"])
+    assert len(explain(public, sql, values)) > 60  # no district: every partition
+
+
+def test_a_parcel_by_id_in_a_district_collection_reads_one_partition(public: Engine) -> None:
+    """The one-feature statement of items/{id}, compiled as the service compiles it."""
+    svc = service(public, {"district_code": "001"})
+    col = svc.collections["parcels-001"]
+    with public.connect() as conn:
+        uid = conn.execute(sa.text("SELECT min(id) FROM publish.parcels "
+                                   "WHERE district_code = '001'")).scalar_one()
+    fq = FeatureQuery(col.layer, col.table,
+                      fixed={**col.fixed, col.layer.id_field: sa.bindparam("fid")})
+    compiled = fq.page_stmt(1).compile(dialect=public.dialect)
+    assert explain(public, compiled.string,
+                   compiled.construct_params({"fid": uid})) == {"parcel_p01"}
+    response = svc.item(col, str(uid), {})
+    assert response.status_code == 200 and json.loads(response.body)["id"] == uid
+
+
+def test_an_existing_database_converts_in_place_and_back(server_url: URL) -> None:
+    """Loaded before 0020 (plain tables), upgraded: every row as it was, in its province's
+    partition; it loads on (a re-delivery, idempotent) and writes; downgraded: as exact."""
+    url = create_database(server_url, "lis_partition_convert")
+    owner = make_engine(role_url(url, OWNER))
+    check = make_engine(url)
+    try:
+        downgrade(owner, MIGRATIONS, "0012")
+        with check.connect() as conn:
+            assert conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = "
+                                        "CAST('cadastre.parcel' AS regclass)")).scalar() == "r"
+        env = {**os.environ, **role_env(url)}
+        subprocess.run([sys.executable, "-m", "lis.cli", "load", "samples"], env=env,
+                       check=True, capture_output=True, text=True, timeout=300)
+        with check.begin() as conn:  # a lineage edge and a history row, so those move too
+            conn.execute(sa.text("""
+                WITH p AS (SELECT district_code, uid FROM cadastre.parcel
+                            WHERE district_code = '491' ORDER BY uid LIMIT 2),
+                e AS (INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind)
+                      SELECT district_code, max(uid), 'split' FROM p GROUP BY 1
+                      RETURNING event_id, district_code, parcel_uid)
+                INSERT INTO cadastre.parcel_lineage (event_id, parent_district_code,
+                       parent_uid, child_district_code, child_uid, kind)
+                SELECT e.event_id, e.district_code, (SELECT min(uid) FROM p),
+                       e.district_code, e.parcel_uid, 'split' FROM e
+            """))
+            conn.execute(sa.text(
+                f"INSERT INTO cadastre.parcel_history (uid, {PARCEL_COLS}) "
+                f"SELECT uid, {PARCEL_COLS} FROM cadastre.parcel WHERE district_code = '003' "
+                "ORDER BY uid LIMIT 3"))
+        before = data_snapshot(check)
+        with check.connect() as conn:
+            lineage = conn.execute(sa.text(
+                "SELECT count(*) FROM cadastre.parcel_lineage")).scalar_one()
+            next_uid = conn.execute(sa.text(
+                "SELECT max(uid) FROM cadastre.parcel")).scalar_one() + 1
+        assert lineage == 1
+
+        upgrade(owner, MIGRATIONS)
+        assert data_snapshot(check) == before
+        with check.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM cadastre.parcel_lineage_p48")).scalar_one() == 1
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM cadastre.parcel_history_p01")).scalar_one() == 3
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM cadastre.parcel_default")).scalar_one() == 0
+        # the views were recreated with their grants: the public role reads them
+        pub = make_engine(role_url(url, PUBLIC), public=True)
+        try:
+            with pub.connect() as conn:
+                assert conn.execute(sa.text(
+                    "SELECT count(*) FROM publish.parcel_lineage")).scalar_one() == 1
+                assert conn.execute(sa.text(
+                    "SELECT count(*) FROM publish.parcels")).scalar_one() > 7000
+        finally:
+            pub.dispose()
+        subprocess.run([sys.executable, "-m", "lis.cli", "load", "samples"], env=env,
+                       check=True, capture_output=True, text=True, timeout=300)
+        assert data_snapshot(check) == before  # a re-delivery changes nothing
+        app = make_engine(role_url(url, "lis_app"))
+        try:
+            with app.begin() as conn:  # the identity goes on where it was, as lis_app
+                uid = conn.execute(sa.text("""
+                    INSERT INTO cadastre.parcel (province_code, district_code, commune_code,
+                           sheet_no, parcel_no, area_m2, computed_area_m2, land_use,
+                           source_srid, geom)
+                    VALUES ('01', '001', '00001', 999, 1, 10, 10, 'ODT', 4326,
+                            ST_Multi(ST_MakeEnvelope(105, 21, 105.0001, 21.0001, 4326)))
+                    RETURNING uid
+                """)).scalar_one()
+                assert uid >= next_uid
+                conn.execute(sa.text("DELETE FROM cadastre.parcel WHERE uid = :u"),
+                             {"u": uid})
+        finally:
+            app.dispose()
+
+        downgrade(owner, MIGRATIONS, "0012")
+        assert data_snapshot(check) == before
+        with check.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM pg_class WHERE relkind = 'p'")).scalar_one() == 0
+        upgrade(owner, MIGRATIONS)
+    finally:
+        owner.dispose()
+        check.dispose()
