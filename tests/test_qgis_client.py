@@ -32,7 +32,8 @@ def _has_qgis() -> bool:
 def _server_refs(api: str, collection: str, **params: str) -> set[str]:
     """Every parcel_ref the server answers, following next links."""
     refs: set[str] = set()
-    url, query = f"{api}/collections/{collection}/items", {"limit": "5000", **params}
+    url = f"{api}/collections/{collection}/items"
+    query: dict | None = {"limit": "5000", **params}
     with httpx.Client(timeout=60) as client:
         for _ in range(100):  # bounded: 100 pages of 5,000
             page = client.get(url, params=query).raise_for_status().json()
@@ -40,7 +41,7 @@ def _server_refs(api: str, collection: str, **params: str) -> set[str]:
             nxt = next((lk["href"] for lk in page["links"] if lk["rel"] == "next"), None)
             if nxt is None:
                 return refs
-            url, query = nxt, {}
+            url, query = nxt, None  # the next link carries the query
     raise AssertionError("more than 100 pages")
 
 
