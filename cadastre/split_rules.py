@@ -105,11 +105,7 @@ def load_sample_split_rules(engine: Engine, samples_dir: Path,
     if not path.exists():
         return True
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    with engine.connect() as conn:
-        done = conn.execute(text("SELECT 1 FROM etl.load_run WHERE kind = :k AND "
-                                 "file_sha256 = :h AND status = 'loaded'"),
-                            {"k": KIND, "h": digest}).first()
-    if done:
+    if ledger.loaded_run(engine, digest, KIND) is not None:
         echo(f"Samples: {SAMPLE_FILE} already loaded")
         return True
     try:
