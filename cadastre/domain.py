@@ -15,12 +15,10 @@ from cadastre.cli import (
     parcel,
 )
 from cadastre.loader import load_sample_parcels
-from cadastre.publish import published_districts, publisher
-from cadastre.routes import routers
+from cadastre.rules import LOAD_PATHS
 from cadastre.sheet_crosswalk import load_sample_sheet_crosswalk
 from cadastre.split_rules import load_sample_split_rules
-from cadastre.uploads import LOAD_PATHS
-from landplatform.domain import Domain
+from landplatform.domain import Domain, deferred
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,9 +42,9 @@ def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
 DOMAIN = Domain(
     name="cadastre",
     migrations=HERE / "migrations",
-    publisher=publisher,
-    units=published_districts,
-    routers=routers,
+    publisher=deferred("cadastre.publish:publisher"),
+    units=deferred("cadastre.publish:published_districts"),
+    routers=deferred("cadastre.routes:routers"),
     upload_paths=(LOAD_PATHS,),
     commands=(parcel, dossier),
     load_commands=(load_parcels_cmd, load_split_rules_cmd, load_sheet_crosswalk_cmd),

@@ -55,6 +55,9 @@ SCALES = (200, 500, 1000, 2000, 5000, 10000)
 # tolerance a real sheet of that kind is held to.
 DEFAULT_SCALE = {"ward": 500, "town": 1000, "commune": 2000}
 DELIVERIES = ("changes", "resurvey")
+# The upload routes (cadastre/uploads.py): the body-limit middleware gives them
+# LIS_MAX_UPLOAD_BYTES. Here, so that naming them imports no HTTP stack.
+LOAD_PATHS = r"/districts/[^/]*/loads/[^/]*"
 OLD_REF = re.compile(r"^(?:(\d{1,9})\s*/\s*)?(\d{1,9})$")  # "12" or "5/12" (sheet/parcel)
 OLD_SPLIT = re.compile(r"\s*[,;+]\s*")  # several old numbers: "12, 13" or "5/12; 5/13"
 

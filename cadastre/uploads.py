@@ -50,8 +50,6 @@ from landplatform.auth.tokens import TokenVerifier
 from landplatform.http import request_id
 from landplatform.settings import Settings
 
-# The load routes: the body-limit middleware gives them LIS_MAX_UPLOAD_BYTES.
-LOAD_PATHS = r"/districts/[^/]*/loads/[^/]*"
 DISTRICT = re.compile(r"^\d{3}$")
 FILE_SUFFIXES = (".gpkg", ".geojson", ".json", ".zip")
 # Sidecars GIS tools put next to a Shapefile: skipped, not refused.

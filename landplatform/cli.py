@@ -23,13 +23,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from landplatform.domain import Domain, migration_locations
 from landplatform.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # how long a serving worker may leave its supervisor unanswered (starting, or busy)
 # before uvicorn restarts it

@@ -9,17 +9,22 @@ what the platform must know about a layer is declared on the layer
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
-from landplatform.auth.tokens import TokenVerifier
-from landplatform.publish.resources import Publisher, Units
 from landplatform.settings import Settings
+
+if TYPE_CHECKING:  # the HTTP stack is imported by what serves, not by every command
+    from fastapi import APIRouter
+
+    from landplatform.auth.tokens import TokenVerifier
+    from landplatform.publish.resources import Publisher, Units
 
 Echo = Callable[..., None]  # click.echo's shape: echo(message, err=False)
 
@@ -72,6 +77,27 @@ class Domain:
     after_samples: Callable[[Engine, Settings, Echo], bool] | None = None
     generate_samples: Callable[[Path, int, int | None], int] | None = None
     extensions: Mapping[str, Sequence[object]] = field(default_factory=dict)
+
+
+def deferred(target: str) -> Callable[..., Any]:
+    """``"package.module:name"`` as a callable that imports the module on its first call.
+
+    A domain names its routers, publisher and contributions this way so that building the
+    command line imports no HTTP stack: ``lis load`` reads its first byte without paying
+    for pygeoapi and FastAPI (the re-delivery of a district is measured in seconds, and
+    those imports were a third of them).
+    """
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise ValueError(f"deferred target must be 'module:name', not {target!r}")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = module
+    call.__doc__ = f"{target}, imported on its first call (landplatform.domain.deferred)."
+    return call
 
 
 def extensions(domains: Sequence[Domain]) -> dict[str, tuple[object, ...]]:

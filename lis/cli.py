@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from etl.commands import runs
 from landplatform.cli import build_cli
+from landplatform.domain import deferred
 from lis import DOMAINS
-from lis.app import create_app
 
-main = build_cli(DOMAINS, create_app)
+# the app (pygeoapi, FastAPI) is imported only by the commands that serve
+main = build_cli(DOMAINS, deferred("lis.app:create_app"))
 main.add_command(runs)
 
 if __name__ == "__main__":

@@ -8,11 +8,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from cadastre.extensions import CHANGE_OF_USE_RULES
-from landplatform.domain import Domain
+from landplatform.domain import Domain, deferred
 from planning.cli import load_plan_cmd, planning
-from planning.dossier_rules import plan_agrees
 from planning.loader import load_sample_plans
-from planning.publish import publisher
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,10 +32,10 @@ def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
 DOMAIN = Domain(
     name="planning",
     migrations=HERE / "migrations",
-    publisher=publisher,
+    publisher=deferred("planning.publish:publisher"),
     commands=(planning,),
     load_commands=(load_plan_cmd,),
     load_samples=load_samples,
     generate_samples=generate_samples,
-    extensions={CHANGE_OF_USE_RULES: (plan_agrees,)},
+    extensions={CHANGE_OF_USE_RULES: (deferred("planning.dossier_rules:plan_agrees"),)},
 )

@@ -149,3 +149,31 @@ def test_every_domains_tests_run_in_the_suite() -> None:
         if (PROJECT / domain.name / "tests").is_dir():
             assert f"{domain.name}/tests" in paths, domain.name
     assert "tests" in paths
+
+
+def test_the_command_line_imports_no_http_stack() -> None:
+    """``lis load`` must not pay for pygeoapi and FastAPI before it reads a byte: the
+    domains name their routers and publishers through ``landplatform.domain.deferred``,
+    and the served app is built only by the commands that serve."""
+    heavy = ("pygeoapi", "fastapi", "starlette", "uvicorn", "jinja2", "rasterio")
+    code = ("import sys, lis.cli; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=PROJECT, check=True)
+    assert done.stdout.split() == [], f"lis.cli imports {done.stdout.strip()}"
+
+
+def test_deferred_names_its_target_and_calls_it() -> None:
+    """A deferred callable keeps its target's module and name (uvicorn's worker factory is
+    built from them) and calls the real function."""
+    from landplatform.domain import deferred
+
+    join = deferred("os.path:join")
+    assert (join.__module__, join.__qualname__) == ("os.path", "join")
+    assert join("a", "b") == str(Path("a") / "b")
+    try:
+        deferred("no_colon")
+    except ValueError as exc:
+        assert "module:name" in str(exc)
+    else:
+        raise AssertionError("a target without ':' was accepted")

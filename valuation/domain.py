@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
 from cadastre.extensions import PARCEL_PRICES
-from landplatform.domain import Domain, Services
+from landplatform.domain import Domain, Services, deferred
 from valuation.cli import load_parcel_sites_cmd, load_prices_cmd, valuate, value_after_samples
-from valuation.dossier_prices import parcel_prices
 from valuation.loader import load_sample_prices
-from valuation.publish import publisher
-from valuation.routes import router
 from valuation.sites import load_sample_sites
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,18 +36,20 @@ def generate_samples(folder: Path, seed: int, scale: int | None) -> int:
 
 
 def routers(services: Services) -> list[APIRouter]:
+    from valuation.routes import router
+
     return [router]  # price-surface PNG previews for the map
 
 
 DOMAIN = Domain(
     name="valuation",
     migrations=HERE / "migrations",
-    publisher=publisher,
+    publisher=deferred("valuation.publish:publisher"),
     routers=routers,
     commands=(valuate,),
     load_commands=(load_prices_cmd, load_parcel_sites_cmd),
     load_samples=load_samples,
     after_samples=value_after_samples,
     generate_samples=generate_samples,
-    extensions={PARCEL_PRICES: (parcel_prices,)},
+    extensions={PARCEL_PRICES: (deferred("valuation.dossier_prices:parcel_prices"),)},
 )
