@@ -148,6 +148,22 @@ def wait_idle(db: BenchDB, max_s: float) -> tuple[float, int]:
     return time.monotonic() - started, len(pids)
 
 
+def wait_autovacuum(db: BenchDB, max_s: float) -> float:
+    """Wait (at most ``max_s``) until no autovacuum worker runs on the bench database.
+
+    A national load leaves a million new rows that autovacuum then vacuums and analyses
+    for a minute or more; a district delivered the next day meets an idle database, so
+    the re-delivery cell waits for it rather than timing the two together. Returns the
+    seconds waited."""
+    started = time.monotonic()
+    busy_sql = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'autovacuum worker'")
+    with db.connect(autocommit=True) as conn:
+        while time.monotonic() - started < max_s and conn.execute(busy_sql).fetchone()[0]:
+            time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def prepare_for_reading(db: BenchDB, district: str) -> str:
     """ANALYZE after the load, and the per-district view the stock servers need.
 

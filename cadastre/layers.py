@@ -7,7 +7,7 @@ summary, Part 4 writes) is said here, on the layer.
 
 from __future__ import annotations
 
-from landplatform.publish.layers import Counts, Field, Generalised, Layer, Temporal
+from landplatform.publish.layers import Counts, Extents, Field, Generalised, Layer, Temporal
 
 # What the low-zoom tiles of the parcels carry (publish.parcel_summary_*): the unit, its
 # count and area, and ``primary_land_use`` named as on a parcel, so one style colours both.
@@ -61,6 +61,9 @@ PARCELS = Layer(
     min_zoom=12,
     # Exact counts of a district's (or the nation's) parcels: the loader keeps them.
     counts=Counts("publish.districts", "district_code", "parcel_count"),
+    # ... and their extents (every writer keeps them): a bbox or a tile names the districts
+    # it can meet, so only their provinces' partitions are planned (migration 0020)
+    extents=Extents("publish.districts", "district_code"),
     # Officers write their district's parcels (Part 4, cadastre/writes.py).
     writable=True,
     # ?datetime= reads the cadastre as it was then: every version with its validity.

@@ -35,7 +35,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0016": "0012",  # the parcels' low-zoom summary (cadastre)
              "0017": "0016",  # the 2025 units: current_commune_source, sheet crosswalk
              "0019": "0005",  # price sheets as provinces write them, positions by width
-             "0020": "0017"}  # the cadastre's large tables partitioned by district
+             "0020": "0017",  # the cadastre's large tables partitioned by district
+             "0022": "0015"}  # no JIT in the platform's database
 
 
 def sources(*packages: str) -> list[Path]:

@@ -136,6 +136,68 @@ def test_a_national_collection_filtered_by_district_reads_one_partition(
     assert len(explain(public, sql, values)) > 60  # no district: every partition
 
 
+def test_a_national_bbox_plans_the_partitions_of_the_districts_it_meets(
+        public: Engine) -> None:
+    """A bbox over the national collection names the districts whose extents it meets
+    (``Layer.extents``, kept by every writer), so it plans their province's partition
+    only, and answers exactly what the whole table answers."""
+    svc = service(public)
+    col = svc.collections["parcels"]
+    with public.connect() as conn:
+        x0, y0, x1, y1 = conn.execute(sa.text(
+            "SELECT min_lon, min_lat, max_lon, max_lat FROM publish.districts "
+            "WHERE district_code = '492'")).one()
+    bbox = f"{x0},{y0},{(x0 + x1) / 2},{(y0 + y1) / 2}"
+    fq, opts = svc.parse(col, {"bbox": bbox, "limit": "100"})
+    sql, values = fq.page_sql(public.dialect, opts["limit"])
+    assert len(explain(public, sql, values)) > 60  # not yet pruned: every partition
+    with public.connect() as conn:
+        whole = conn.exec_driver_sql(sql, values).one()
+    svc.prune(fq)
+    assert "492" in fq.units and set(fq.units) <= {"491", "492"}
+    sql, values = fq.page_sql(public.dialect, opts["limit"])
+    assert explain(public, sql, values) == {"parcel_p48"}
+    with public.connect() as conn:
+        assert conn.exec_driver_sql(sql, values).one() == whole
+        assert whole[1] == 100
+    # a bbox that meets no district plans no partition at all and answers nothing
+    fq, opts = svc.parse(col, {"bbox": "0,0,1,1"})
+    svc.prune(fq)
+    assert fq.units == []
+    sql, values = fq.page_sql(public.dialect, opts["limit"])
+    assert explain(public, sql, values) == set()
+    response = svc.items(col, {"bbox": bbox, "limit": "100"})
+    assert json.loads(response.body)["features"] == json.loads(whole[0])
+    # datetime= reads every version, whose extents the summary does not keep: no pruning
+    fq, _ = svc.parse(col, {"bbox": bbox, "datetime": "2020-01-01T00:00:00Z"})
+    svc.prune(fq)
+    assert fq.units is None
+
+
+def test_a_national_tile_plans_the_partitions_of_the_districts_it_meets(
+        public: Engine) -> None:
+    from landplatform.publish.tiles import GRIDS, TMS, tile_statement, tile_units
+
+    svc = service(public)
+    col, grid = svc.collections["parcels"], GRIDS[TMS]
+    with public.connect() as conn:
+        lon, lat = conn.execute(sa.text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c "
+            "FROM publish.parcels WHERE district_code = '492' LIMIT 1) p")).one()
+        x, y = grid.tile_of(lon, lat, 15)
+        units = tile_units(conn, col, grid, 15, x, y, col.layer)
+        assert "492" in units and set(units) <= {"491", "492"}
+        pruned = tile_statement(col, 15, x, y, grid, col.layer, units).compile(
+            dialect=public.dialect)
+        whole = tile_statement(col, 15, x, y, grid, col.layer).compile(
+            dialect=public.dialect)
+        pruned_tile = conn.exec_driver_sql(pruned.string, pruned.params).one()
+        whole_tile = conn.exec_driver_sql(whole.string, whole.params).one()
+    assert pruned_tile[1] > 0 and pruned_tile == whole_tile
+    assert explain(public, pruned.string, pruned.params) == {"parcel_p48"}
+    assert len(explain(public, whole.string, whole.params)) > 60
+
+
 def test_a_parcel_by_id_in_a_district_collection_reads_one_partition(public: Engine) -> None:
     """The one-feature statement of items/{id}, compiled as the service compiles it."""
     svc = service(public, {"district_code": "001"})
@@ -150,6 +212,25 @@ def test_a_parcel_by_id_in_a_district_collection_reads_one_partition(public: Eng
                    compiled.construct_params({"fid": uid})) == {"parcel_p01"}
     response = svc.item(col, str(uid), {})
     assert response.status_code == 200 and json.loads(response.body)["id"] == uid
+
+
+def test_a_national_request_is_not_compiled_by_jit(public: Engine) -> None:
+    """A bbox over the national collection plans a scan per province partition, and its
+    cost estimate crossed ``jit_above_cost``: compiling it took longer than running it.
+    The database starts every session with JIT off (platform migration 0022)."""
+    sql = ("SELECT p.id FROM publish.parcels p WHERE ST_Intersects(p.geom, "
+           "ST_MakeEnvelope(105.0, 20.0, 109.0, 22.0, 4326)) ORDER BY p.id LIMIT 1000")
+    with public.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar_one() == "off"
+        conn.exec_driver_sql("SET jit_above_cost = 0")  # would compile anything if on
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).scalar_one()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        assert "JIT" not in plan[0], plan[0].get("JIT")
+        conn.exec_driver_sql("SET jit = on")  # and the test can fail: JIT is there
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).scalar_one()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        if conn.exec_driver_sql("SELECT pg_jit_available()").scalar_one():
+            assert "JIT" in plan[0]
 
 
 def test_an_existing_database_converts_in_place_and_back(server_url: URL) -> None:

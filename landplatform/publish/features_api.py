@@ -195,6 +195,13 @@ class FeaturesService:
         except DataError as exc:  # a value PostgreSQL cannot take (range, encoding)
             raise QueryError("a parameter value is out of range or malformed") from exc
 
+    def prune(self, fq: FeatureQuery) -> None:
+        """Name the units a bbox request can meet (``Layer.extents``), one small query,
+        so the page statement plans only their partitions (see ``Extents``)."""
+        if fq.prunable():
+            statement = fq.layer.extents.statement(tuple(fq.bbox))
+            fq.units = self.execute(lambda c: list(c.execute(statement).scalars()))
+
     def _summary_count(self, col: Collection, fq: FeatureQuery) -> int | None:
         """Exact counts of whole collections of a layer that declares where they come
         from (``Layer.counts``: a small view its loader keeps), cached briefly."""
@@ -236,6 +243,7 @@ class FeaturesService:
               body_filter: bool = False) -> Response:
         try:
             fq, opts = self.parse(col, params, body_filter)
+            self.prune(fq)
             matched = self._summary_count(col, fq)
             first_page = opts["after"] is None and opts["offset"] == 0
             if opts["hits"]:

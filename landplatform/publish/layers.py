@@ -49,6 +49,32 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Extents:
+    """Where the extent of each unit of a layer's features is kept: a small view, one row
+    per value of ``key`` with its CRS84 bounds, kept current by every writer in the
+    writing transaction. A bbox request (items, a tile) then names the units it can meet
+    (``key IN (...)``), so over tables partitioned on ``key`` PostgreSQL plans the
+    partitions of those units only, instead of one scan per partition of the country."""
+
+    view: str
+    key: str
+    bounds: tuple[str, str, str, str] = ("min_lon", "min_lat", "max_lon", "max_lat")
+
+    def __post_init__(self) -> None:
+        if self.view.count(".") != 1:
+            raise ValueError(f"Extents.view must be schema.view, not {self.view!r}")
+
+    def statement(self, bbox: tuple[float, float, float, float]) -> sa.TextClause:
+        """The units whose extent meets ``bbox`` (CRS84 minx, miny, maxx, maxy)."""
+        schema, view = self.view.split(".")
+        x0, y0, x1, y1 = (f'"{c}"' for c in self.bounds)
+        return sa.text(
+            f'SELECT "{self.key}" FROM "{schema}"."{view}" WHERE {x0} <= :maxx AND '
+            f"{x1} >= :minx AND {y0} <= :maxy AND {y1} >= :miny"
+        ).bindparams(minx=bbox[0], miny=bbox[1], maxx=bbox[2], maxy=bbox[3])
+
+
+@dataclass(frozen=True)
 class Temporal:
     """Where every version of a layer's features lives, for OGC API ``datetime``: a view
     with the layer's fields and each version's validity ``[start, end)`` (end NULL: still
@@ -85,8 +111,9 @@ class Layer:
     ``min_zoom`` (below it the layer's tiles are empty), ``counts`` (see ``Counts``),
     ``writable`` (its per-unit collections take OGC API Features Part 4 writes, served by
     the domain that declares it), ``conformance`` (classes it brings to /conformance),
-    ``temporal`` (see ``Temporal``) and ``generalised`` (what its tiles show below
-    ``min_zoom``, see ``Generalised``; coarsest first)."""
+    ``temporal`` (see ``Temporal``), ``generalised`` (what its tiles show below
+    ``min_zoom``, see ``Generalised``; coarsest first) and ``extents`` (see ``Extents``:
+    for the current features, not for ``datetime`` requests)."""
 
     key: str  # collection id, or its prefix for per-district collections
     view: str  # schema-qualified view name
@@ -104,6 +131,7 @@ class Layer:
     conformance: tuple[str, ...] = ()
     temporal: Temporal | None = None
     generalised: tuple[Generalised, ...] = ()
+    extents: Extents | None = None
 
     def __post_init__(self) -> None:
         zooms = [g.min_zoom for g in self.generalised]
@@ -138,11 +166,14 @@ class Layer:
                 "generalised": [{"view": g.view, "min_zoom": g.min_zoom,
                                  "id_field": g.id_field, "geom_field": g.geom_field,
                                  "fields": [[f.name, f.type, f.title] for f in g.fields]}
-                                for g in self.generalised]}
+                                for g in self.generalised],
+                "extents": None if self.extents is None else [
+                    self.extents.view, self.extents.key, list(self.extents.bounds)]}
 
     @classmethod
     def from_config(cls, data: dict) -> Layer:
-        counts, temporal = data.get("counts"), data.get("temporal")
+        counts, temporal, extents = (data.get("counts"), data.get("temporal"),
+                                     data.get("extents"))
         return cls(key=data["layer"], view=data["view"], title=data["layer"],
                    description="", keywords=(), id_field=data["id_field"],
                    id_type=data["id_type"], geom_field=data["geom_field"],
@@ -152,6 +183,8 @@ class Layer:
                    writable=bool(data.get("writable")),
                    conformance=tuple(data.get("conformance") or ()),
                    temporal=Temporal(*temporal) if temporal else None,
+                   extents=(Extents(extents[0], extents[1], tuple(extents[2]))
+                            if extents else None),
                    generalised=tuple(
                        Generalised(g["view"], int(g["min_zoom"]),
                                    tuple(Field(*f) for f in g["fields"]),

@@ -89,6 +89,16 @@ class FeatureQuery:
     crs_uri: str | None = None
     # validity asked for with ``datetime``: the table is then the layer's versions view
     interval: tuple[datetime | None, datetime | None] | None = None
+    # the units (``Layer.extents``) the bbox can meet: names the partitions to plan
+    units: list[str] | None = None
+
+    def prunable(self) -> bool:
+        """Whether the units this request can meet are worth looking up first: a bbox
+        over the current features of a layer that keeps its units' extents, not already
+        fixed to one unit."""
+        extents = self.layer.extents
+        return (bool(self.bbox) and extents is not None and self.interval is None
+                and extents.key not in self.fixed)
 
     # -- WHERE ------------------------------------------------------------------------
     def typed(self, name: str, value: str) -> object:
@@ -141,6 +151,9 @@ class FeatureQuery:
                 conds.append(sa.func.ST_Intersects(t.c[self.layer.geom_field], envelope))
             else:
                 conds.append(sa.false())
+        if self.units is not None and self.layer.extents is not None:
+            # no unit meets the bbox: SQLAlchemy renders an empty IN as false
+            conds.append(t.c[self.layer.extents.key].in_(self.units))
         if self.filter is not None:
             try:
                 conds.append(cql.condition(self.filter, self.layer, t))

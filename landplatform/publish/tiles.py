@@ -56,6 +56,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 
 from landplatform.publish.features_api import Collection, FeaturesService, Unavailable
 from landplatform.publish.layers import Generalised, Layer
@@ -156,6 +158,16 @@ class Grid:
         return ("ST_MakeEnvelope(-180 + :x * 180.0 / 2 ^ :z, 90 - (:y + 1) * 180.0 / 2 ^ :z,"
                 " -180 + (:x + 1) * 180.0 / 2 ^ :z, 90 - :y * 180.0 / 2 ^ :z, 4326)")
 
+    def bounds(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
+        """The CRS84 bounds (west, south, east, north) of tile (z, x, y)."""
+        cols, rows = self.size(z)
+        west, east = -180 + 360 * x / cols, -180 + 360 * (x + 1) / cols
+        if self.srid == 3857:
+            def lat(row: int) -> float:
+                return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / rows))))
+            return west, lat(y + 1), east, lat(y)
+        return west, 90 - 180 * (y + 1) / rows, east, 90 - 180 * y / rows
+
     def pixel(self, z: int) -> float:
         """A 4096th of a tile's width, in the grid's units (the simplification)."""
         width = WORLD_M if self.srid == 3857 else 360.0
@@ -215,7 +227,9 @@ class TileBuilder:
             if source is None:
                 return Tile.encode(b"", False)
             data, count = self.service.execute(
-                lambda c: c.execute(tile_statement(col, z, x, y, grid, source)).one())
+                lambda c: c.execute(tile_statement(col, z, x, y, grid, source,
+                                                   tile_units(c, col, grid, z, x, y, source)
+                                                   )).one())
             return Tile.encode(bytes(data or b""), count > MAX_FEATURES)
 
         tile = await run_in_threadpool(build)  # compressing takes CPU: not on the loop
@@ -289,19 +303,34 @@ def first_level(col: Collection, grid: Grid) -> int:
     return grid.min_zoom(min([*usable, layer.min_zoom]))
 
 
+def tile_units(conn: Connection, col: Collection, grid: Grid, z: int, x: int, y: int,
+               source: Layer | Generalised | None) -> list[str] | None:
+    """The units (``Layer.extents``) tile (z, x, y) can meet, for a tile of the layer's
+    own features (not a summary's) in a collection not fixed to one unit; else None."""
+    layer = col.layer
+    if source is not layer or layer.extents is None or layer.extents.key in col.fixed:
+        return None
+    return list(conn.execute(layer.extents.statement(grid.bounds(z, x, y))).scalars())
+
+
 def tile_statement(col: Collection, z: int, x: int, y: int,
                    grid: Grid = GRIDS[TMS],
-                   source: Layer | Generalised | None = None) -> sa.TextClause:
+                   source: Layer | Generalised | None = None,
+                   units: list[str] | None = None) -> sa.TextClause:
     """ST_AsMVT over the collection's view (or the generalised ``source`` for this zoom);
     names come from the layer declaration, the envelope and CRS from the grid (ours, not
-    the client's). The tile layer is named after the collection whatever the source."""
+    the client's). The tile layer is named after the collection whatever the source.
+    ``units``: the units the tile can meet (``tile_units``), so only their partitions are
+    planned."""
     layer = source or col.layer
     # a numeric column would reach the tile as a string (ST_AsMVT's rule for numeric):
     # a "number" field is sent as a double, as its schema says
     props = ", ".join(f'v."{f.name}"::float8 AS "{f.name}"' if f.type == "number"
                       else f'v."{f.name}"' for f in layer.fields if f.name != layer.id_field)
     where = " AND ".join([f'v."{k}" = :fixed_{i}' for i, k in enumerate(col.fixed)]
-                         + [f'v."{layer.geom_field}" && ST_Transform(b.env, 4326)'])
+                         + [f'v."{layer.geom_field}" && ST_Transform(b.env, 4326)']
+                         + ([f'v."{col.layer.extents.key}" = ANY(:units)']
+                            if units is not None and col.layer.extents else []))
     geom = f'v."{layer.geom_field}"'
     if grid.srid != 4326:
         geom = f"ST_Transform({geom}, {int(grid.srid)})"
@@ -332,7 +361,10 @@ def tile_statement(col: Collection, z: int, x: int, y: int,
               **{f"fixed_{i}": v for i, v in enumerate(col.fixed.values())}}
     if isinstance(layer, Generalised):
         params["min_units"] = MIN_PIXELS * 4096 / 512
-    return sa.text(sql).bindparams(**params)
+    statement = sa.text(sql).bindparams(**params)
+    if units is not None and col.layer.extents:
+        statement = statement.bindparams(sa.bindparam("units", units, type_=ARRAY(sa.Text)))
+    return statement
 
 
 def tile_layers(col: Collection, grid: Grid) -> list[dict]:
