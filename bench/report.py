@@ -262,6 +262,9 @@ def markdown(results: dict) -> str:
     for t in results["targets"]:
         out.append(f"| {t['target']} | {t['wanted']} | {_fmt(t['measured'])} | "
                    f"**{t['verdict']}** | {t['how_much']} | {t['detail']} |")
+    if results.get("analysis"):
+        out += ["", f"## Where the time goes (from `docs/{ANALYSIS_FILE}`)", "",
+                results["analysis"]]
     out += ["", "## Ratios: this platform / peer", "",
             "p50 ratio < 1 means the platform is faster; req/s ratio > 1 means it serves more.",
             "", *_ratios_table(results), ""]
@@ -359,6 +362,10 @@ def markdown(results: dict) -> str:
 
 
 HISTORY_FILE = "benchmarks-history.json"
+# Where the time of every missed target goes: an engineer's reading of a run, kept beside
+# the report and printed under its targets (a run cannot write it; it says which run it
+# read, so a report of a later run shows when it is stale).
+ANALYSIS_FILE = "benchmarks-analysis.md"
 
 
 def _read_history(out_md: Path) -> dict:
@@ -382,6 +389,9 @@ def write(results: dict, out_md: Path) -> Path:
     history = _read_history(out_md)
     history[str(results["data"]["parcels"])] = history_entry(results)
     results["history"] = history
+    analysis = out_md.parent / ANALYSIS_FILE  # written by hand about the latest run
+    results["analysis"] = (analysis.read_text(encoding="utf-8").strip()
+                           if analysis.exists() else None)
     lowzoom = out_md.parent / "tiles-lowzoom.json"  # its own command, its own figures
     if lowzoom.exists():
         results["tiles_lowzoom"] = json.loads(lowzoom.read_text(encoding="utf-8"))
