@@ -91,6 +91,12 @@ def holders_path(parcel_file: Path) -> Path | None:
     return find_sidecar(parcel_file, SUFFIX)
 
 
+def _refused(path: Path, message: str) -> LoadError:
+    """The delivery fails for its holders file: the reason names that file (a load's
+    message is about its parcel file otherwise)."""
+    return LoadError(path, f"holders file {path.name}: {message}")
+
+
 def _whole_number(value: object) -> int:
     number = parse_positive_int(value)
     if number > INT_MAX:
@@ -169,17 +175,20 @@ class HoldersFile:
     def open(cls, path: Path) -> HoldersFile:
         """Size, text encoding and header (every required field) checked, before the
         load's transaction; a problem is the delivery's (``LoadError``)."""
-        check_size(path)
+        try:
+            check_size(path)
+        except LoadError as exc:
+            raise _refused(path, exc.reason) from None
         try:
             with path.open(encoding="utf-8-sig", newline="") as fh:
                 header_line = fh.readline()
         except UnicodeDecodeError:
-            raise LoadError(path, "not UTF-8 text: save the holders file as UTF-8 "
+            raise _refused(path, "not UTF-8 text: save the holders file as UTF-8 "
                                   "(CSV UTF-8)") from None
         except OSError as exc:
-            raise LoadError(path, f"cannot be read: {exc}") from exc
+            raise _refused(path, f"cannot be read: {exc}") from exc
         if not header_line.strip():
-            raise LoadError(path, "no header row (MaXa, SoHieuToBanDo, SoThuTuThua, "
+            raise _refused(path, "no header row (MaXa, SoHieuToBanDo, SoThuTuThua, "
                                   "LoaiChu, TenChu, SoGiayTo, TyLe)")
         try:
             delimiter = csv.Sniffer().sniff(header_line, delimiters=",;\t").delimiter
@@ -187,7 +196,10 @@ class HoldersFile:
             delimiter = ","
         header = next(csv.reader([header_line], delimiter=delimiter))
         mapping = FieldMapping.load("holders", MAPPINGS)
-        mapping.select(pd.DataFrame(columns=header), path.name)  # LoadError if one is missing
+        try:
+            mapping.select(pd.DataFrame(columns=header), path.name)
+        except LoadError as exc:  # a required field is missing
+            raise _refused(path, exc.reason) from None
         renames, _ = mapping.resolve(header)
         return cls(path, delimiter, renames)
 
@@ -210,7 +222,7 @@ class HoldersFile:
                     for name, value in rec.items():
                         bad = suspect_text(value) if isinstance(value, str) else ""
                         if bad:
-                            raise LoadError(self.path, f"line {line + i} field {name} has "
+                            raise _refused(self.path, f"line {line + i} field {name} has "
                                             "text that is not Unicode Vietnamese "
                                             f"(characters {bad!r}): TCVN3 (ABC) or VNI font "
                                             "text, or a wrong code page; convert it to "
@@ -219,10 +231,10 @@ class HoldersFile:
                 yield line, rows
                 line += len(frame)
         except UnicodeDecodeError:
-            raise LoadError(self.path, f"not UTF-8 text (after line {line - 1}): save the "
+            raise _refused(self.path, f"not UTF-8 text (after line {line - 1}): save the "
                                        "holders file as UTF-8 (CSV UTF-8)") from None
         except (pd.errors.ParserError, ValueError) as exc:
-            raise LoadError(self.path, f"not a CSV table: {exc}") from None
+            raise _refused(self.path, f"not a CSV table: {exc}") from None
 
 
 def checked_chunks(holders: HoldersFile) -> Iterator[tuple[pd.DataFrame, list[Issue]]]:

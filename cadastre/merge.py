@@ -633,8 +633,9 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
                AS had_rights
           FROM stage_owner o GROUP BY o.district_code, o.parcel_uid
     """))
+    conn.execute(text("CREATE TEMP TABLE owner_ended (district_code text, parcel_uid bigint, "
+                      "rights bigint) ON COMMIT DROP"))
     conn.execute(text("""
-        CREATE TEMP TABLE owner_ended ON COMMIT DROP AS
         WITH ended AS (
             UPDATE restricted.land_right r SET valid_to = now()
               FROM owner_parcel op
@@ -656,7 +657,8 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
                              WHERE o.district_code = r.district_code
                                AND o.parcel_uid = r.parcel_uid) END
             RETURNING r.district_code, r.parcel_uid)
-        SELECT district_code, parcel_uid, count(*) AS rights FROM ended
+        INSERT INTO owner_ended
+        SELECT district_code, parcel_uid, count(*) FROM ended
          GROUP BY district_code, parcel_uid
     """))
     # A holder who keeps the right: the certificate the delivery names.
@@ -668,8 +670,9 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
            AND r.party_id = pa.party_id AND r.valid_to IS NULL
            AND r.certificate_id IS DISTINCT FROM c.certificate_id
     """)).rowcount
+    conn.execute(text("CREATE TEMP TABLE owner_added (district_code text, parcel_uid bigint, "
+                      "rights bigint) ON COMMIT DROP"))
     conn.execute(text("""
-        CREATE TEMP TABLE owner_added ON COMMIT DROP AS
         WITH added AS (
             INSERT INTO restricted.land_right (district_code, parcel_uid, party_id,
                                                certificate_id, share)
@@ -683,7 +686,8 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
             ON CONFLICT (district_code, parcel_uid, party_id) WHERE valid_to IS NULL
             DO NOTHING
             RETURNING district_code, parcel_uid)
-        SELECT district_code, parcel_uid, count(*) AS rights FROM added
+        INSERT INTO owner_added
+        SELECT district_code, parcel_uid, count(*) FROM added
          GROUP BY district_code, parcel_uid
     """))
     transfers = conn.execute(text("""
