@@ -120,7 +120,7 @@ def located(result: object) -> list[tuple[int, str]]:
 
 def test_the_shapefile_names_of_the_new_fields_are_known() -> None:
     found, _ = FieldMapping.load("parcels", MAPPINGS).resolve(
-        ["MaXa", "DienTichMu", "LoaiChu", "dien_tich_muc_dich"])
+        ["MaXa", "DienTichMu", "LoaiChu"])
     assert found == {"MaXa": "commune_code", "DienTichMu": "land_use_areas",
                      "LoaiChu": "owner_kind"}
 
