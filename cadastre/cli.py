@@ -31,6 +31,7 @@ def load_parcels_cmd(files: tuple[Path, ...], crs: str | None, layer: str | None
 
     A file's sidecar (<file>.parcels.yaml) may say what it is (delivery: changes |
     resurvey) and its map scale (scale: 500; sheet_scales: {12: 1000}); the options win.
+    A holders file beside it (<file stem>.chu_su_dung.csv) gives parcels several holders.
     Exits 1 when a file is rejected or fails; nothing of that file is loaded.
     """
     from cadastre.loader import load_parcels

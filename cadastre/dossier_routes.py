@@ -1,6 +1,7 @@
 """HTTP routes of the dossiers (``cadastre.dossiers``): file, show, register, withdraw,
 and the audited "is this parcel mortgaged or frozen?" read. Officers act in their own
-district, administrators anywhere; the public gets 401."""
+district, or on the parcels of their own 2025 commune; administrators anywhere; the public
+gets 401."""
 
 # No ``from __future__ import annotations``: FastAPI must see the Annotated dependency.
 import json
@@ -21,7 +22,7 @@ MAX_BODY = 4 * 1024 * 1024  # a split of many children with detailed boundaries
 
 def _actor(principal: Principal | None) -> Actor:
     who = require(principal)
-    return Actor(who.sub, who.role, who.district, who)
+    return Actor(who.sub, who.role, who.district or who.commune, who)
 
 
 def _id(value: str) -> int:

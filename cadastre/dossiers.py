@@ -106,16 +106,48 @@ def bad(message: str) -> DossierError:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who files or registers: a token's subject and role, or an operator at the shell."""
+    """Who files or registers: a token's subject and role, or an operator at the shell;
+    ``district``: the officer's scope as the audit records it (a district, or a 2025
+    commune)."""
 
     sub: str
     role: str  # officer | admin | operator
     district: str | None = None
     principal: Principal | None = None
 
-    def require(self, district: str) -> None:
-        if self.principal is not None:
-            require_district(self.principal, district)
+    def require(self, conn: Connection, district: str, uids: Sequence[int],
+                dossier_id: int | None = None) -> None:
+        """The caller may act on these parcels of ``district`` (and the pending parcels
+        of ``dossier_id``): a district officer in their district, an administrator
+        anywhere (``require_district``: 403 otherwise); a commune officer only where every
+        one of them lies in their 2025 commune (``Principal.may_act_on``, by the parcel's
+        ``current_commune_code``; a split's children are parcels of the dossier too, so a
+        child across the commune's line is refused). 403 names the parcels outside."""
+        caller = self.principal
+        if caller is None:
+            return
+        if caller.commune is None or caller.role != "officer":
+            require_district(caller, district)
+            return
+        outside = conn.execute(text("""
+            SELECT commune_code || '.' || sheet_no || '.' || parcel_no AS ref,
+                   current_commune_code
+              FROM cadastre.parcel
+             WHERE district_code = :d
+               AND (uid = ANY(CAST(:uids AS bigint[])) OR dossier_id = :dossier)
+               AND current_commune_code IS DISTINCT FROM :c
+             ORDER BY 1
+        """), {"d": district, "uids": list(uids), "dossier": dossier_id,
+               "c": caller.commune}).all()
+        if outside:
+            raise DossierError(
+                403, "Forbidden", f"{caller.role} {caller.sub!r} ({caller.scope}) may not "
+                f"act on parcel {', '.join(r.ref for r in outside)}: outside commune "
+                f"{caller.commune}", [reason("scope", f"lies in commune {r.current_commune_code} "
+                                    "since the 2025 reform" if r.current_commune_code else
+                                    "has no known 2025 commune (its old commune was split "
+                                    "and no 2025 boundary decides)", r.ref)
+                                    for r in outside])
 
 
 @dataclass
@@ -332,7 +364,7 @@ class DossierService:
             with self.engine.begin() as conn:
                 parcels = self._lock(conn, filing.parcels)
                 district = parcels[0].district_code
-                actor.require(district)
+                actor.require(conn, district, [p.uid for p in parcels])
                 if any(p.district_code != district for p in parcels):
                     raise DossierError(422, "Refused", "a dossier is about parcels of one "
                                        "district", [reason("district", "the parcels lie in "
@@ -341,6 +373,8 @@ class DossierService:
                 dossier_id = self._insert(conn, actor, filing, district,
                                           [p.uid for p in parcels])
                 result = self._check_and_prepare(conn, filing, parcels, dossier_id)
+                # its new parcels too: a split can cross the line of a commune officer's
+                actor.require(conn, district, [p.uid for p in parcels], dossier_id)
                 conn.execute(text("UPDATE cadastre.dossier SET result = CAST(:r AS jsonb) "
                                   "WHERE dossier_id = :id"),
                              {"r": json.dumps(result), "id": dossier_id})
@@ -362,7 +396,7 @@ class DossierService:
     def withdraw(self, actor: Actor, dossier_id: int) -> dict:
         with self.engine.begin() as conn:
             row = self._dossier(conn, dossier_id, lock=True)
-            actor.require(row["district_code"])
+            actor.require(conn, row["district_code"], row["parcels"], dossier_id)
             if row["state"] != "filed":
                 raise DossierError(409, "Conflict", f"dossier {dossier_id} is "
                                    f"{row['state']}: only a filed dossier can be withdrawn")
@@ -375,7 +409,7 @@ class DossierService:
     def show(self, actor: Actor, dossier_id: int) -> dict:
         with self.engine.connect() as conn:
             row = self._dossier(conn, dossier_id)
-            actor.require(row["district_code"])
+            actor.require(conn, row["district_code"], row["parcels"], dossier_id)
             return self._document(conn, dossier_id)
 
     def encumbrances(self, actor: Actor, uid: int, request_ids: tuple[str, str | None],
@@ -389,7 +423,7 @@ class DossierService:
                 {"uid": uid}).mappings().first()
             if parcel is None:
                 raise DossierError(404, "NotFound", f"no parcel {uid}")
-            actor.require(parcel["district_code"])
+            actor.require(conn, parcel["district_code"], [uid])
             rows = conn.execute(text("""
                 SELECT e.encumbrance_id, e.kind, e.authority, e.contract_no, e.document_ref,
                        e.valid_from, e.dossier_id, pa.full_name AS holder, pa.kind AS holder_kind
@@ -821,7 +855,7 @@ class DossierService:
     def _register(self, conn: Connection, actor: Actor, dossier_id: int,
                   request_ids: tuple[str, str | None]) -> None:
         row = self._dossier(conn, dossier_id, lock=True)
-        actor.require(row["district_code"])
+        actor.require(conn, row["district_code"], row["parcels"], dossier_id)
         if row["state"] != "filed":
             raise DossierError(409, "Conflict", f"dossier {dossier_id} is {row['state']}")
         kind, details = row["kind"], self._details(conn, row)

@@ -19,7 +19,8 @@ import pandas as pd
 from pyproj import CRS
 from sqlalchemy.engine import Connection, Engine
 
-from cadastre import MAPPINGS
+from cadastre import MAPPINGS, current_units
+from cadastre import holders as hd
 from cadastre import merge as m
 from cadastre.location import check_location
 from cadastre.reference import Reference
@@ -61,10 +62,10 @@ class ParcelLoadResult(LoadResult):
 
 
 def delivery_sha256(path: Path) -> str:
-    """A delivery's identity: its files and its sidecar (a changed scale or kind of
-    delivery is a new delivery)."""
-    sidecar = find_sidecar(path, SIDECAR)
-    return file_sha256(path, extra=[sidecar] if sidecar else [])
+    """A delivery's identity: its files, its sidecar and its holders file (a changed
+    scale, kind of delivery or holder is a new delivery)."""
+    extra = [p for p in (find_sidecar(path, SIDECAR), hd.holders_path(path)) if p]
+    return file_sha256(path, extra=extra)
 
 
 def delivery_options(path: Path, given: Options) -> tuple[Options, Path | None]:
@@ -107,10 +108,13 @@ class ParcelLoader:
     def __init__(self, path: Path, options: Options, layer: str | None,
                  encoding: str | None, mapping: str | Path,
                  only_districts: set[str] | None, quarantine: bool,
-                 progress: Progress, batch_features: int = BATCH_FEATURES) -> None:
+                 progress: Progress, batch_features: int = BATCH_FEATURES,
+                 only_commune: str | None = None) -> None:
         self.path, self.options, self.layer, self.encoding = path, options, layer, encoding
         self.mapping, self.only_districts, self.progress = mapping, only_districts, progress
         self.quarantine, self.batch_features = quarantine, batch_features
+        self.only_commune = only_commune
+        self.holders: hd.HoldersFile | None = None
         self.stream: Stream | None = None
         self.crs: CRS | None = None
         self.ref: Reference | None = None
@@ -126,9 +130,11 @@ class ParcelLoader:
         path, progress = self.path, self.progress
         self.options, sidecar = delivery_options(path, self.options)
         result.delivery = self.options.delivery
+        holders = hd.holders_path(path)
         run_options.update(delivery=self.options.delivery, scale=self.options.scale,
                            sheet_scales=self.options.sheet_scales,
-                           sidecar=sidecar.name if sidecar else None)
+                           sidecar=sidecar.name if sidecar else None,
+                           holders=holders.name if holders else None)
         progress.step(f"opening {path.name}")
         self.stream = stream = open_stream(path, layer=self.layer, encoding=self.encoding,
                                            preferred_layers=PARCEL_LAYERS,
@@ -139,12 +145,15 @@ class ParcelLoader:
         self.fields = FieldMapping.load(self.mapping, MAPPINGS)
         # A required field missing is a whole-file problem: found before the transaction.
         self.fields.select(pd.DataFrame(columns=stream.fields), path.name)
+        if holders is not None:  # the same for the holders file: its header, its text
+            self.holders = hd.HoldersFile.open(holders)
         with engine.connect() as conn:
             self.ref = Reference.load(conn)
-        # with a sidecar the delivery's identity covers it (the data files' hash alone is
-        # what opening them already gave)
+        # with a sidecar or a holders file the delivery's identity covers them (the data
+        # files' hash alone is what opening them already gave)
         return Prepared(list(stream.issues), [],
-                        delivery_sha256(path) if sidecar else stream.sha256, stream.layer)
+                        delivery_sha256(path) if sidecar or holders else stream.sha256,
+                        stream.layer)
 
     def lock(self, conn: Connection) -> None:
         """Nothing yet: the districts are known once the file is staged (``merge`` locks
@@ -198,6 +207,12 @@ class ParcelLoader:
             checked += found
             districts |= batch_districts
             progress.update("validating and staging", done, total)
+        if self.holders is not None:
+            progress.step(f"checking the holders in {self.holders.path.name}")
+            started = time.perf_counter()
+            lines = hd.stage(conn, self.holders) + hd.whole_file_rules(conn)
+            checked += hd.located(conn, lines, self.holders.path.name)
+            self._add("holders", time.perf_counter() - started)
         started = time.perf_counter()
         checked += duplicate_issues(m.duplicate_keys(conn))
         rejects = {i.feature_no for i in checked if i.severity == "reject"}
@@ -217,6 +232,18 @@ class ParcelLoader:
         if outside and self.quarantine:
             m.drop_features(conn, sorted({i.feature_no for i in outside}))
         self._add("location", time.perf_counter() - started)
+        if self.only_commune is not None:  # a commune officer's load: their parcels only
+            # The 2025 units are decided on the stage here, and again by the merge (for
+            # what is left after a quarantine): an officer's file is small.
+            current_units.assign_stage(conn)
+            scope = commune_issues(m.outside_commune(conn, self.only_commune,
+                                                     self.options.delivery),
+                                   self.only_commune)
+            if scope and (not self.quarantine or any(i.feature_no == 0 for i in scope)):
+                raise Refused(outside + notes + scope)  # a re-survey's is the whole file's
+            if scope:
+                m.drop_features(conn, sorted({i.feature_no for i in scope}))
+            notes += scope
         progress.step("checking overlaps with current parcels")
         started = time.perf_counter()
         found = outside + notes + overlap_issues(m.overlaps(conn, self.options.delivery))
@@ -248,6 +275,26 @@ def duplicate_issues(rows: list[tuple[int, str, int, int, list[int]]]) -> list[I
             for no, commune, sheet, parcel, others in rows]
 
 
+def commune_issues(rows: list[tuple[int, str, str | None, str]], commune: str
+                   ) -> list[Issue]:
+    """A located reject for each parcel a commune officer's load would write or retire
+    outside their 2025 commune (``merge.outside_commune``), naming it and where it lies;
+    feature 0: a re-survey that would retire parcels of other communes."""
+    out = []
+    for no, ref, lies_in, what in rows:
+        where = (f"lies in commune {lies_in} since the 2025 reform" if lies_in else
+                 "has no known 2025 commune (its old commune was split and no 2025 "
+                 "boundary decides)")
+        subject = {"staged": f"parcel {ref} {where}",
+                   "current": f"parcel {ref} as it stands {where}",
+                   "parent": f"its parent {ref} (by its old number) {where}",
+                   "resurvey": "a re-survey retires every parcel of its communes it does "
+                               f"not carry, and {ref} lie outside commune {commune}"}[what]
+        out.append(Issue(no, "commune_code", f"{subject}: this load is for commune "
+                         f"{commune} only", lies_in))
+    return out
+
+
 def overlap_issues(rows: list[tuple[int, str, float, float, bool]]) -> list[Issue]:
     """A located issue per overlap, naming both parcels and the overlap: a reject within
     the district (a delivery cannot lay parcels over others of its own district); a note
@@ -273,7 +320,8 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
                  encoding: str | None = None, mapping: str | Path = "parcels",
                  progress: Progress | None = None, only_districts: set[str] | None = None,
                  actor: Actor | None = None, name: str | None = None,
-                 batch_features: int = BATCH_FEATURES) -> ParcelLoadResult:
+                 batch_features: int = BATCH_FEATURES,
+                 only_commune: str | None = None) -> ParcelLoadResult:
     """Load one file; never raises for bad data, the result says what happened.
 
     ``only_districts`` (an API load for one district): a feature whose commune lies in any
@@ -282,13 +330,17 @@ def load_parcels(engine: Engine, path: Path, *, options: Options | None = None,
     run's ``run_by`` and the audit row), when not the operator at the shell. ``name``: the
     file's name as delivered (an upload's), recorded instead of the server's path.
     ``batch_features``: features read, validated and staged at a time.
+    ``only_commune`` (a commune officer's load): every parcel it writes or retires must lie
+    in that 2025 commune, decided on the stage (``cadastre.current_units``); the others
+    are rejected, located (strict: the file is refused; quarantine: left out).
+    A holders file beside ``path`` (``<stem>.chu_su_dung.csv``) is read with it.
     """
     options = options or Options()
     progress = progress or Progress("load", enabled=False)
     result = ParcelLoadResult(file=path, mode="quarantine" if quarantine else "strict",
                               name=name)
     loader = ParcelLoader(path, options, layer, encoding, mapping, only_districts, quarantine,
-                          progress, batch_features)
+                          progress, batch_features, only_commune)
     run_options = {**asdict(options), "layer": layer, "encoding": encoding,
                    "mapping": str(mapping)}
     return run_load(engine, loader, result, quarantine=quarantine, options=run_options,

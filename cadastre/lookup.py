@@ -13,7 +13,7 @@ one parcel where the new commune took one old commune's sheet of that number.
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from cadastre.layers import PARCELS
 from landplatform.publish.provider import PostGISProvider
@@ -46,6 +46,41 @@ SELECT p.id, 'new_commune' AS matched_by FROM publish.parcels p
 NEW_NUMBER = """
 SELECT new_commune_code, new_sheet_no FROM publish.sheet_crosswalk
  WHERE old_commune_code = :c AND old_sheet_no = :s
+"""
+
+
+# The same two numberings over every version (current and retired parcels: a history
+# and a lineage are asked of retired parcels too). One row per parcel: its current
+# version, else its latest; by its own number first where it matches both ways.
+VERSION_HITS = """
+SELECT v.id, v.district_code, v.parcel_ref, v.status, v.commune_code, v.sheet_no,
+       v.parcel_no, v.valid_to, 'number' AS matched_by
+  FROM publish.parcel_versions v
+ WHERE v.commune_code = :c AND v.sheet_no = :s AND v.parcel_no = :n
+UNION ALL
+SELECT v.id, v.district_code, v.parcel_ref, v.status, v.commune_code, v.sheet_no,
+       v.parcel_no, v.valid_to, 'new_sheet'
+  FROM publish.sheet_crosswalk x
+  JOIN publish.parcel_versions v ON v.commune_code = x.old_commune_code
+                                AND v.sheet_no = x.old_sheet_no AND v.parcel_no = :n
+ WHERE x.new_commune_code = :c AND x.new_sheet_no = :s
+"""
+VERSION_BY_CURRENT_COMMUNE = """
+SELECT v.id, v.district_code, v.parcel_ref, v.status, v.commune_code, v.sheet_no,
+       v.parcel_no, v.valid_to, 'new_commune' AS matched_by
+  FROM publish.parcel_versions v
+ WHERE v.current_commune_code = :c AND v.sheet_no = :s AND v.parcel_no = :n
+   AND NOT EXISTS (SELECT 1 FROM publish.sheet_crosswalk x
+                    WHERE x.old_commune_code = v.commune_code
+                      AND x.old_sheet_no = v.sheet_no)
+"""
+ONE_PER_PARCEL = """
+SELECT id, district_code, parcel_ref, status, commune_code, sheet_no, parcel_no, matched_by
+  FROM (SELECT DISTINCT ON (id) * FROM ({hits}) h
+         WHERE CAST(:by AS text) IS NULL OR matched_by = :by
+         ORDER BY id, matched_by = 'number' DESC, status = 'current' DESC,
+                  valid_to DESC NULLS FIRST) one
+ ORDER BY matched_by = 'number' DESC, parcel_ref LIMIT 20
 """
 
 
@@ -86,3 +121,19 @@ def find_parcel(commune_code: str, sheet_no: int, parcel_no: int) -> dict | None
                                                     ("sheet_no", str(sheet_no)),
                                                     ("parcel_no", str(parcel_no))])
     return result["features"][0] if result["features"] else None
+
+
+def find_versions(conn: Connection, commune_code: str, sheet_no: int, parcel_no: int,
+                  by: str | None = None) -> list[dict]:
+    """The parcels, current or retired, this number names by either numbering, as
+    ``find_parcels`` answers for current ones (the 2025 commune with a sheet not yet
+    renumbered only when neither number matches): ``id``, ``district_code``,
+    ``parcel_ref``, ``status``, ``matched_by``. ``by``: one way of matching only (a
+    candidate's link names it, so following it cannot be ambiguous again)."""
+    params = {"c": commune_code, "s": sheet_no, "n": parcel_no, "by": by}
+    rows = conn.execute(text(ONE_PER_PARCEL.format(hits=VERSION_HITS)), params).mappings()
+    found = [dict(r) for r in rows]
+    if not found and by in (None, "new_commune"):
+        found = [dict(r) for r in conn.execute(text(ONE_PER_PARCEL.format(
+            hits=VERSION_BY_CURRENT_COMMUNE)), params).mappings()]
+    return found

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from cadastre import current_units
+from cadastre import current_units, holders
 from etl.staging import advisory_lock, copy_chunks, copy_formatted, copy_rows
 
 STAGE_DDL = """
@@ -24,6 +24,7 @@ CREATE TEMP TABLE stage_parcel (
     current_province_code text, current_commune_code text, source_srid int,
     geom geometry(MultiPolygon, 4326), owner_name text, owner_id_number text,
     certificate_serial text, certificate_date date, scale int, scale_stated int,
+    owner_kind text, land_use_areas text,
     rejected boolean NOT NULL DEFAULT false  -- refused by a rule: only its key is staged
 ) ON COMMIT DROP
 """
@@ -38,7 +39,8 @@ COPY_COLUMNS = (
     "feature_no, province_code, district_code, commune_code, sheet_no, parcel_no, area_m2, "
     "computed_area_m2, legal_area_m2, land_use, land_use_source, address, "
     "current_province_code, current_commune_code, source_srid, geom, owner_name, "
-    "owner_id_number, certificate_serial, certificate_date, scale, scale_stated"
+    "owner_id_number, certificate_serial, certificate_date, scale, scale_stated, "
+    "owner_kind, land_use_areas"
 )
 # A streamed load stages the rows its rules refused too (their keys only, flagged), for
 # the in-file duplicate check (``duplicate_keys``), and drops them before the merge.
@@ -65,6 +67,7 @@ def begin_stage(conn: Connection) -> None:
     conn.execute(text("SET LOCAL jit = off"))
     conn.execute(text(STAGE_DDL))
     conn.execute(text(PARENT_DDL))
+    conn.execute(text(holders.STAGE_DDL))  # empty unless the delivery has a holders file
 
 
 def finish_stage(conn: Connection) -> None:
@@ -150,6 +153,12 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
     if delivery == "resurvey":
         _snapshot_communes(conn)
     changed_expr = " OR ".join(f"p.{c} IS DISTINCT FROM s.{c}" for c in VERSIONED)
+    # A mixed-use parcel whose parts' areas the delivery states differently (or no
+    # longer states) is changed too: its parts are rewritten.
+    changed_expr += """ OR (s.land_use LIKE '%+%' AND s.land_use_areas IS DISTINCT FROM (
+        SELECT string_agg(u.area_m2::text, ';' ORDER BY u.seq)
+          FROM cadastre.parcel_land_use u
+         WHERE u.district_code = p.district_code AND u.parcel_uid = p.uid))"""
     conn.execute(text(f"""
         CREATE TEMP TABLE merge_plan ON COMMIT DROP AS
         SELECT s.feature_no, p.uid,
@@ -203,7 +212,8 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
            AND s.sheet_no = i.sheet_no AND s.parcel_no = i.parcel_no
          WHERE s.feature_no = m.feature_no
     """), params)
-    # Land-use parts: replaced wholesale for new and changed parcels.
+    # Land-use parts: replaced wholesale for new and changed parcels; a single purpose's
+    # area is the parcel's, a mixed-use parcel's parts' as the delivery states them.
     conn.execute(text("""
         DELETE FROM cadastre.parcel_land_use u USING merge_plan m, stage_parcel s
          WHERE m.action = 'changed' AND s.feature_no = m.feature_no
@@ -213,7 +223,9 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
         INSERT INTO cadastre.parcel_land_use
                (district_code, parcel_uid, seq, code, source_code, area_m2, is_primary)
         SELECT s.district_code, m.uid, part.seq, part.code, s.land_use_source,
-               CASE WHEN cardinality(string_to_array(s.land_use, '+')) = 1 THEN s.area_m2 END,
+               CASE WHEN cardinality(string_to_array(s.land_use, '+')) = 1 THEN s.area_m2
+                    ELSE CAST(NULLIF(split_part(s.land_use_areas, ';', CAST(part.seq AS int)),
+                                     '') AS numeric) END,
                part.seq = 1
           FROM stage_parcel s JOIN merge_plan m USING (feature_no)
           CROSS JOIN LATERAL unnest(string_to_array(s.land_use, '+'))
@@ -460,6 +472,53 @@ def overlaps(conn: Connection, delivery: str
     """))]
 
 
+def outside_commune(conn: Connection, commune: str, delivery: str
+                    ) -> list[tuple[int, str, str | None, str]]:
+    """What a load for one 2025 commune would write or retire outside it: (feature, the
+    parcel's number, the 2025 commune it lies in or None, why). The staged parcels (their
+    2025 commune assigned on the stage: ``current_units.assign_stage`` first), the current
+    parcels they replace as they stand (a delivery may not move a parcel in from another
+    commune), the parents their old numbers retire, and, for a re-survey, the parcels of
+    its communes it does not carry (one row, feature 0: the whole file's)."""
+    rows = [tuple(r) for r in conn.execute(text("""
+        SELECT s.feature_no, s.commune_code || '.' || s.sheet_no || '.' || s.parcel_no,
+               s.current_commune_code, 'staged'
+          FROM stage_parcel s WHERE s.current_commune_code IS DISTINCT FROM :c
+        UNION ALL
+        SELECT s.feature_no, p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no,
+               p.current_commune_code, 'current'
+          FROM stage_parcel s JOIN cadastre.parcel p
+            ON p.district_code = s.district_code AND p.commune_code = s.commune_code
+           AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
+         WHERE p.status = 'current' AND p.current_commune_code IS DISTINCT FROM :c
+           AND s.current_commune_code IS NOT DISTINCT FROM :c
+        UNION ALL
+        SELECT sp.feature_no, p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no,
+               p.current_commune_code, 'parent'
+          FROM stage_parent sp JOIN cadastre.parcel p
+            ON p.commune_code = sp.commune_code AND p.sheet_no = sp.sheet_no
+           AND p.parcel_no = sp.parcel_no
+         WHERE p.status = 'current' AND p.current_commune_code IS DISTINCT FROM :c
+         ORDER BY 1, 4 DESC, 2
+    """), {"c": commune})]
+    if delivery == "resurvey":
+        found = conn.execute(text("""
+            SELECT count(*), min(p.commune_code || '.' || p.sheet_no || '.' || p.parcel_no)
+              FROM cadastre.parcel p
+             WHERE p.status = 'current' AND p.current_commune_code IS DISTINCT FROM :c
+               AND (p.district_code, p.commune_code) IN (
+                    SELECT DISTINCT district_code, commune_code FROM stage_parcel)
+               AND NOT EXISTS (
+                    SELECT 1 FROM stage_parcel s
+                     WHERE s.district_code = p.district_code
+                       AND s.commune_code = p.commune_code AND s.sheet_no = p.sheet_no
+                       AND s.parcel_no = p.parcel_no)
+        """), {"c": commune}).one()
+        if found[0]:
+            rows.insert(0, (0, f"{found[0]} of them (first {found[1]})", None, "resurvey"))
+    return rows
+
+
 def drop_features(conn: Connection, feature_nos: list[int]) -> None:
     """Leave staged features out of the merge (rejected by a check on the stage)."""
     for table in ("stage_parcel", "stage_parent"):
@@ -502,29 +561,59 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
     current_units.refresh_summary(conn, districts)
 
 
+# A party's natural key: its document number (a household, whose document is its head's
+# CCCD, apart from the head as a person), or, lacking one, the parcel and the name.
+PARTY_KEY = """CASE WHEN {id} IS NOT NULL
+                    THEN CASE WHEN {kind} = 'household' THEN 'household:' ELSE 'id:' END
+                         || {id}
+                    ELSE 'parcel:' || s.district_code || ':' || s.commune_code || '-'
+                         || s.sheet_no || '-' || s.parcel_no || ':' || {name} END"""
+
+
 def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
     """Parties, certificates and rights (restricted schema), idempotent by natural key.
 
-    A party is keyed by ID number, or, lacking one, by parcel and name. A delivered owner
-    different from a parcel's current right holder ends that right (a transfer event).
+    A parcel the holders file names has exactly those holders (jointly, or with the
+    shares given): a current right of it whose party or share is not among them ends. A
+    parcel it does not name has the parcel file's owner, who is its first holder: its
+    rights end only when that owner is none of its current holders. Either way a parcel
+    whose rights ended, or that had rights and gained one, gets a ``transfer`` event; the
+    same delivery again ends and adds nothing.
     """
-    conn.execute(text("""
+    conn.execute(text(f"""
         CREATE TEMP TABLE stage_owner ON COMMIT DROP AS
-        SELECT s.district_code, m.uid AS parcel_uid, s.owner_name, s.owner_id_number,
-               s.certificate_serial, s.certificate_date,
-               CASE WHEN s.owner_id_number IS NOT NULL THEN 'id:' || s.owner_id_number
-                    ELSE 'parcel:' || s.district_code || ':' || s.commune_code || '-'
-                         || s.sheet_no || '-' || s.parcel_no || ':' || s.owner_name
-               END AS source_key
+        SELECT s.district_code, m.uid AS parcel_uid, h.name AS owner_name,
+               h.id_number AS owner_id_number, h.kind AS owner_kind,
+               CASE WHEN h.share IS NOT NULL THEN to_char(h.share, 'FM990.0') || '%' END
+               AS share, s.certificate_serial, s.certificate_date, true AS from_holders,
+               {PARTY_KEY.format(id="h.id_number", kind="h.kind", name="h.name")}
+               AS source_key
+          FROM stage_parcel s JOIN merge_plan m USING (feature_no)
+          JOIN stage_holder h ON {holders.KEY}
+         WHERE NOT h.bad
+        UNION ALL
+        SELECT s.district_code, m.uid, s.owner_name, s.owner_id_number, s.owner_kind, NULL,
+               s.certificate_serial, s.certificate_date, false,
+               {PARTY_KEY.format(id="s.owner_id_number", kind="s.owner_kind",
+                                 name="s.owner_name")}
           FROM stage_parcel s JOIN merge_plan m USING (feature_no)
          WHERE s.owner_name IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM stage_holder h WHERE {holders.KEY})
     """))
     conn.execute(text("""
-        INSERT INTO restricted.party (full_name, id_number, source_key)
-        SELECT DISTINCT ON (source_key) owner_name, owner_id_number, source_key
+        INSERT INTO restricted.party (kind, full_name, id_number, source_key)
+        SELECT DISTINCT ON (source_key) coalesce(owner_kind, 'individual'), owner_name,
+               owner_id_number, source_key
           FROM stage_owner ORDER BY source_key
         ON CONFLICT (source_key) DO UPDATE SET full_name = EXCLUDED.full_name
          WHERE party.full_name IS DISTINCT FROM EXCLUDED.full_name
+    """))
+    # The kind where the delivery states one (a file without LoaiChu changes none).
+    conn.execute(text("""
+        UPDATE restricted.party pa SET kind = o.owner_kind
+          FROM (SELECT DISTINCT ON (source_key) source_key, owner_kind FROM stage_owner
+                 WHERE owner_kind IS NOT NULL ORDER BY source_key, owner_kind) o
+         WHERE pa.source_key = o.source_key AND pa.kind IS DISTINCT FROM o.owner_kind
     """))
     conn.execute(text("""
         INSERT INTO restricted.certificate (district_code, serial, issue_date)
@@ -535,26 +624,82 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
         ON CONFLICT (serial) DO UPDATE SET issue_date = EXCLUDED.issue_date
          WHERE certificate.issue_date IS DISTINCT FROM EXCLUDED.issue_date
     """))
-    ended = conn.execute(text("""
+    conn.execute(text("""
+        CREATE TEMP TABLE owner_parcel ON COMMIT DROP AS
+        SELECT o.district_code, o.parcel_uid, bool_or(o.from_holders) AS from_holders,
+               EXISTS (SELECT 1 FROM restricted.land_right r
+                        WHERE r.district_code = o.district_code
+                          AND r.parcel_uid = o.parcel_uid AND r.valid_to IS NULL)
+               AS had_rights
+          FROM stage_owner o GROUP BY o.district_code, o.parcel_uid
+    """))
+    conn.execute(text("CREATE TEMP TABLE owner_ended (district_code text, parcel_uid bigint, "
+                      "rights bigint) ON COMMIT DROP"))
+    conn.execute(text("""
         WITH ended AS (
             UPDATE restricted.land_right r SET valid_to = now()
-              FROM stage_owner o JOIN restricted.party pa USING (source_key)
-             WHERE r.district_code = o.district_code AND r.parcel_uid = o.parcel_uid
-               AND r.valid_to IS NULL AND r.party_id <> pa.party_id
+              FROM owner_parcel op
+             WHERE r.district_code = op.district_code AND r.parcel_uid = op.parcel_uid
+               AND r.valid_to IS NULL
+               AND CASE WHEN op.from_holders THEN NOT EXISTS (
+                            SELECT 1 FROM stage_owner o
+                              JOIN restricted.party pa USING (source_key)
+                             WHERE o.district_code = r.district_code
+                               AND o.parcel_uid = r.parcel_uid AND pa.party_id = r.party_id
+                               AND o.share IS NOT DISTINCT FROM r.share)
+                        ELSE NOT EXISTS (  -- the first holder: is it one of them?
+                            SELECT 1 FROM stage_owner o
+                              JOIN restricted.party pa USING (source_key)
+                              JOIN restricted.land_right k
+                                ON k.district_code = o.district_code
+                               AND k.parcel_uid = o.parcel_uid AND k.party_id = pa.party_id
+                               AND k.valid_to IS NULL
+                             WHERE o.district_code = r.district_code
+                               AND o.parcel_uid = r.parcel_uid) END
             RETURNING r.district_code, r.parcel_uid)
-        INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id)
-        SELECT DISTINCT district_code, parcel_uid, 'transfer', :run FROM ended
-        RETURNING 1
-    """), {"run": run_id}).rowcount
-    added = conn.execute(text("""
-        INSERT INTO restricted.land_right (district_code, parcel_uid, party_id, certificate_id)
-        SELECT o.district_code, o.parcel_uid, pa.party_id, c.certificate_id
+        INSERT INTO owner_ended
+        SELECT district_code, parcel_uid, count(*) FROM ended
+         GROUP BY district_code, parcel_uid
+    """))
+    # A holder who keeps the right: the certificate the delivery names.
+    updated = conn.execute(text("""
+        UPDATE restricted.land_right r SET certificate_id = c.certificate_id
           FROM stage_owner o JOIN restricted.party pa USING (source_key)
           LEFT JOIN restricted.certificate c ON c.serial = o.certificate_serial
-        ON CONFLICT (district_code, parcel_uid, party_id) WHERE valid_to IS NULL
-        DO UPDATE SET certificate_id = EXCLUDED.certificate_id
-         WHERE land_right.certificate_id IS DISTINCT FROM EXCLUDED.certificate_id
+         WHERE r.district_code = o.district_code AND r.parcel_uid = o.parcel_uid
+           AND r.party_id = pa.party_id AND r.valid_to IS NULL
+           AND r.certificate_id IS DISTINCT FROM c.certificate_id
     """)).rowcount
-    return {"rights_written": added, "rights_ended": ended}
-
-
+    conn.execute(text("CREATE TEMP TABLE owner_added (district_code text, parcel_uid bigint, "
+                      "rights bigint) ON COMMIT DROP"))
+    conn.execute(text("""
+        WITH added AS (
+            INSERT INTO restricted.land_right (district_code, parcel_uid, party_id,
+                                               certificate_id, share)
+            SELECT o.district_code, o.parcel_uid, pa.party_id, c.certificate_id, o.share
+              FROM stage_owner o JOIN restricted.party pa USING (source_key)
+              LEFT JOIN restricted.certificate c ON c.serial = o.certificate_serial
+             WHERE NOT EXISTS (
+                    SELECT 1 FROM restricted.land_right r
+                     WHERE r.district_code = o.district_code AND r.parcel_uid = o.parcel_uid
+                       AND r.party_id = pa.party_id AND r.valid_to IS NULL)
+            ON CONFLICT (district_code, parcel_uid, party_id) WHERE valid_to IS NULL
+            DO NOTHING
+            RETURNING district_code, parcel_uid)
+        INSERT INTO owner_added
+        SELECT district_code, parcel_uid, count(*) FROM added
+         GROUP BY district_code, parcel_uid
+    """))
+    transfers = conn.execute(text("""
+        INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id)
+        SELECT district_code, parcel_uid, 'transfer', :run FROM owner_ended
+        UNION
+        SELECT a.district_code, a.parcel_uid, 'transfer', :run
+          FROM owner_added a JOIN owner_parcel op USING (district_code, parcel_uid)
+         WHERE op.had_rights
+    """), {"run": run_id}).rowcount
+    added, ended = conn.execute(text(
+        "SELECT (SELECT coalesce(sum(rights), 0) FROM owner_added), "
+        "(SELECT coalesce(sum(rights), 0) FROM owner_ended)")).one()
+    return {"rights_written": int(added) + updated, "rights_ended": int(ended),
+            "transfers": transfers}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from cadastre.dossier_routes import dossiers_router
 from cadastre.dossiers import DossierService
 from cadastre.layers import PARCELS
-from cadastre.lookup import MATCHED_BY, find_parcels
+from cadastre.lookup import MATCHED_BY, find_parcels, find_versions
 from cadastre.search import search_router
 from cadastre.uploads import LoadService, loads_router
 from cadastre.writes import WriteService, writes_router
@@ -114,53 +114,89 @@ LINEAGE = """
            child_uid, child_ref, load_run_id, run_kind, delivery FROM down
     ORDER BY side, depth, occurred_at, parent_ref, child_ref
 """
-# The parcel a number names: the current one, else the latest retired one.
-BY_NUMBER = """
-    SELECT id, district_code, parcel_ref, status FROM publish.parcel_versions
-     WHERE commune_code = :c AND sheet_no = :s AND parcel_no = :p
-     ORDER BY status = 'current' DESC, valid_to DESC NULLS FIRST LIMIT 1
-"""
+BY = Query(None, pattern=f"^({'|'.join(MATCHED_BY)})$",
+           description="match the number one way only: " + "; ".join(
+               f"{k}: {v}" for k, v in MATCHED_BY.items()))
 
 
-def memory_router(engine: Engine) -> APIRouter:
-    """A parcel's history (every version) and lineage (parents and children), by number:
-    public, from ``publish.*`` (no owner, no officer)."""
+AMBIGUOUS = {300: {"description": "the number names several parcels (a new commune "
+                                  "reusing an old code): the candidates, each linked by "
+                                  "its own number"},
+             404: {"description": "no parcel, current or retired, by either number"}}
+
+
+class Ambiguous(Exception):
+    """The number names several parcels (a new commune reusing an old code): 300."""
+
+    def __init__(self, body: dict) -> None:
+        super().__init__(body["description"])
+        self.body = body
+
+
+def memory_router(engine: Engine, base_url: str = "") -> APIRouter:
+    """A parcel's history (every version) and lineage (parents and children), by its
+    pre-2025 number or its 2025 one, as the parcel look-up answers (``cadastre.lookup``;
+    300 with the candidates when the number names several parcels): public, from
+    ``publish.*`` (no owner, no officer)."""
     router = APIRouter()
 
-    def parcel(conn: Connection, commune: str, sheet: int, number: int) -> dict:
-        row = conn.execute(text(BY_NUMBER), {"c": commune, "s": sheet, "p": number}) \
-            .mappings().first()
-        if row is None:
+    def parcel(conn: Connection, commune: str, sheet: int, number: int, by: str | None,
+               what: str) -> dict:
+        """The one parcel, current or retired, the number names; 404 or 300."""
+        found = find_versions(conn, commune, sheet, number, by)
+        if not found:
             raise HTTPException(404, f"no parcel {sheet}/{number} in commune {commune}, "
-                                     "current or retired")
-        return dict(row)
+                                     "current or retired, by its pre-2025 or its 2025 "
+                                     "number")
+        if len(found) > 1:
+            raise Ambiguous({
+                "description": f"{sheet}/{number} in commune {commune} names "
+                               f"{len(found)} parcels; choose one",
+                "candidates": [{
+                    "id": f["id"], "parcel_ref": f["parcel_ref"], "status": f["status"],
+                    "matched_by": f["matched_by"], "how": MATCHED_BY[f["matched_by"]],
+                    "links": [{"rel": "alternate", "type": "application/json",
+                               "href": f"{base_url}/cadastre/parcels/{f['commune_code']}/"
+                                       f"{f['sheet_no']}/{f['parcel_no']}/{what}"
+                                       "?by=number"}]}
+                    for f in found]})
+        return found[0]
+
+    def ambiguous(exc: Ambiguous) -> JSONResponse:
+        return JSONResponse(status_code=300, content=exc.body)
 
     @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}/history",
-                tags=["cadastre"])
+                tags=["cadastre"], responses=AMBIGUOUS)
     def history(commune_code: str = NUMBER["commune_code"],
-                sheet_no: int = NUMBER["sheet_no"], parcel_no: int = NUMBER["parcel_no"]
-                ) -> Response:
+                sheet_no: int = NUMBER["sheet_no"], parcel_no: int = NUMBER["parcel_no"],
+                by: str | None = BY) -> Response:
         """Every version of the parcel, oldest first, with its validity and the load or
-        write that made it (a GeoJSON FeatureCollection)."""
+        write that made it (a GeoJSON FeatureCollection); by either number."""
         with engine.connect() as conn:
-            found = parcel(conn, commune_code, sheet_no, parcel_no)
+            try:
+                found = parcel(conn, commune_code, sheet_no, parcel_no, by, "history")
+            except Ambiguous as exc:
+                return ambiguous(exc)
             versions = conn.execute(text(VERSIONS), {"uid": found["id"],
                                                      "d": found["district_code"]}).scalars()
             body = {"type": "FeatureCollection", "parcel_id": found["id"],
                     "parcel_ref": found["parcel_ref"], "status": found["status"],
-                    "features": list(versions)}
+                    "matched_by": found["matched_by"], "features": list(versions)}
         return Response(json.dumps(body, default=str), media_type="application/geo+json")
 
     @router.get("/cadastre/parcels/{commune_code}/{sheet_no}/{parcel_no}/lineage",
-                tags=["cadastre"])
+                tags=["cadastre"], responses=AMBIGUOUS)
     def lineage(commune_code: str = NUMBER["commune_code"],
-                sheet_no: int = NUMBER["sheet_no"], parcel_no: int = NUMBER["parcel_no"]
-                ) -> dict:
+                sheet_no: int = NUMBER["sheet_no"], parcel_no: int = NUMBER["parcel_no"],
+                by: str | None = BY) -> dict:
         """The parcel's ancestors and descendants, every generation: the kind of each
         change (split, merge, renumber, resurvey), the area parent and child share, when
-        and by which delivery."""
+        and by which delivery; by either number."""
         with engine.connect() as conn:
-            found = parcel(conn, commune_code, sheet_no, parcel_no)
+            try:
+                found = parcel(conn, commune_code, sheet_no, parcel_no, by, "lineage")
+            except Ambiguous as exc:
+                return ambiguous(exc)
             rows = conn.execute(text(LINEAGE), {"uid": found["id"],
                                                 "d": found["district_code"]}).mappings().all()
         links = [{"depth": r["depth"], "kind": r["kind"],
@@ -172,7 +208,7 @@ def memory_router(engine: Engine) -> APIRouter:
                   "load_run_id": r["load_run_id"], "made_by": r["run_kind"],
                   "delivery": r["delivery"], "side": r["side"]} for r in rows]
         return {"parcel_id": found["id"], "parcel_ref": found["parcel_ref"],
-                "status": found["status"],
+                "status": found["status"], "matched_by": found["matched_by"],
                 "ancestors": [{k: v for k, v in x.items() if k != "side"}
                               for x in links if x["side"] == "ancestor"],
                 "descendants": [{k: v for k, v in x.items() if k != "side"}
@@ -185,7 +221,7 @@ def routers(services: Services) -> list[APIRouter]:
     settings = services.settings
     return [
         lookup_router(settings.base_url, services.public_engine),
-        memory_router(services.public_engine),
+        memory_router(services.public_engine, settings.base_url),
         # The map's search box: numbers, codes, names, addresses (public views).
         search_router(services.public_engine),
         # Writes (Features Part 4) and restricted reads: read/write engine, bearer tokens.

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
+from cadastre.holders import party_kind
 from cadastre.reference import Reference
 from etl.fieldmap import FieldMapping
 from etl.geometry import area_issues, check_polygons, locate, metric_areas
@@ -45,7 +46,7 @@ STAGE_COLUMNS = [
     "area_m2", "computed_area_m2", "legal_area_m2", "land_use", "land_use_source",
     "address", "current_province_code", "current_commune_code", "source_srid", "wkb",
     "owner_name", "owner_id_number", "certificate_serial", "certificate_date", "scale",
-    "scale_stated",
+    "scale_stated", "owner_kind", "land_use_areas",
 ]
 # Map scales of cadastral sheets (Thông tư 25/2014/TT-BTNMT: 1:200 to 1:10000).
 SCALES = (200, 500, 1000, 2000, 5000, 10000)
@@ -60,6 +61,9 @@ DELIVERIES = ("changes", "resurvey")
 LOAD_PATHS = r"/districts/[^/]*/loads/[^/]*"
 OLD_REF = re.compile(r"^(?:(\d{1,9})\s*/\s*)?(\d{1,9})$")  # "12" or "5/12" (sheet/parcel)
 OLD_SPLIT = re.compile(r"\s*[,;+]\s*")  # several old numbers: "12, 13" or "5/12; 5/13"
+# One part of DienTichMucDich: "ODT:120.5" (the parts of "ODT:120.5;CLN:45.2").
+AREA_PART = re.compile(r"^\s*([A-Za-z]{2,4})\s*:\s*(\S+)\s*$")
+PART_TOLERANCE_M2 = 0.1  # each part is stated to 0.1 m²: the parts' sum may drift by that
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,65 @@ class ParcelChecker(RowChecker):
             return replacement
         return code
 
+    def owner_kind(self, no: int, value: object) -> str | None:
+        """The kind of the owner the parcel file names (``LoaiChu``): an alias of
+        ``mappings/party_kinds.yaml``; an unknown kind rejects the row."""
+        if is_blank(value):
+            return None
+        try:
+            return party_kind(value)
+        except ValueError as exc:
+            self.reject(no, "owner_kind", str(exc), value)
+            return None
+
+    def land_use_areas(self, no: int, value: object, land_use: str | None,
+                       area: float | None) -> str | None:
+        """The area of each purpose of a mixed-use parcel (``DienTichMucDich``,
+        "ODT:120.5;CLN:45.2"), staged as its areas in the order of the parcel's codes
+        ("120.5;45.2"). The codes must be the parcel's own purposes in their order (a 2018
+        code read as its replacement, as in ``land_use``); the parts must add up to the
+        stated area within 0.1 m² per part (each is rounded to 0.1 m²). None for a
+        single-purpose parcel (its one part is the parcel's area) and when not given."""
+        if is_blank(value):
+            return None
+        source = str(value).strip()
+        codes: list[str] = []
+        areas: list[float] = []
+        for part in (p for p in source.split(";") if p.strip()):
+            match = AREA_PART.match(part)
+            if match is None:
+                self.reject(no, "land_use_areas", "each part is CODE:AREA, parts separated "
+                            "by ';' (\"ODT:120.5;CLN:45.2\")", source)
+                return None
+            code = match.group(1).upper()
+            if code not in self.ref.land_use:
+                self.reject(no, "land_use_areas", f"unknown land-use code {code!r}", source)
+                return None
+            codes.append(self.ref.land_use[code] or code)
+            try:
+                part_area = parse_number(match.group(2))
+            except ValueError as exc:
+                self.reject(no, "land_use_areas", f"the area of {code}: {exc}", source)
+                return None
+            if part_area <= 0:
+                self.reject(no, "land_use_areas", f"the area of {code} must be greater "
+                            "than 0", source)
+                return None
+            areas.append(round(part_area, 1))
+        if not codes or land_use is None or area is None:
+            return None  # nothing given, or the parcel's codes or area are refused already
+        if codes != land_use.split("+"):
+            self.reject(no, "land_use_areas", f"the parts name {'+'.join(codes)}; the "
+                        f"parcel's purposes are {land_use}, in that order", source)
+            return None
+        total = sum(areas)
+        if abs(total - area) > PART_TOLERANCE_M2 * len(areas) + 1e-6:
+            self.reject(no, "land_use_areas", f"the parts add up to {total:,.1f} m², not "
+                        f"the stated {area:,.1f} m² (within {PART_TOLERANCE_M2} m² a part)",
+                        source)
+            return None
+        return ";".join(f"{a:.1f}" for a in areas) if len(areas) > 1 else None
+
 
 ATTRIBUTE_COLUMNS = [c for c in STAGE_COLUMNS if c not in ("wkb", "computed_area_m2",
                                                            "source_srid", "scale",
@@ -147,9 +210,13 @@ def check_row(rows: ParcelChecker, no: int, rec: dict) -> dict:
     owner_name = rows.text(no, "owner_name", rec.get("owner_name"))
     owner_id = rows.text(no, "owner_id_number", rec.get("owner_id_number"))
     serial = rows.text(no, "certificate_serial", rec.get("certificate_serial"))
+    owner_kind = rows.owner_kind(no, rec.get("owner_kind"))
     if (owner_id or serial) and not owner_name:
         rows.reject(no, "owner_name", "an ID number or certificate is given without "
                                       "the owner's name")
+    if not is_blank(rec.get("owner_kind")) and is_blank(rec.get("owner_name")):
+        rows.reject(no, "owner_kind", "a kind of land user is given without the owner's "
+                                      "name", rec.get("owner_kind"))
     return {
         "feature_no": no,
         "commune_code": commune_code,
@@ -170,6 +237,9 @@ def check_row(rows: ParcelChecker, no: int, rec: dict) -> dict:
         "certificate_serial": serial,
         "certificate_date": rows.optional(no, "certificate_date",
                                           rec.get("certificate_date"), parse_date),
+        "owner_kind": owner_kind,
+        "land_use_areas": rows.land_use_areas(no, rec.get("land_use_areas"), land_use,
+                                              round(area, 1) if area is not None else None),
     }
 
 
@@ -207,6 +277,22 @@ def _fast_land_use(series: pd.Series, ref: Reference) -> tuple[np.ndarray, np.nd
     return codes, sources, ok
 
 
+def _fast_owner_kind(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kinds, ok, blank): the kind rule once per distinct value, not per row."""
+    texts = texts_column(series, None)
+    kinds = np.full(len(series), None, dtype=object)
+    verdict: dict[str, str | None] = {}
+    for value in pd.unique(texts.values[texts.ok]):
+        try:
+            verdict[value] = party_kind(value)
+        except ValueError:
+            verdict[value] = None
+    mapped = pd.Series(texts.values, dtype=object).map(verdict)
+    ok = texts.ok & mapped.notna().to_numpy()
+    kinds[ok] = mapped[ok].to_numpy(dtype=object)
+    return kinds, ok, texts.blank
+
+
 def check_attributes(attrs: pd.DataFrame, ref: Reference
                      ) -> tuple[dict[str, np.ndarray], list[Issue]]:
     """Every attribute rule for every feature, column-wise where the values allow it.
@@ -234,10 +320,15 @@ def check_attributes(attrs: pd.DataFrame, ref: Reference
     legal = numbers_column(_column(attrs, "legal_area_m2"))
     texts = {f: texts_column(_column(attrs, f), MAX_TEXT.get(f)) for f in TEXT_FIELDS}
     cert_date = dates_column(_column(attrs, "certificate_date"))
-    owner_orphan = ((~texts["owner_id_number"].blank | ~texts["certificate_serial"].blank)
-                    & texts["owner_name"].blank)
+    kinds, kind_ok, kind_blank = _fast_owner_kind(_column(attrs, "owner_kind"))
+    owner_orphan = ((~texts["owner_id_number"].blank | ~texts["certificate_serial"].blank
+                     | ~kind_blank) & texts["owner_name"].blank)
+    # Per-purpose areas are checked row by row (against the row's codes and area): only
+    # mixed-use parcels carry them.
+    areas_given = ~texts_column(_column(attrs, "land_use_areas"), None).blank
     ok = (commune.ok & known & land_use_ok & area_ok & sheet.ok & parcel.ok
-          & (legal.ok | legal.blank) & (cert_date.ok | cert_date.blank) & ~owner_orphan)
+          & (legal.ok | legal.blank) & (cert_date.ok | cert_date.blank) & ~owner_orphan
+          & (kind_ok | kind_blank) & ~areas_given)
     for col in texts.values():
         ok &= col.ok | col.blank
 
@@ -254,6 +345,8 @@ def check_attributes(attrs: pd.DataFrame, ref: Reference
         "land_use_source": land_use_source,
         "certificate_date": cert_date.values,
         **{f: c.values for f, c in texts.items()},
+        "owner_kind": kinds,
+        "land_use_areas": np.full(n, None, dtype=object),
     }
     for k, name in enumerate(("district_code", "province_code", "current_province_code",
                               "current_commune_code")):

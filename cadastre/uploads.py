@@ -1,5 +1,6 @@
-"""File loads through the API: a district officer loads a delivered parcel file for their
-own district (``POST /districts/{district_code}/loads/parcels``).
+"""File loads through the API: an officer loads a delivered parcel file for their own
+district, or for their own 2025 commune's parcels of a district
+(``POST /districts/{district_code}/loads/parcels``).
 
 Why through the loader: an uploaded file is the same delivery an operator loads with
 ``lis load parcels``, so it goes through ``cadastre.loader.load_parcels`` unchanged (the same
@@ -7,10 +8,15 @@ validation, one transaction, a recorded load run, re-loading changes nothing), w
 additions only: ``only_districts`` (every feature must lie in the path's district, checked
 before anything is merged; a file of another district is not an officer's to load) and
 ``actor`` (the run's ``run_by`` and the audit row name the token's subject and role, through
-the same trigger that audits the operator's loads, see ``etl/actor.py``).
+the same trigger that audits the operator's loads, see ``etl/actor.py``). A commune officer
+(scoped by a 2025 commune) adds ``only_commune``: every parcel the file writes or retires
+must lie in their commune, as the 2025 units are decided on the stage (by the 2025
+boundary, else the crosswalk); a file with others is refused naming them (quarantine
+leaves them out).
 
 Rights are decided before a byte of the body is read: no token 401, unknown district 404,
-an officer of another district 403. The upload is streamed to a private temporary directory
+an officer of another district 403, a commune officer whose commune has no part in the
+district 403. The upload is streamed to a private temporary directory
 under ``LIS_VAR_DIR/uploads`` (never held in memory) and deleted when the request ends; its
 size is capped by ``LIS_MAX_UPLOAD_BYTES`` (the body-limit middleware, 413). A .zip must hold
 one Shapefile set; it is checked (member names, count, real uncompressed size) and
@@ -340,17 +346,33 @@ class LoadService:
         return code in self._districts
 
     def authorise(self, principal: Principal | None, district: str) -> Principal:
-        """401 without a token, 404 for an unknown district, 403 for another district."""
+        """401 without a token, 404 for an unknown district, 403 for another district
+        (or, for a commune officer, a district no part of their commune lies in)."""
         caller = require(principal)
         if not self.known_district(district):
             raise LoadRequestError(404, "NotFound", f"no district {district}")
+        if caller.role == "officer" and caller.commune is not None:
+            # Which parcels of the file lie in the commune is decided on the stage, by
+            # the loader (``only_commune``); here: could any of them?
+            if not self.commune_reaches(caller.commune, district):
+                raise forbidden(caller, district, f"district {district}'s file loads (no "
+                                f"part of commune {caller.commune} lies in it)")
+            return caller
         if not caller.may_act_in(district):
-            # A file is a district's delivery: which of its parcels fall in a 2025 commune
-            # is known only once merged, so a commune officer writes parcel by parcel.
-            raise forbidden(caller, district, f"district {district}'s file loads (a file "
-                            "load is the district's; a commune officer writes parcels one "
-                            f"by one through parcels-{district})" if caller.commune else None)
+            raise forbidden(caller, district)
         return caller
+
+    def commune_reaches(self, commune: str, district: str) -> bool:
+        """Whether any old commune of ``district`` went (wholly or in part) into the 2025
+        ``commune``, by the crosswalk."""
+        with self.engine.connect() as conn:
+            return conn.execute(text("""
+                SELECT EXISTS (
+                    SELECT 1 FROM admin.admin_unit_map m
+                      JOIN admin.admin_unit c ON c.code = m.old_code AND c.level = 'commune'
+                       AND c.valid_to = DATE '2025-06-30'
+                     WHERE m.new_code = :commune AND c.parent_code = :district)
+            """), {"commune": commune, "district": district}).scalar_one()
 
     async def load(self, request: Request, caller: Principal, district: str,
                    request_id: str) -> JSONResponse:
@@ -389,11 +411,13 @@ class LoadService:
                 unpacked.mkdir()
                 path = await run_in_threadpool(extract_shapefile, path, unpacked,
                                                self.max_unzipped)
-            actor = Actor(caller.sub, caller.role, caller.district, district, request_id)
+            actor = Actor(caller.sub, caller.role, caller.district or caller.commune,
+                          district, request_id)
             result = await run_in_threadpool(
                 load_parcels, self.engine, path, options=Options(crs=crs),
                 quarantine=quarantine, encoding=encoding, only_districts={district},
-                actor=actor, name=f"upload:{file_name}")
+                actor=actor, name=f"upload:{file_name}",
+                only_commune=caller.commune if caller.role == "officer" else None)
             status, body = report(result, district, file_name)
             return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
         finally:
@@ -419,7 +443,8 @@ def loads_router(service: LoadService, verifier: TokenVerifier) -> APIRouter:
                  responses={200: {"description": "nothing changed (the same file again)"},
                             400: {"description": "unusable request or archive"},
                             401: {"description": "no or bad bearer token"},
-                            403: {"description": "not an officer of this district"},
+                            403: {"description": "not an officer of this district (or of a "
+                                                  "2025 commune with parcels in it)"},
                             404: {"description": "no such district"},
                             413: {"description": "over LIS_MAX_UPLOAD_BYTES"},
                             422: {"description": "rejected: nothing loaded (report)"}},
@@ -427,9 +452,10 @@ def loads_router(service: LoadService, verifier: TokenVerifier) -> APIRouter:
                      "multipart/form-data": {"schema": body_schema}}}})
     async def load_parcels_file(request: Request, district_code: str,
                                 principal: Caller) -> JSONResponse:
-        """Load a delivered parcel file for one district (officer of it, or admin), as
-        ``lis load parcels`` does: validated, all or nothing (or ``quarantine``),
-        recorded and audited as the caller's load."""
+        """Load a delivered parcel file for one district (officer of it, an officer of a
+        2025 commune for that commune's parcels only, or admin), as ``lis load parcels``
+        does: validated, all or nothing (or ``quarantine``), recorded and audited as the
+        caller's load."""
         rid = request_id(request)
         try:
             caller = await run_in_threadpool(service.authorise, principal, district_code)

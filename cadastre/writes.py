@@ -436,7 +436,7 @@ class WriteService:
                 raise forbidden(caller, parcel["district_code"],
                                 f"parcel {parcel['parcel_ref']}")
             rows = conn.execute(text("""
-                SELECT r.right_id, r.right_type, r.valid_from, pa.kind AS party_kind,
+                SELECT r.right_id, r.right_type, r.valid_from, r.share, pa.kind AS party_kind,
                        pa.full_name, pa.id_number, c.serial, c.issue_date
                   FROM restricted.land_right r
                   JOIN restricted.party pa ON pa.party_id = r.party_id
@@ -445,7 +445,7 @@ class WriteService:
                  ORDER BY r.right_id
             """), {"d": parcel["district_code"], "uid": uid}).mappings().all()
             rights = [{"right_id": r["right_id"], "right_type": r["right_type"],
-                       "valid_from": r["valid_from"].isoformat(),
+                       "valid_from": r["valid_from"].isoformat(), "share": r["share"],
                        "party": {"name": r["full_name"], "id_number": r["id_number"],
                                  "kind": r["party_kind"]},
                        "certificate": None if r["serial"] is None else {

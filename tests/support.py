@@ -36,6 +36,8 @@ TEST_ROLE_PASSWORDS = {role: f"test-{role}-pw" for role in ROLES}
 
 # The national field names of the restricted attributes in a parcel delivery.
 RESTRICTED_FIELDS = ("TenChu", "SoCCCD", "SoGCN")
+# ... and in its holders file (``<stem>.chu_su_dung.csv``), where there is one.
+HOLDER_FIELDS = ("TenChu", "SoGiayTo")
 
 
 def restricted_values(manifest: list[dict]) -> set[str]:
@@ -50,12 +52,22 @@ def restricted_values(manifest: list[dict]) -> set[str]:
     from valuation.samplegen import ROADS
 
     streets = " ".join(road.name for roads in ROADS.values() for road in roads)
+    import pandas as pd
+
+    from cadastre.holders import holders_path
+
     values: set[str] = set()
     for entry in manifest:
         frame = pyogrio.read_dataframe(SAMPLES / entry["file"], read_geometry=False)
         for national in RESTRICTED_FIELDS:
             column = entry["fields"][national]
             values |= {str(v) for v in frame[column].dropna() if str(v).strip()}
+        beside = holders_path(SAMPLES / entry["file"])  # every holder of a parcel
+        if beside is not None:
+            holders = pd.read_csv(beside, dtype=str, keep_default_na=False,
+                                  encoding="utf-8-sig")
+            for national in HOLDER_FIELDS:
+                values |= {v for v in holders.get(national, []) if v.strip()}
     return {v for v in values if v not in streets}
 
 

@@ -36,6 +36,7 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0017": "0016",  # the 2025 units: current_commune_source, sheet crosswalk
              "0019": "0005",  # price sheets as provinces write them, positions by width
              "0020": "0017",  # the cadastre's large tables partitioned by district
+             "0021": "0020",  # parties keyed by document and kind (households)
              "0022": "0015"}  # no JIT in the platform's database
 
 
@@ -130,7 +131,8 @@ def test_revision_ids_are_unchanged_by_the_move() -> None:
     found = revisions(MIGRATIONS)
     assert {rev: parent for rev, (parent, _) in found.items()} == REVISIONS
     owners = {rev: path.parent for rev, (_, path) in found.items()}
-    cadastre = {owners[rev] for rev in ("0008", "0009", "0012", "0016", "0017", "0020")}
+    cadastre = {owners[rev] for rev in ("0008", "0009", "0012", "0016", "0017", "0020",
+                                        "0021")}
     assert cadastre == {PROJECT / "cadastre" / "migrations"}
     assert owners["0004"] == PROJECT / "planning" / "migrations"
     assert owners["0005"] == owners["0019"] == PROJECT / "valuation" / "migrations"

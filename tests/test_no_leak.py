@@ -53,7 +53,8 @@ def test_no_restricted_value_in_any_response(api: str, secrets: set[str]) -> Non
     leaked = [s for s in secrets if s in text_all]
     assert not leaked, leaked[:5]
     for name in ("owner_name", "owner_id_number", "certificate_serial", "full_name",
-                 "id_number", "source_key", "party_id", "tenchu", "so_cccd", "so_gcn"):
+                 "id_number", "source_key", "party_id", "tenchu", "so_cccd", "so_gcn",
+                 "owner_kind", "loaichu", "sogiayto"):
         assert name not in text_all.lower(), name
 
 

@@ -237,6 +237,74 @@ def test_a_file_of_another_district_is_refused(api: str, api_db: Engine,
                                  "AND district_code = '492'"), {"s": SHEETS + 2}).scalar() == 0
 
 
+def commune_bearer(commune: str) -> dict[str, str]:
+    tok = issue_local(TEST_AUTH_SECRET, sub=f"loader-commune-{commune}", role="officer",
+                      commune=commune)
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def test_a_commune_officer_loads_only_their_2025_commune(api: str, api_db: Engine,
+                                                        tmp_path: Path) -> None:
+    """An officer of a 2025 commune loads a file of a district the commune reaches into:
+    a parcel of another 2025 commune in it refuses the file, named (quarantine: left
+    out); a district the commune has no part of is 403 before the body is read."""
+    first = pyogrio.read_dataframe(SAMPLES / "parcels_001_ba_dinh.shp", max_features=1,
+                                   read_geometry=False).iloc[0]
+    with api_db.connect() as conn:
+        mine = conn.execute(text(
+            "SELECT current_commune_code FROM cadastre.parcel WHERE commune_code = :c "
+            "AND sheet_no = :s AND parcel_no = :p"), {
+                "c": str(first["MaXa"]), "s": int(first["SoHieuToBa"]),
+                "p": int(first["SoThuTuThu"])}).scalar_one()
+        theirs = gpd.read_postgis(text("""
+            SELECT commune_code AS "MaXa", sheet_no AS "SoHieuToBa",
+                   parcel_no AS "SoThuTuThu", area_m2::float8 AS "DienTich",
+                   land_use AS "KyHieuMucD", 2000 AS "TyLe", geom AS geometry
+              FROM cadastre.parcel
+             WHERE district_code = '001' AND status = 'current' AND sheet_no < :lo
+               AND current_commune_code <> :c
+             ORDER BY uid LIMIT 1"""), conn, params={"lo": SHEETS, "c": mine},
+            geom_col="geometry")
+        far = conn.execute(text("""
+            SELECT min(m.new_code) FROM admin.admin_unit_map m
+              JOIN admin.admin_unit c ON c.code = m.old_code AND c.level = 'commune'
+               AND c.valid_to = DATE '2025-06-30'
+             WHERE c.parent_code = '492' AND m.new_code NOT IN (
+                   SELECT x.new_code FROM admin.admin_unit_map x
+                     JOIN admin.admin_unit o ON o.code = x.old_code AND o.level = 'commune'
+                      AND o.valid_to = DATE '2025-06-30'
+                    WHERE o.parent_code = '001')""")).scalar_one()
+    assert mine and len(theirs) == 1 and far
+    their_ref = ".".join(str(theirs.at[0, k]) for k in ("MaXa", "SoHieuToBa", "SoThuTuThu"))
+    ours = sample("parcels_001_ba_dinh.shp", 1, SHEETS + 4).to_crs(4326)
+    mixed = gpd.GeoDataFrame([*ours.to_dict("records"), *theirs.to_dict("records")],
+                             geometry="geometry", crs=4326)
+    officer = commune_bearer(mine)
+    snapshot = data_snapshot(api_db)
+    r = upload(api, "001", geojson(mixed, tmp_path / "commune.geojson"), officer)
+    assert r.status_code == 422, r.text
+    rejects = r.json()["rejects"]
+    assert [(i["feature"], i["field"]) for i in rejects] == [(2, "commune_code")], rejects
+    assert their_ref in rejects[0]["reason"] and f"commune {mine} only" in \
+        rejects[0]["reason"]
+    assert data_snapshot(api_db) == snapshot
+
+    r = upload(api, "001", geojson(mixed, tmp_path / "commune_q.geojson"), officer,
+               params={"quarantine": "1"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["counts"]["inserted"], r.json()["counts"]["rejected"]) == (1, 1)
+    assert parcels_on(api, "001", SHEETS + 4)[int(first["SoThuTuThu"])][
+        "current_commune_code"] == mine
+    with api_db.connect() as conn:
+        actor = conn.execute(text("SELECT actor_district FROM audit.write_log "
+                                  "WHERE load_run_id = :r"), {"r": r.json()["run_id"]}
+                             ).scalar_one()
+    assert actor == mine  # the audit names the commune the officer is scoped by
+
+    r = upload(api, "001", tmp_path / "commune.geojson", commune_bearer(far))
+    assert r.status_code == 403 and f"no part of commune {far}" in r.text
+
+
 def test_bad_files_are_422_with_located_reasons(api: str, api_db: Engine,
                                                 tmp_path: Path) -> None:
     frame = sample("parcels_001_ba_dinh.shp", 3, SHEETS + 3)

@@ -490,6 +490,35 @@ def test_an_officer_files_only_in_their_district(server: str, db: Engine) -> Non
                 headers=token("admin")).status_code == 201
 
 
+def test_a_commune_officer_files_only_for_their_2025_commune(server: str, db: Engine
+                                                             ) -> None:
+    """A 2025 commune's officer files, shows and registers a dossier on a parcel whose
+    2025 commune is theirs; one of another (or of none known) is 403, naming it."""
+    mine = parcel(db, "current_commune_code IS NOT NULL AND land_use = 'ODT'")
+    commune = scalar(db, "SELECT current_commune_code FROM cadastre.parcel WHERE uid = :u",
+                     {"u": mine["uid"]})
+    other = parcel(db, "current_commune_code IS DISTINCT FROM :c", {"c": commune})
+    tok = issue_local(TEST_AUTH_SECRET, sub=f"officer-{commune}", role="officer",
+                      commune=commune, ttl_s=3600, audience=LOCAL_AUDIENCE)
+    officer = {"Authorization": f"Bearer {tok}"}
+    refused = post(server, dossier("correction", [other["ref"]], address="x"), officer)
+    assert refused.status_code == 403, refused.text
+    assert other["ref"] in refused.json()["description"]
+    assert refused.json()["reasons"][0]["rule"] == "scope"
+    filed = post(server, dossier("correction", [mine["ref"]], address="Số 2 phố Thử"),
+                 officer)
+    assert filed.status_code == 201, filed.text
+    dossier_id = filed.json()["dossier_id"]
+    url = f"{server}/cadastre/dossiers/{dossier_id}"
+    assert httpx.get(url, headers=officer, timeout=30).status_code == 200
+    assert httpx.get(url, headers=token("officer", "003"), timeout=30).status_code == 403
+    done = httpx.post(f"{url}/register", headers=officer, timeout=60)
+    assert done.status_code == 200 and done.json()["state"] == "registered", done.text
+    assert scalar(db, "SELECT DISTINCT actor_district FROM audit.write_log "
+                      "WHERE collection = 'dossiers' AND actor_sub = :s",
+                  {"s": f"officer-{commune}"}) == commune
+
+
 def test_the_cli_files_and_registers_as_the_operator(db_url: URL, db: Engine,
                                                      tmp_path: Path) -> None:
     p = parcel(db, "land_use = 'ODT'")

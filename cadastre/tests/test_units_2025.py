@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -285,6 +286,37 @@ def test_lookup_by_either_number(api: str) -> None:
     assert httpx.get(f"{base}/00004/99/1", timeout=30).status_code == 404
 
 
+def test_history_and_lineage_by_either_number(api: str) -> None:
+    """As the look-up: the 2025 number finds the parcel its old number does; a number
+    naming two parcels is 300, each candidate linked by its own number."""
+    base = f"{api}/cadastre/parcels"
+    for what in ("history", "lineage"):
+        old = httpx.get(f"{base}/00013/1/1/{what}", timeout=30)
+        assert old.status_code == 200, old.text
+        new = httpx.get(f"{base}/00004/6/1/{what}", timeout=30)
+        assert new.status_code == 200, new.text
+        assert new.json()["parcel_id"] == old.json()["parcel_id"]
+        assert (old.json()["matched_by"], new.json()["matched_by"]) == ("number",
+                                                                        "new_sheet")
+        if what == "history":
+            assert new.json()["features"] == old.json()["features"]
+        both = httpx.get(f"{base}/00008/1/1/{what}", timeout=30)
+        assert both.status_code == 300, both.text
+        candidates = both.json()["candidates"]
+        assert {(c["parcel_ref"], c["matched_by"]) for c in candidates} == {
+            ("00008.1.1", "number"), ("00006.1.1", "new_sheet")}
+        for c in candidates:  # each link names one parcel
+            link = urlsplit(c["links"][0]["href"])
+            one = httpx.get(f"{api}{link.path}?{link.query}", timeout=30)
+            assert one.status_code == 200 and one.json()["parcel_id"] == c["id"], one.text
+        by_number = httpx.get(f"{base}/00008/1/1/{what}", params={"by": "number"},
+                              timeout=30)
+        assert by_number.json()["parcel_ref"] == "00008.1.1"
+        assert httpx.get(f"{base}/00004/99/1/{what}", timeout=30).status_code == 404
+        assert httpx.get(f"{base}/00008/1/1/{what}", params={"by": "guess"},
+                         timeout=30).status_code == 422
+
+
 def parcel_in(api_db: Engine, commune_2025: str) -> dict:
     with api_db.connect() as conn:
         return dict(conn.execute(text("""
@@ -328,6 +360,7 @@ def test_commune_officer_writes_only_their_2025_commune(api: str, api_db: Engine
         # the district's officer still writes it (district tokens keep working)
         district = bearer(role="officer", district="001")
         assert httpx.delete(f"{url}/{uid}", headers=district, timeout=30).status_code == 204
-    upload = httpx.post(f"{api}/districts/001/loads/parcels", headers=officer, timeout=30,
+    # a file load for a district no part of the commune lies in: refused before reading
+    upload = httpx.post(f"{api}/districts/492/loads/parcels", headers=officer, timeout=30,
                         files={"file": ("x.geojson", b"{}")})
-    assert upload.status_code == 403 and "one by one" in upload.text
+    assert upload.status_code == 403 and "no part of commune 00004" in upload.text
