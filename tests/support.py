@@ -39,7 +39,8 @@ RESTRICTED_FIELDS = ("TenChu", "SoCCCD", "SoGCN")
 
 
 def restricted_values(manifest: list[dict]) -> set[str]:
-    """Every owner name, ID number and certificate serial in the sample deliveries.
+    """Every owner name, ID number and certificate serial in the sample deliveries (the
+    parcel files and their holders files).
 
     A name that is also one of the sample price tables' public street names (Đường Nguyễn
     Văn Linh in Đà Nẵng is named after a person, and the synthetic owners can share that
@@ -56,7 +57,33 @@ def restricted_values(manifest: list[dict]) -> set[str]:
         for national in RESTRICTED_FIELDS:
             column = entry["fields"][national]
             values |= {str(v) for v in frame[column].dropna() if str(v).strip()}
+        holders = SAMPLES / entry.get("holders", "")
+        if entry.get("holders") and holders.exists():  # every holder, not only the first
+            import csv
+
+            with holders.open(encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    values |= {row["TenChu"], row["SoGiayTo"]}
     return {v for v in values if v not in streets}
+
+
+def sample_window(district: str, half_deg: float = 0.0025) -> str:
+    """A bbox (lon/lat, ``half_deg`` each way) round the middle of a sample district's
+    parcels: where its coverages and tiles have data, read from the sample, not typed."""
+    import json
+
+    import pyogrio
+    from pyproj import Transformer
+
+    entry = next(e for e in json.loads((SAMPLES / "manifest.json").read_text(
+        encoding="utf-8")) if e["district_code"] == district)
+    x0, y0, x1, y1 = pyogrio.read_info(SAMPLES / entry["file"], layer=entry["layer"],
+                                       force_total_bounds=True)["total_bounds"]
+    if entry["epsg"] != 4326:
+        (x0, x1), (y0, y1) = Transformer.from_crs(entry["epsg"], 4326, always_xy=True
+                                                  ).transform([x0, x1], [y0, y1])
+    lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
+    return f"{lon - half_deg:.5f},{lat - half_deg:.5f},{lon + half_deg:.5f},{lat + half_deg:.5f}"
 
 
 def free_port() -> int:
