@@ -100,7 +100,7 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 48,
 TOWNS: dict[str, TownSpec] = {
     "001": TownSpec(
         "001", (105.8282, 21.0330),
-        (("00008", "00016", "00004"), ("00008", "00016", "00013"),
+        (("00008", "00001", "00004"), ("00008", "00016", "00013"),
          ("00022", "00022", "00019")),
         ("Phố Hàng Bún", "Đường Hoàng Hoa Thám", "Phố Kim Mã", "Phố Sơn Tây"),
         ("Phố Văn Cao", "Phố Liễu Giai", "Phố Đội Cấn", "Đường Thanh Niên"),
@@ -111,7 +111,8 @@ TOWNS: dict[str, TownSpec] = {
          "Phố Linh Lang", "Phố Cống Vị", "Phố Đốc Ngữ", "Phố Vĩnh Phúc"),
         "Ngõ",
         (Water("Hồ Trúc Bạch", "MNC", _ellipse(0.84, 0.80, 0.10, 0.09, wobble=0.08)),),
-        "the east of the district, from Liễu Giai to Trúc Bạch lake and Điện Biên"),
+        "the north and east of the district: Liễu Giai, Phúc Xá, Trúc Bạch and its lake, "
+        "Ngọc Hà, Quán Thánh, Đội Cấn, Điện Biên"),
     "003": TownSpec(
         "003", (105.8222, 21.0452),
         (("00100", "00100", "00100"), ("00109", "00112", "00106"),

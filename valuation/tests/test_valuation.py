@@ -638,10 +638,15 @@ def test_urban_land_is_priced_by_urban_rows_only(db: Engine, models: dict) -> No
                 assert got["reason_code"] == "urban_no_row", got
                 assert "not priced by the rural area-class matrix" in \
                     got["explanation"]["reason"]
-    # the land office's case: parcel 00001.1.1 of Phúc Xá ward was priced as rural land
+    # the land office's case (parcel 00001.1.1 of Phúc Xá ward, an urban lot out of every
+    # priced road's reach, was priced as rural land): the sample's residential lot
+    # farthest from every drawn segment
     with db.connect() as conn:
-        uid = conn.execute(text("SELECT uid FROM cadastre.parcel WHERE commune_code = '00001' "
-                                "AND sheet_no = 1 AND parcel_no = 1")).scalar_one()
+        uid = conn.execute(text("""
+            SELECT p.uid FROM cadastre.parcel p
+             WHERE p.district_code = '001' AND p.status = 'current' AND p.land_use = 'ODT'
+             ORDER BY (SELECT min(ST_Distance(p.geom, s.geom)) FROM valuation.price_segment s
+                        WHERE s.geom IS NOT NULL) DESC, p.uid LIMIT 1""")).scalar_one()
     parts = [r for (p, _), r in rows.items() if p == uid]
     assert parts and not any(r["basis"] == "area" and r["land_type"] == "ONT" for r in parts)
     for r in parts:
