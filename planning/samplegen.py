@@ -5,11 +5,11 @@ parcels in known ways, in the formats and CRSs planning offices deliver, and rea
 files are neither small nor freely licensed.
 
 Geometry: the zones follow the sample town's streets (``cadastre.town``), as a 1/2000
-zoning plan's do: each zone is a block with the half of every street round it (zone lines
-on the street centrelines, every main road and smaller street), so street parcels are cut
-on their centreline and lots lie wholly in one zone; one main road per district is
-planned wider (4 m more on each side, a red line, chỉ giới đường đỏ), a road zone that
-cuts into the frontage lots along it. A river beyond the town's edge is a water zone;
+zoning plan's do: each zone is a block with about half of every street round it (zone
+lines along the street centrelines, a tenth of the street's width off them as two surveys
+differ), so street parcels are cut lengthwise and lots lie wholly in one zone; one main
+road per district is planned wider (4 m more on each side, a red line, chỉ giới đường
+đỏ), a road zone that cuts into the frontage lots along it. A river beyond the town's edge is a water zone;
 a zone that is mostly lake is planned as water. Planned uses follow an urban zoning mix
 (residential ODT, commerce TMD, schools DGD, green space DKV, ...), so many parcels'
 current use disagrees with the plan. Coverage (mật độ xây dựng), floors and floor-area
@@ -55,6 +55,7 @@ WGS84 = 4326
 WIDENED = 1  # the east-west main road (north to south) the plan widens
 WIDENING_M = 4.0  # on each side of it
 WATER_ZONE = 0.5  # a zone more than this share water is planned as water
+OFF_CENTRE = 0.1  # zone lines: a tenth of the street's width off its centreline
 AREA_FACTOR = (0.998, 1.002)  # stated area = computed area x factor
 LEGACY = ("001", "DSH")  # one zone of this district carries this 2018 code
 LAYER = "o_quy_hoach"
@@ -127,10 +128,12 @@ def zone_cells(town: Town) -> tuple[np.ndarray, list[str], dict[int, str]]:
     road's strip, the river; their codes (A01, ...; GT01 the road; MN01 the river) and
     the uses they are given by the town (index -> code)."""
     lines = [ln for ln in town.lines if ln.kind in ("main", "street")]
-    vertical = sorted({round(ln.geom.coords[0][0], 2) for ln in lines
-                       if ln.geom.coords[0][0] == ln.geom.coords[1][0]})
-    horizontal = sorted({round(ln.geom.coords[0][1], 2) for ln in lines
-                         if ln.geom.coords[0][1] == ln.geom.coords[1][1]})
+    # about on the centreline: the plan's line is OFF_CENTRE of the street's width east
+    # (south) of the cadastre's, as two surveys of one street differ
+    vertical = sorted({round(ln.geom.coords[0][0] + OFF_CENTRE * ln.width, 2)
+                       for ln in lines if ln.geom.coords[0][0] == ln.geom.coords[1][0]})
+    horizontal = sorted({round(ln.geom.coords[0][1] - OFF_CENTRE * ln.width, 2)
+                         for ln in lines if ln.geom.coords[0][1] == ln.geom.coords[1][1]})
     # the zones reach the town's outer edge, not the outer roads' centrelines
     edge = shapely.bounds(shapely.coverage_union_all(town.geoms[town.kind != "water"]))
     xs = [edge[0], *vertical[1:-1], edge[2]]
@@ -140,7 +143,7 @@ def zone_cells(town: Town) -> tuple[np.ndarray, list[str], dict[int, str]]:
     road = mains[WIDENED]
     half = road.width / 2 + WIDENING_M
     cy = road.geom.coords[0][1]
-    ys = sorted({edge[1], *[y for y in horizontal[1:-1] if abs(y - cy) > half],
+    ys = sorted({edge[1], *[y for y in horizontal[1:-1] if abs(y - cy) > half + 5],
                  cy - half, cy + half, edge[3]}, reverse=True)
     polys, codes, fixed = [], [], {}
     row = 0
@@ -302,9 +305,10 @@ title), which `lis load plan FILE` reads (command-line options override it).
 
 ## What is in the files
 - **Generated sample data.** Zones follow the sample town's streets
-  (`cadastre/town.py`): each is a block with the half of every street round it (zone
-  lines on the street centrelines), so zones tile the town without gaps or overlaps,
-  street parcels are cut on their centreline and lots lie wholly in one zone. One
+  (`cadastre/town.py`): each is a block with about half of every street round it (zone
+  lines along the street centrelines, a tenth of the street's width off them), so zones
+  tile the town without gaps or overlaps, street parcels are cut lengthwise and lots lie
+  wholly in one zone. One
   east-west main road per district is planned 4 m wider on each side (a red line): its
   zone (GT01, DGT) cuts into the frontage lots along it. The Hàn river (Hải Châu) is a
   water zone (MN01, SON); a zone that is mostly lake is planned as water (MNC).
