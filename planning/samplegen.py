@@ -6,15 +6,15 @@ files are neither small nor freely licensed.
 
 Geometry: the zones follow the sample town's streets (``cadastre.town``), as a 1/2000
 zoning plan's do: each zone is a block with about half of every street round it (zone
-lines along the street centrelines, a tenth of the street's width off them as two surveys
-differ), so street parcels are cut lengthwise and lots lie wholly in one zone; one main
-road per district is planned wider (4 m more on each side, a red line, chỉ giới đường
-đỏ), a road zone that cuts into the frontage lots along it. A river beyond the town's edge is a water zone;
-a zone that is mostly lake is planned as water. Planned uses follow an urban zoning mix
-(residential ODT, commerce TMD, schools DGD, green space DKV, ...), so many parcels'
-current use disagrees with the plan. Coverage (mật độ xây dựng), floors and floor-area
-ratio are typical of Vietnamese zoning tables for each use. One Ba Đình zone carries the
-2018 code DSH (the loader maps it to DKV and reports the repair).
+lines along the street centrelines, a tenth of the street's width off them as two
+surveys differ), so street parcels are cut lengthwise and lots lie wholly in one zone.
+One main road per district is planned wider (4 m more on each side: a red line, chỉ giới
+đường đỏ), a road zone that cuts into the frontage lots along it. A river beyond the
+town's edge is a water zone; a zone that is mostly lake is planned as water. Planned uses
+follow an urban zoning mix (residential ODT, commerce TMD, schools DGD, green space DKV,
+...), so many parcels' current use disagrees with the plan. Coverage (mật độ xây dựng),
+floors and floor-area ratio are typical of Vietnamese zoning tables for each use. One Ba
+Đình zone carries the 2018 code DSH (the loader maps it to DKV and reports the repair).
 
 Delivery: two GeoPackages in WGS84 and two Shapefiles in the province's TM-3 (Hà Nội
 EPSG:5897, Đà Nẵng EPSG:5899), each with a ``<stem>.plan.yaml`` sidecar holding the plan's
