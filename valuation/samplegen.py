@@ -213,11 +213,11 @@ def vn_text(amount: int) -> str:
 
 # --------------------------------------------------------------------------- the town
 def _land_line(town: Town, name: str) -> shapely.LineString:
-    """The centreline of the town's main road ``name`` where the road is land (its street
-    pieces), the longest stretch if water cuts it."""
+    """The centreline of the town's main road ``name`` where the town is land, the longest
+    stretch if water cuts it."""
     line = next(ln.geom for ln in town.lines if ln.name == name and ln.kind == "main")
-    pieces = town.geoms[(town.fronts == name) & (town.kind == "main")]
-    land = shapely.intersection(line, shapely.coverage_union_all(pieces))
+    land = shapely.intersection(line, shapely.coverage_union_all(
+        town.geoms[town.kind != "water"]))
     parts = [g for g in shapely.get_parts(shapely.line_merge(land))
              if g.geom_type == "LineString"]
     return max(parts, key=lambda g: g.length)
