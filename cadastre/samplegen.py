@@ -493,12 +493,26 @@ def _person(rng: np.random.Generator, female: bool) -> str:
             f"{GIVEN_NAMES[int(rng.integers(0, len(GIVEN_NAMES)))]}")
 
 
-def _cccd(rng: np.random.Generator, province: str, female: bool, issued_year: int) -> str:
+@dataclass
+class _People:
+    """Running person ordinal of a district: the CCCD's last six digits, the district's
+    slot first, so no two sample people share a number (a party is keyed by it)."""
+
+    slot: int
+    count: int = 0
+
+    def tail(self) -> int:
+        self.count += 1
+        return self.slot * 100_000 + (self.count * 7_919) % 100_000
+
+
+def _cccd(rng: np.random.Generator, province: str, female: bool, issued_year: int,
+          people: _People) -> str:
     """CCCD: 0 + province code, gender/century digit, birth year (yy), 6 digits; the
     holder was at least 18 when the certificate was issued."""
     born = 1940 + int(rng.random() * (issued_year - 18 - 1940 + 1))
     century_digit = (0 if born < 2000 else 2) + int(female)
-    return f"0{province}{century_digit}{born % 100:02d}{int(rng.integers(0, 10**6)):06d}"
+    return f"0{province}{century_digit}{born % 100:02d}{people.tail():06d}"
 
 
 def _shares(n: int, rng: np.random.Generator) -> list[str]:
@@ -562,6 +576,8 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
     n_days = int((GCN_DATE_RANGE[1] - GCN_DATE_RANGE[0]).astype(int)) + 1
     holders: list[tuple] = []
     province = district.province_code
+    people = _People([s.district_code for s in DEFAULT_SAMPLES].index(district.code)
+                     if district.code in TOWNS else 9)
     org_no = 0
     kinds = np.array([k for k, _ in RESIDENTIAL_HOLDERS], dtype=object)
     weights = np.array([w for _, w in RESIDENTIAL_HOLDERS])
@@ -584,22 +600,22 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
             if how == "individual":
                 female = rng.random() < 0.45
                 rows.append((INDIVIDUAL, _person(rng, female),
-                             _cccd(rng, province, female, year), ""))
+                             _cccd(rng, province, female, year, people), ""))
             elif how == "couple":  # a married couple holds jointly: no shares
                 for female in (False, True):
                     rows.append((INDIVIDUAL, _person(rng, female),
-                                 _cccd(rng, province, female, year), ""))
+                                 _cccd(rng, province, female, year, people), ""))
             elif how == "household":  # named by its head: "Hộ ông/bà ..."
                 female = rng.random() < 0.3
                 rows.append((HOUSEHOLD, f"Hộ {'bà' if female else 'ông'} "
-                             f"{_person(rng, female)}", _cccd(rng, province, female, year),
+                             f"{_person(rng, female)}", _cccd(rng, province, female, year, people),
                              ""))
             else:  # co-holders with shares (an inheritance, a purchase together)
                 k = 2 + int(rng.random() < 0.4)
                 for share in _shares(k, rng):
                     female = rng.random() < 0.5
                     rows.append((INDIVIDUAL, _person(rng, female),
-                                 _cccd(rng, province, female, year), share))
+                                 _cccd(rng, province, female, year, people), share))
         era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], year, side="right"))]
         serial = (owners.offset + owners.count * owners.stride) % 1_000_000
         owners.count += 1

@@ -483,6 +483,13 @@ def build_town(code: str, seed: int) -> Town:
         shape = shapely.Polygon([(box[0] + fx * (box[2] - box[0]),
                                   box[1] + fy * (box[3] - box[1])) for fx, fy in w.outline])
         wet = _water_mask(pieces, shape) & keep
+        # an alley whose lots went under water goes with them (no alley into the lake)
+        fronts = np.array([p.fronts for p in pieces], dtype=object)
+        for i in np.flatnonzero(keep & ~wet):
+            if pieces[i].kind == "alley":
+                lots = fronts == pieces[i].fronts
+                lots[i] = False
+                wet[i] = wet[lots].mean() >= 0.5
         wards = np.array([p.ward for p in pieces], dtype=object)
         for ward in sorted(set(wards[wet])):
             members = np.flatnonzero(wet & (wards == ward))

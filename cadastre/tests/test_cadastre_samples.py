@@ -215,6 +215,7 @@ def test_holders_file_names_every_holder(samples: tuple[Path, list[dict]]) -> No
     married couple is two Cá nhân rows without shares; shares, when given, add up to
     100; every holder kind occurs."""
     out, manifest = samples
+    documents: list[str] = []
     for m in manifest:
         df = read_canonical(out / m["file"], m)
         parcels = {(r.MaXa, int(r.SoHieuToBanDo), int(r.SoThuTuThua)): r
@@ -224,6 +225,7 @@ def test_holders_file_names_every_holder(samples: tuple[Path, list[dict]]) -> No
             assert tuple(reader.fieldnames or ()) == samplegen.HOLDER_FIELDS
             rows = list(reader)
         assert len(rows) == m["holder_count"]
+        documents += [r["SoGiayTo"] for r in rows]
         by_parcel: dict[tuple, list[dict]] = defaultdict(list)
         for row in rows:
             by_parcel[(row["MaXa"], int(row["SoHieuToBanDo"]),
@@ -248,6 +250,8 @@ def test_holders_file_names_every_holder(samples: tuple[Path, list[dict]]) -> No
                 assert len(holders) == 1
                 shapes[holders[0]["LoaiChu"]] += 1
         assert min(shapes[k] for k in ("shares", "couple", *HOLDER_KINDS)) >= 10, shapes
+    # a party is keyed by its document: no two sample holders share one
+    assert len(set(documents)) == len(documents)
 
 
 def test_sheet_crosswalk_renumbers_the_wholly_merged_wards(
