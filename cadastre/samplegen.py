@@ -583,7 +583,7 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
     weights = np.array([w for _, w in RESIDENTIAL_HOLDERS])
     for i in range(n):
         use, kind = land_use[i], town.kind[i]
-        residential = kind == "lot"
+        residential = kind in ("lot", "villa")
         if not (residential and rng.random() < OWNED_SHARE) and not (
                 kind == "large" and use in ORGANISATION_USES):
             continue
@@ -775,7 +775,8 @@ def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
                 "total_stated_area_m2": round(float(data["DienTich"].sum()), 1),
                 "communes": sorted(set(town.commune)),
                 "kinds": {k: int(np.count_nonzero(town.kind == k))
-                          for k in ("lot", "large", "main", "street", "alley", "water")},
+                          for k in ("lot", "villa", "large", "main", "street", "alley",
+                                    "water")},
                 "lot_area_m2": size_stats(areas[lots]),
                 "parcel_area_m2": size_stats(areas),
                 "seed": seed,
@@ -802,7 +803,8 @@ def _readme(manifest: list[dict]) -> str:
     sizes = "\n".join(
         f"| {m['district_code']} | {m['kinds']['lot']:,} | "
         + " | ".join(f"{m['lot_area_m2'][k]:,.1f}" for k in ("min", "median", "p90", "max"))
-        + f" | {m['kinds']['large']} | {m['kinds']['main'] + m['kinds']['street']} | "
+        + f" | {m['kinds']['villa']} | {m['kinds']['large']} | "
+        f"{m['kinds']['main'] + m['kinds']['street']} | "
         f"{m['kinds']['alley']} | {m['kinds']['water']} | "
         + " | ".join(f"{m['parcel_area_m2'][k]:,.1f}" for k in ("median", "max")) + " |"
         for m in manifest)
@@ -827,8 +829,9 @@ Keys: file, sidecar, holders, scale, district_code, district_name, province_code
 province_name, format, layer (GPKG only, else null), epsg (of the file), source_epsg (the
 province's TM-3 CRS), field_convention, fields (canonical national name -> name in the
 file), encoding, geometry_type, feature_count, owner_count, holder_count,
-legacy_code_count, total_stated_area_m2, communes, kinds (parcels per kind: lot, large,
-main, street, alley, water), lot_area_m2 and parcel_area_m2 (min, median, p90, max), seed.
+legacy_code_count, total_stated_area_m2, communes, kinds (parcels per kind: lot, villa,
+large, main, street, alley, water), lot_area_m2 and parcel_area_m2 (min, median, p90,
+max), seed.
 
 ## Which part of each district, and why
 Each sample is a town of 3 x 3 ward cells (about 0.95 km x 0.9 km) placed inside the
@@ -853,7 +856,8 @@ wards that went wholly into one (so both the crosswalk and the boundaries matter
   Nội, kiệt in Đà Nẵng, 1.8-5 m wide, a DGT parcel named like "Ngõ 12 Kim Mã") and a
   strip of lots fronting it. Lots have 3-8 m of frontage (tube houses; a few double lots
   up to 16 m) and 30-300 m² (the issue's urban range); the lot lines are skewed by up to
-  0.6 m, as real lot lines rarely meet the street square.
+  0.6 m, as real lot lines rarely meet the street square. On the smaller streets a few
+  runs of lots are one villa lot (biệt thự, ODT, 420-800 m²).
 - Large lots: some blocks have a school (DGD), ward office (TSC), health station (DYT),
   pagoda (TON), temple (TIN), culture house (DVH) or hotel/office (TMD) over the block's
   full depth at its west end; a few whole blocks are a park (DKV), market (DCH) or sports
@@ -895,8 +899,8 @@ wards that went wholly into one (so both the crosswalk and the boundaries matter
 
 ## Parcel sizes (m², drawn TM-3 area)
 
-| District | Lots | min | median | p90 | max | Large | Streets | Alleys | Water | All: med. | max |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| District | Lots | min | median | p90 | max | Villas | Large | Roads | Alleys | Water | All | max |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {sizes}
 
 **Owners are synthetic.** Names combined from common Vietnamese family, middle and given

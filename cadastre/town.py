@@ -58,6 +58,8 @@ ALLEY_WIDTHS = (1.8, 2.5, 3.0, 4.0, 5.0)  # ngõ / kiệt widths, metres
 FRONTAGE = (3.0, 8.0)  # tube-house frontage, metres (typical 3-8 m)
 FRONTAGE_MEDIAN = 4.6
 LOT_M2 = (30.0, 300.0)  # urban residential lots (the issue's range)
+VILLA_M2 = (420.0, 800.0)  # a villa lot (biệt thự): a few per district
+VILLA_SHARE = 0.12  # of the frontage strips on the smaller streets
 SKEW = 0.6  # a divider's back end moves up to this many metres along the strip
 WATER_MIN_M2 = 400.0  # a ward's share of water smaller than this stays land
 SHEET_M = 250.0  # a 1:500 map sheet covers 250 m x 250 m (50 x 50 cm)
@@ -189,7 +191,7 @@ class Town:
     district: District
     spec: TownSpec
     geoms: np.ndarray  # polygons, TM-3
-    kind: np.ndarray  # lot | large | main | street | alley | water
+    kind: np.ndarray  # lot | villa | large | main | street | alley | water
     land_use: np.ndarray  # Thông tư 08/2024 code(s), "ODT+CLN" for mixed use
     commune: np.ndarray  # pre-2025 ward code
     commune_2025: np.ndarray  # the 2025 ward it is in (by block)
@@ -349,9 +351,30 @@ def _block(pieces: list[_Piece], bid: int, ward: str, x0: float, x1: float, y0: 
         bands.append((y, y_alley, True, alley))  # fronts the alley from below
     bands.append((y0, y, False, south))
     for lo, hi, faces_top, (fname, fkind, fwidth) in bands:
-        for ring in _strip(x0, x1, lo, hi, faces_top, rng):
+        rings = _strip(x0, x1, lo, hi, faces_top, rng)
+        villa = _villa(rings, hi - lo, rng) if fkind == "street" else None
+        for k, ring in enumerate(rings):
+            if villa is not None and villa[0] <= k < villa[1]:
+                if k == villa[0]:  # one lot over the run: the first's west, the last's east
+                    last = rings[villa[1] - 1]
+                    pieces.append(_Piece([ring[0], last[1], last[2], ring[3]], "villa",
+                                         "ODT", ward, bid, fname, fkind, fwidth))
+                continue
             use = _residential_use(rng, fkind == "main")
             pieces.append(_Piece(ring, "lot", use, ward, bid, fname, fkind, fwidth))
+
+
+def _villa(rings: list, depth: float, rng: np.random.Generator) -> tuple[int, int] | None:
+    """Now and then a run of a frontage strip's lots is one villa lot (ODT, VILLA_M2): the
+    old garden houses of Ba Đình's and Hải Châu's quieter streets. (start, end) or None."""
+    if rng.random() >= VILLA_SHARE or len(rings) < 12:
+        return None
+    want = rng.uniform(*VILLA_M2) / depth
+    start = int(rng.integers(1, len(rings) - 10))
+    end = start
+    while end < len(rings) - 1 and rings[end][1][0] - rings[start][0][0] < want:
+        end += 1
+    return start, end
 
 
 def _water_mask(pieces: list[_Piece], water: shapely.Geometry) -> np.ndarray:
