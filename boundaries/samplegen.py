@@ -57,6 +57,12 @@ DELIVERIES = (
 )
 
 
+# The sample districts themselves (pre-2025): their towns' outlines. The sample covers a few
+# wards of each district, so the loader cannot derive a district from its communes (it
+# waits for every commune); a district boundary delivery says where each sample is.
+DISTRICTS = ("dia_gioi_huyen_mau.gpkg", "dia_gioi_huyen",
+             ("MaHuyen", "TenHuyen", "MaTinh"), ("001", "003", "491", "492"))
+
 # The 2025 delivery: file, layer, fields (new commune code and name, province code, name).
 DELIVERY_2025 = ("dia_gioi_xa_2025.gpkg", "dia_gioi_xa",
                  ("MaXa", "TenXa", "MaTinh", "TenTinh"), ("001", "003", "491", "492"))
@@ -118,6 +124,26 @@ def generate_2025(out_dir: Path, seed: int) -> dict:
             "district_codes": list(districts), "feature_count": len(rows), "seed": seed}
 
 
+def generate_districts(out_dir: Path, seed: int) -> dict:
+    """Write the sample districts' boundaries (the union of their towns' parcels, WGS84);
+    its manifest entry."""
+    file, layer, fields, codes = DISTRICTS
+    towns = [build_town(d, seed) for d in codes]
+    geoms = [_multi(_to(np.array([shapely.coverage_union_all(t.geoms)], dtype=object),
+                        t.district.epsg, WGS84)[0]) for t in towns]
+    path = out_dir / file
+    remove_dataset(path)
+    values = [np.array([t.district.code for t in towns], dtype=object),
+              np.array([t.district.name for t in towns], dtype=object),
+              np.array([t.district.province_code for t in towns], dtype=object)]
+    ogr_write(path, np.asarray(shapely.to_wkb(geoms), dtype=object), values, list(fields),
+              layer=layer, driver="GPKG", geometry_type="MultiPolygon",
+              crs=f"EPSG:{WGS84}", layer_options=layer_options("GPKG"))
+    return {"file": file, "period": "pre2025", "level": "district", "format": "GPKG",
+            "layer": layer, "epsg": 4326, "fields": list(fields),
+            "district_codes": list(codes), "feature_count": len(towns), "seed": seed}
+
+
 def names(reference_dir: Path = REFERENCE_DIR) -> dict[str, tuple[str, str]]:
     """Commune code -> (commune name, district name), from the GSO list."""
     with (reference_dir / "admin_units_pre2025.csv").open(encoding="utf-8", newline="") as f:
@@ -169,6 +195,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
                              "format": driver, "layer": layer, "epsg": file_epsg,
                              "fields": list(fields), "district_codes": list(codes),
                              "feature_count": len(rows), "seed": seed})
+        manifest.append(generate_districts(out_dir, seed))
         manifest.append(generate_2025(out_dir, seed))
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -198,6 +225,12 @@ boundary, and each district's boundary (derived by the loader as the union of it
 communes) is the outline of its town: a few real wards of the district, not the whole
 district (see `../README.md`). They are not the real boundaries: codes and names are the
 GSO catalogue's, the shapes are the samples'.
+
+The sample districts (`dia_gioi_huyen_mau.gpkg`, pre-2025 districts) are their towns'
+outlines, the union of their communes here: the samples hold a few wards of each district,
+and the loader derives a district from its communes only once every commune has a
+boundary, so the sample delivers the district boundary of the part it covers (not the
+real district's).
 
 The 2025 communes (`dia_gioi_xa_2025.gpkg`) are the union of the parcels per 2025 commune.
 An old ward that went wholly into a new one is part of it as it is; one split between k

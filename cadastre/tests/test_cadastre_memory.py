@@ -141,7 +141,8 @@ def test_old_number_of_no_current_parcel_is_noted(db: Engine, tmp_path: Path) ->
 
 def test_overlap_with_a_parcel_not_replaced_is_refused(db: Engine, tmp_path: Path) -> None:
     [g6] = current(db, "00001", 1, [6]).geometry
-    shifted = shapely.affinity.translate(g6, xoff=5.0)  # a copy 5 m off: over parcel 6
+    # a copy moved by 40 % of its width (a town lot is a few metres wide): over parcel 6
+    shifted = shapely.affinity.translate(g6, xoff=0.4 * (g6.bounds[2] - g6.bounds[0]))
     bad = parcel_row("00001", 1, 2006, shifted)
     strict = load_parcels(db, delivery(tmp_path / "overlap.gpkg", [bad]))
     assert strict.status == "rejected"
