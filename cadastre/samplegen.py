@@ -870,6 +870,9 @@ wards that went wholly into one (so both the crosswalk and the boundaries matter
 - Parcels never overlap and leave no gaps: all pieces are cut from shared coordinates and
   the set is noded (a neighbour's vertex on an edge is a vertex of that edge too), so it
   stays exact through the PROJ transformation to WGS84 (EPSG VN-2000 -> WGS 84).
+- Boundaries: `boundaries/` holds the sample wards (pre-2025 and 2025) and the sample
+  districts as the union of the town's parcels, so every parcel lies inside its ward and
+  district (`boundaries/README.md`).
 - Keys: MaXa is the real pre-2025 ward code; map sheets (SoHieuToBanDo) are 1:500 sheets
   of 250 m x 250 m on the province's TM-3 grid (a 50 x 50 cm sheet at 1:500, Thông tư
   25/2014), numbered per ward north to south, west to east; parcel numbers (SoThuTuThua)

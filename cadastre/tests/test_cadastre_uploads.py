@@ -203,7 +203,8 @@ def test_officer_loads_their_district(api: str, api_db: Engine, tmp_path: Path) 
     assert r.status_code == 201, r.text
     assert r.json()["mode"] == "quarantine"
     assert (r.json()["counts"]["updated"], r.json()["counts"]["unchanged"]) == (1, 2)
-    assert parcels_on(api, "001", SHEETS)[2]["land_use"] == new_use
+    assert parcels_on(api, "001", SHEETS)[int(changed.at[1, "SoThuTuThu"])]["land_use"] \
+        == new_use
     assert count(api_db, "001") == before + 3
 
 
