@@ -10,6 +10,7 @@ where only a district's extent is known the answer says so.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ from cadastre.loader import load_parcels
 from landplatform.auth.tokens import issue_local
 from landplatform.db import make_engine
 from planning.loader import load_plan
-from support import SAMPLES, TEST_AUTH_SECRET, create_database, data_snapshot
+from support import PROJECT, SAMPLES, TEST_AUTH_SECRET, create_database, data_snapshot
 
 BOUNDARIES = SAMPLES / "boundaries"
 HANOI = BOUNDARIES / "dia_gioi_xa_ha_noi.shp"
@@ -364,9 +365,26 @@ def test_only_an_extent_is_said_so(fresh: Engine, tmp_path: Path) -> None:
 
 
 def test_a_redelivery_supersedes_the_previous_version(fresh: Engine, tmp_path: Path) -> None:
-    first = load_boundaries(fresh, DANANG)
-    assert first.status == "loaded"
+    # the sample holds four of Thanh Khê's six wards: the other two as boxes east of its
+    # town, so every commune of 491 is bounded and the district is derived
     frame = gpd.read_file(DANANG)
+    mine = frame[frame["Mã huyện"] == "491"]
+    x0, y0, x1, y1 = mine.total_bounds
+    with (PROJECT / "landplatform" / "reference" / "admin_units_pre2025.csv").open(
+            encoding="utf-8") as fh:
+        rest = [r for r in csv.DictReader(fh) if r["district_code"] == "491"
+                and r["commune_code"] not in set(mine["Mã xã"])]
+    step = (y1 - y0) / len(rest)
+    extra = [{**frame.iloc[0].to_dict(), "Mã xã": r["commune_code"], "Tên xã": r["commune_name"],
+              "geometry": shapely.MultiPolygon([shapely.box(x1 + 0.0005, y0 + k * step,
+                                                            x1 + 0.002, y0 + (k + 1) * step)])}
+             for k, r in enumerate(rest)]
+    frame = gpd.GeoDataFrame([*frame.to_dict("records"), *extra], geometry="geometry",
+                             crs=frame.crs)
+    whole = tmp_path / "dia_gioi_xa_491.gpkg"
+    frame.to_file(whole, layer="dia_gioi_xa", driver="GPKG")
+    first = load_boundaries(fresh, whole)
+    assert first.status == "loaded" and first.derived == 1, first.detail_lines()
     code = frame.loc[0, "Mã xã"]
     # the commune's boundary resurveyed: its corner moved ~10 m
     ring = list(frame.geometry[0].geoms[0].exterior.coords)
