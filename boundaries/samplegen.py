@@ -1,25 +1,25 @@
 """Deterministic sample boundaries: the communes of the sample districts.
 
-Why derived from the parcels' own grid: the sample parcels (``cadastre.samplegen``) tile
-each sample district, each commune owning a contiguous strip of grid columns. A commune's
-boundary here is the union of exactly the cells its parcels are, built from the same
-seeded grid, so every sample parcel lies inside its commune's boundary by construction
-(shared vertices, no tolerance needed) and the districts derived from these communes are
-the rectangles the parcels tile. Regenerating gives the same files.
+Why derived from the sample parcels: the sample parcels (``cadastre.samplegen``) are a
+town per sample district (``cadastre.town``), each parcel in one real pre-2025 ward. A
+commune's boundary here is the union of exactly its parcels (lots, streets, alleys and its
+share of a lake or river), built from the same seeded town, so every sample parcel lies
+inside its commune's boundary by construction (the parcels are noded: shared vertices, no
+tolerance needed). Regenerating gives the same files.
 
 Two deliveries, as offices send them: the Hà Nội communes (Ba Đình, Tây Hồ) as a Shapefile
 in VN-2000 / TM-3 105° with national field names, the Đà Nẵng communes (Thanh Khê, Hải
 Châu) as a GeoPackage in WGS84 with Vietnamese field names. Both are pre-2025 units (with
 their districts).
 
-A third: the communes since the 1 July 2025 reform over the same four districts, made from
-the crosswalk (``admin_units_2025_crosswalk.csv``). An old commune that went wholly into a
-new one is part of it as it is; one split between k new communes is cut with k - 1
-east-west lines into k bands of equal height of its box, south to north in the new
-communes' code order (a rule of these samples, not of the reform: the real lines follow
-streets and the resolutions' maps). A new commune is the union of its parts; only its
-parts inside the four sample districts are drawn (new Phường Hoàn Kiếm, for one, appears
-as its share of old Phường Điện Biên). Run ``python -m boundaries.samplegen --out
+A third: the communes since the 1 July 2025 reform over the same four towns, the union of
+the parcels per 2025 commune. The town gives each parcel its 2025 commune: the only one of
+its old ward's (``admin_units_2025_crosswalk.csv``), or, where the old ward was split
+between k new ones, by block (the ward's blocks in k groups, north to south in the new
+communes' code order, roads with their block), so the new lines follow streets as the
+reform's do (a rule of these samples: the real lines are the resolutions' maps). Only the
+new communes' parts inside the four towns are drawn (new Phường Hoàn Kiếm, for one,
+appears as its share of old Phường Điện Biên). Run ``python -m boundaries.samplegen --out
 data/samples/boundaries``.
 """
 
@@ -38,15 +38,13 @@ from pyogrio.raw import write as ogr_write
 from cadastre.samplegen import (
     DEFAULT_SEED,
     REFERENCE_DIR,
-    SAMPLE_TARGET_PARCELS,
     WGS84,
     fixed_file_dates,
-    iter_parcel_chunks,
     layer_options,
-    plan_grid,
     remove_dataset,
-    sample_districts,
+    transformer,
 )
+from cadastre.town import build_town
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_DIR / "data" / "samples" / "boundaries"
@@ -59,54 +57,54 @@ DELIVERIES = (
 )
 
 
+# The sample districts themselves (pre-2025): their towns' outlines. The sample covers a few
+# wards of each district, so the loader cannot derive a district from its communes (it
+# waits for every commune); a district boundary delivery says where each sample is.
+DISTRICTS = ("dia_gioi_huyen_mau.gpkg", "dia_gioi_huyen",
+             ("MaHuyen", "TenHuyen", "MaTinh"), ("001", "003", "491", "492"))
+
 # The 2025 delivery: file, layer, fields (new commune code and name, province code, name).
 DELIVERY_2025 = ("dia_gioi_xa_2025.gpkg", "dia_gioi_xa",
                  ("MaXa", "TenXa", "MaTinh", "TenTinh"), ("001", "003", "491", "492"))
 
 
-def crosswalk(reference_dir: Path = REFERENCE_DIR) -> dict[str, list[dict]]:
-    """Old commune code -> its rows of the 2025 crosswalk, in new-commune code order."""
-    out: dict[str, list[dict]] = {}
+def crosswalk(reference_dir: Path = REFERENCE_DIR) -> dict[str, dict]:
+    """New commune code -> its crosswalk row (name and province)."""
+    out: dict[str, dict] = {}
     with (reference_dir / "admin_units_2025_crosswalk.csv").open(encoding="utf-8",
                                                                  newline="") as f:
         for r in csv.DictReader(f):
-            out.setdefault(r["old_commune_code"], []).append(r)
-    return {k: sorted(v, key=lambda r: r["new_commune_code"]) for k, v in out.items()}
+            out[r["new_commune_code"]] = r
+    return out
 
 
-def cut(old: shapely.Geometry, parts: int) -> list[shapely.Geometry]:
-    """An old commune split between ``parts`` new ones: ``parts`` bands of equal height of
-    its box, south to north (the samples' deterministic line, see the module docstring)."""
-    x0, y0, x1, y1 = old.bounds
-    step = (y1 - y0) / parts
-    bands = [shapely.clip_by_rect(old, x0, y0 + i * step, x1,
-                                  y1 if i == parts - 1 else y0 + (i + 1) * step)
-             for i in range(parts)]
-    return [shapely.make_valid(b) for b in bands]
+def _to(geoms: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if src == dst:
+        return geoms
+    tr = transformer(src, dst)
+    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0],
+                                                                            xy[:, 1])))
+
+
+def _multi(geom: shapely.Geometry) -> shapely.Geometry:
+    polygons = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) == 3]
+    return shapely.multipolygons(polygons)
 
 
 def communes_2025(seed: int, reference_dir: Path = REFERENCE_DIR
                   ) -> list[tuple[dict, shapely.Geometry]]:
-    """(the new commune's crosswalk row, its boundary in WGS84) over the sample
-    districts, in code order."""
-    xwalk = crosswalk(reference_dir)
+    """(the new commune's crosswalk row, its boundary in WGS84) over the sample towns,
+    in code order: the union of the parcels the towns place in it."""
+    rows = crosswalk(reference_dir)
     pieces: dict[str, list[shapely.Geometry]] = {}
-    rows: dict[str, dict] = {}
     for district in DELIVERY_2025[3]:
-        for old_code, old in commune_boundaries(district, seed, 4326):
-            targets = xwalk[old_code]
-            shares = [old] if len(targets) == 1 else cut(old, len(targets))
-            for row, share in zip(targets, shares, strict=True):
-                polygons = [g for g in shapely.get_parts(share)
-                            if shapely.get_type_id(g) == 3 and g.area > 0]
-                pieces.setdefault(row["new_commune_code"], []).extend(polygons)
-                rows[row["new_commune_code"]] = row
-    out = []
-    for code in sorted(pieces):
-        merged = shapely.make_valid(shapely.union_all(pieces[code]))
-        polygons = [g for g in shapely.get_parts(merged) if shapely.get_type_id(g) == 3]
-        out.append((rows[code], shapely.multipolygons(polygons)))
-    return out
+        town = build_town(district, seed)
+        for code in sorted(set(town.commune_2025)):
+            union = shapely.coverage_union_all(town.geoms[town.commune_2025 == code])
+            pieces.setdefault(code, []).extend(
+                shapely.get_parts(_to(np.array([union], dtype=object),
+                                      town.district.epsg, WGS84)[0]))
+    return [(rows[code], _multi(shapely.union_all(pieces[code]))) for code in sorted(pieces)]
 
 
 def generate_2025(out_dir: Path, seed: int) -> dict:
@@ -126,6 +124,26 @@ def generate_2025(out_dir: Path, seed: int) -> dict:
             "district_codes": list(districts), "feature_count": len(rows), "seed": seed}
 
 
+def generate_districts(out_dir: Path, seed: int) -> dict:
+    """Write the sample districts' boundaries (the union of their towns' parcels, WGS84);
+    its manifest entry."""
+    file, layer, fields, codes = DISTRICTS
+    towns = [build_town(d, seed) for d in codes]
+    geoms = [_multi(_to(np.array([shapely.coverage_union_all(t.geoms)], dtype=object),
+                        t.district.epsg, WGS84)[0]) for t in towns]
+    path = out_dir / file
+    remove_dataset(path)
+    values = [np.array([t.district.code for t in towns], dtype=object),
+              np.array([t.district.name for t in towns], dtype=object),
+              np.array([t.district.province_code for t in towns], dtype=object)]
+    ogr_write(path, np.asarray(shapely.to_wkb(geoms), dtype=object), values, list(fields),
+              layer=layer, driver="GPKG", geometry_type="MultiPolygon",
+              crs=f"EPSG:{WGS84}", layer_options=layer_options("GPKG"))
+    return {"file": file, "period": "pre2025", "level": "district", "format": "GPKG",
+            "layer": layer, "epsg": 4326, "fields": list(fields),
+            "district_codes": list(codes), "feature_count": len(towns), "seed": seed}
+
+
 def names(reference_dir: Path = REFERENCE_DIR) -> dict[str, tuple[str, str]]:
     """Commune code -> (commune name, district name), from the GSO list."""
     with (reference_dir / "admin_units_pre2025.csv").open(encoding="utf-8", newline="") as f:
@@ -136,18 +154,14 @@ def names(reference_dir: Path = REFERENCE_DIR) -> dict[str, tuple[str, str]]:
 def commune_boundaries(code: str, seed: int, epsg: int | None
                        ) -> list[tuple[str, shapely.Geometry]]:
     """(commune code, boundary) of one sample district, in ``epsg`` (None: its TM-3):
-    the union of the commune's sample parcels, cell for cell."""
-    district = sample_districts()[code]
-    grid = plan_grid(district, SAMPLE_TARGET_PARCELS)
-    out_epsg = epsg or district.epsg
-    cells, communes = [], []
-    for geoms, data in iter_parcel_chunks(district, grid, seed, out_epsg,
-                                          chunk_size=grid.n_cells):
-        cells.append(geoms)
-        communes.append(data["MaXa"])
-    cells_all, codes = np.concatenate(cells), np.concatenate(communes)
-    return [(c, shapely.coverage_union_all(cells_all[codes == c]))
-            for c in district.communes]
+    the union of the commune's sample parcels, parcel for parcel."""
+    town = build_town(code, seed)
+    out = []
+    for commune in sorted(set(town.commune)):
+        union = shapely.coverage_union_all(town.geoms[town.commune == commune])
+        out.append((commune, _to(np.array([union], dtype=object), town.district.epsg,
+                                 epsg or town.district.epsg)[0]))
+    return out
 
 
 def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
@@ -155,7 +169,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     known = names()
-    districts = sample_districts()
+    districts = {d: build_town(d, seed).district for d in DELIVERY_2025[3]}
     manifest = []
     with fixed_file_dates():
         for file, driver, layer, epsg, fields, codes in DELIVERIES:
@@ -181,6 +195,7 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
                              "format": driver, "layer": layer, "epsg": file_epsg,
                              "fields": list(fields), "district_codes": list(codes),
                              "feature_count": len(rows), "seed": seed})
+        manifest.append(generate_districts(out_dir, seed))
         manifest.append(generate_2025(out_dir, seed))
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -203,19 +218,28 @@ then checked against the pre-2025 ones and placed in their 2025 commune by the 2
 |---|---|---|---|---|---|---:|
 {rows}
 
-A commune's boundary is the union of the sample parcels of that commune, from the same
-seeded grid `cadastre/samplegen.py` lays them on, so every sample parcel lies inside its
-commune's boundary, and each district's boundary (derived by the loader as the union of
-its communes) is the rectangle its parcels tile. They are not the real boundaries: codes
-and names are the GSO catalogue's, the shapes are the samples'.
+**Generated sample data.** A commune's boundary is the union of the sample parcels of that
+commune (its lots, streets, alleys and its share of a lake or river), from the same seeded
+town `cadastre/town.py` lays them out in, so every sample parcel lies inside its commune's
+boundary, and each district's boundary (derived by the loader as the union of its
+communes) is the outline of its town: a few real wards of the district, not the whole
+district (see `../README.md`). They are not the real boundaries: codes and names are the
+GSO catalogue's, the shapes are the samples'.
 
-The 2025 communes (`dia_gioi_xa_2025.gpkg`) are made from the pre-2025 sample communes and
-the 2025 crosswalk: an old commune that went wholly into a new one is part of it as it is;
-one split between k new communes is cut with k - 1 east-west lines into k bands of equal
-height of its box, south to north in the new communes' code order. That line is a rule of
-these samples (the real lines follow streets); only the new communes' parts inside the
-four sample districts are drawn, so a new commune that also took wards of other districts
-(Phường Hoàn Kiếm, Phường Hồng Hà, ...) is only its share here.
+The sample districts (`dia_gioi_huyen_mau.gpkg`, pre-2025 districts) are their towns'
+outlines, the union of their communes here: the samples hold a few wards of each district,
+and the loader derives a district from its communes only once every commune has a
+boundary, so the sample delivers the district boundary of the part it covers (not the
+real district's).
+
+The 2025 communes (`dia_gioi_xa_2025.gpkg`) are the union of the parcels per 2025 commune.
+An old ward that went wholly into a new one is part of it as it is; one split between k
+new communes is split by block: its blocks in k groups of about equal count, north to
+south in the new communes' code order, each street and alley piece with the block it was
+cut with, so the new lines follow streets (a rule of these samples: the real lines are the
+resolutions' maps). Only the new communes' parts inside the four towns are drawn, so a
+new commune that also took wards of other districts (Phường Hoàn Kiếm, Phường Hồng Hà,
+...) is only its share here.
 
 Made by `python -m boundaries.samplegen --out data/samples/boundaries` (or `lis samples
 generate`); deterministic (seed {manifest[0]['seed'] if manifest else DEFAULT_SEED}).

@@ -34,7 +34,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ import pyogrio
 import shapely
 from pyogrio.raw import write as ogr_write
 from pyproj import Transformer
+
+from cadastre.town import TOWNS, Town, build_town, crosswalk_targets, sheet_numbers
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = PROJECT_DIR / "landplatform" / "reference"
@@ -53,7 +55,6 @@ DEFAULT_SEED = 2025
 PROVINCE_EPSG: dict[str, int] = {"01": 5897, "48": 5899}
 WGS84 = 4326
 
-SAMPLE_TARGET_PARCELS = 2000  # per sample district: "roughly 1,500-2,500"
 JITTER = 0.15  # max jitter of an interior vertex, as a share of the spacing (< 0.20)
 SHEET_CELLS = 8  # a map sheet is a block of 8 x 8 grid cells within a commune
 AREA_FACTOR = (0.997, 1.003)  # stated area = computed area x factor (survey noise)
@@ -67,15 +68,20 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "TenChu", "SoCCCD", "SoGCN", "NgayCapGCN",
 )
 OWNER_FIELDS: tuple[str, ...] = ("TenChu", "SoCCCD", "SoGCN", "NgayCapGCN")
+# The sample towns' files add the area per purpose and the holder's kind (the shared
+# holders format: data/samples/README.md); the benchmark files keep CANONICAL_FIELDS.
+SAMPLE_FIELDS: tuple[str, ...] = (*CANONICAL_FIELDS[:5], "DienTichMucDich", "LoaiChu",
+                                  *CANONICAL_FIELDS[5:])
 FIELD_CONVENTIONS: dict[str, tuple[str, ...]] = {
-    "national": CANONICAL_FIELDS,
+    "national": SAMPLE_FIELDS,
     "vietnamese": (
         "Mã xã", "Số hiệu tờ bản đồ", "Số thứ tự thửa", "Diện tích", "Mục đích sử dụng",
+        "Diện tích theo mục đích", "Loại chủ sử dụng",
         "Tên chủ sử dụng", "Số CCCD", "Số GCN", "Ngày cấp GCN",
     ),
     "snake_case": (
-        "ma_xa", "so_to", "so_thua", "dien_tich", "muc_dich",
-        "ten_chu", "so_cccd", "so_gcn", "ngay_cap_gcn",
+        "ma_xa", "so_to", "so_thua", "dien_tich", "muc_dich", "dien_tich_muc_dich",
+        "loai_chu", "ten_chu", "so_cccd", "so_gcn", "ngay_cap_gcn",
     ),
 }
 DBF_NAME_LEN = 10  # dBASE field names are at most 10 characters: shapefiles truncate
@@ -206,38 +212,6 @@ def tm3_rectangle(district: District) -> tuple[float, float, float, float]:
     """The TM-3 rectangle (metres) enclosing the district's WGS84 box."""
     to_tm3 = transformer(WGS84, district.epsg)
     return to_tm3.transform_bounds(*district.bbox, densify_pts=21)
-
-
-def sample_districts(codes: tuple[str, ...] | None = None,
-                     reference_dir: Path = REFERENCE_DIR) -> dict[str, District]:
-    """The sample districts, each tiling its own ground: where two of their TM-3 rectangles
-    overlap (the boxes of Ba Đình and Tây Hồ, of Thanh Khê and Hải Châu do), the overlap is
-    cut at its middle across its narrower side, each district keeping its own side.
-
-    Why: the boxes are extents, not boundaries. Tiled whole, two districts laid parcels
-    over each other's, and the boundaries derived from the parcels (``boundaries``'
-    samples) would overlap too, so "inside the district" could not be told apart from
-    "inside the neighbour". Both districts of each pair share a province and its TM-3, so
-    the cut is one straight line both tile exactly.
-    """
-    known = load_districts(reference_dir)
-    codes = codes or tuple(s.district_code for s in DEFAULT_SAMPLES)
-    boxes = {c: list(tm3_rectangle(known[c])) for c in codes}
-    for i, a in enumerate(codes):
-        for b in codes[i + 1:]:
-            if known[a].epsg != known[b].epsg:
-                continue
-            ra, rb = boxes[a], boxes[b]
-            wide = min(ra[2], rb[2]) - max(ra[0], rb[0])
-            high = min(ra[3], rb[3]) - max(ra[1], rb[1])
-            if wide <= 0 or high <= 0:
-                continue
-            axis = 0 if wide < high else 1  # cut across the narrower side of the overlap
-            mid = (max(ra[axis], rb[axis]) + min(ra[axis + 2], rb[axis + 2])) / 2
-            low, high_side = (ra, rb) if ra[axis] + ra[axis + 2] < rb[axis] + rb[axis + 2] \
-                else (rb, ra)
-            low[axis + 2] = high_side[axis] = mid
-    return {c: replace(known[c], tm3_box=tuple(boxes[c])) for c in codes}
 
 
 def plan_grid(district: District, target: int, exact: bool = False) -> Grid:
@@ -426,14 +400,16 @@ def iter_parcel_chunks(district: District, grid: Grid, seed: int, out_epsg: int,
         yield geoms, {name: data[name] for name in CANONICAL_FIELDS}
 
 
-def output_field_names(convention: str, driver: str) -> dict[str, str]:
+def output_field_names(convention: str, driver: str,
+                       fields: tuple[str, ...] = CANONICAL_FIELDS) -> dict[str, str]:
     """Canonical name -> name in the file; shapefiles truncate to dBASE's 10 characters."""
     names = FIELD_CONVENTIONS[convention]
     if driver == "ESRI Shapefile":
         names = tuple(n[:DBF_NAME_LEN] for n in names)
         if len(set(names)) != len(names):
             raise ValueError(f"{convention} names collide when truncated for dBASE")
-    return dict(zip(CANONICAL_FIELDS, names, strict=True))
+    every = dict(zip(SAMPLE_FIELDS, names, strict=True))
+    return {f: every[f] for f in fields}
 
 
 @contextlib.contextmanager
@@ -465,54 +441,319 @@ def remove_dataset(path: Path) -> None:
 
 def _write(path: Path, geoms: np.ndarray, data: dict[str, np.ndarray],
            names: dict[str, str], driver: str, epsg: int, layer: str | None,
-           append: bool = False) -> None:
+           append: bool = False, fields: tuple[str, ...] = CANONICAL_FIELDS) -> None:
     ogr_write(
         path, np.asarray(shapely.to_wkb(geoms), dtype=object),
-        [data[c] for c in CANONICAL_FIELDS], [names[c] for c in CANONICAL_FIELDS],
+        [data[c] for c in fields], [names[c] for c in fields],
         layer=layer, driver=driver, geometry_type="Polygon", crs=f"EPSG:{epsg}",
         encoding="UTF-8" if driver == "ESRI Shapefile" else None,
         layer_options=layer_options(driver), append=append,
     )
 
 
-# The scale of the sample sheets: the generated lots (about a hectare) are what 1:2000
-# cadastral sheets map; the sidecar says so, as a delivery's would.
-SAMPLE_SCALE = 2000
+# -- the sample districts: a town each (cadastre/town.py) ----------------------------------
+# Urban sheets are mapped at 1:500 (Thông tư 25/2014: 1:200-1:500 in towns, domain.md);
+# the sidecar says so, and the loader holds stated areas to ΔP = 0.0004·500·√P.
+SAMPLE_SCALE = 500
 SIDECAR = f"""# Sidecar of a sample parcel delivery (cadastre/samplegen.py): what the delivery
 # is and the scale of its map sheets, which decides the permissible area error.
 delivery: changes
 scale: {SAMPLE_SCALE}
 """
+AREA_NOISE = 0.3  # stated area = drawn area + up to this share of ΔP at the sheet's scale
+# Holder kinds (LoaiChu), the shared holders-file format's values.
+INDIVIDUAL, HOUSEHOLD, ORGANISATION = "Cá nhân", "Hộ gia đình", "Tổ chức"
+HOLDER_FIELDS = ("MaXa", "SoHieuToBanDo", "SoThuTuThua", "LoaiChu", "TenChu", "SoGiayTo",
+                 "TyLe")
+HOLDERS_SUFFIX = ".chu_su_dung.csv"
+# Who holds a residential lot with a certificate: (kind, weight); the rest of the lots
+# (OWNED_SHARE) have no certificate yet, as every ward has.
+RESIDENTIAL_HOLDERS = (("individual", 0.34), ("couple", 0.30), ("household", 0.24),
+                       ("shares", 0.12))
+OWNED_SHARE = 0.93
+# Large lots held by an organisation (the rest are the State's, with no certificate).
+ORGANISATION_USES = {"DGD", "TSC", "DYT", "TMD", "TON", "DCH"}
+COMPANY_KINDS = ("Công ty TNHH", "Công ty Cổ phần", "Công ty TNHH MTV")
+COMPANY_TRADES = ("Thương mại", "Đầu tư", "Dịch vụ", "Xây dựng", "Du lịch", "Khách sạn")
+COMPANY_NAMES = ("An Phát", "Hồng Phúc", "Minh Long", "Thành Đạt", "Hoàng Gia", "Việt Hưng",
+                 "Phú Thịnh", "Sao Mai", "Hải Âu", "Tân Tiến", "Bình Minh", "Trường Sơn")
+TAX_PREFIX = {"01": "01", "48": "04"}  # mã số thuế: the first two digits name the province
+MIXED_SHARE = {"CLN": (0.55, 0.85), "TMD": (0.50, 0.80)}  # ODT's share of a mixed parcel
+LEGACY_LOT_SHARE = 0.01  # Ba Đình lots still carrying the 2018 code BHK (garden plots)
+NEW_CODES = ("ODT", "ODT+CLN", "ODT+TMD", "TMD", "DGD", "TSC", "DYT", "TON", "TIN", "DVH",
+             "DKV", "DCH", "DTT", "DGT", "MNC", "SON")
+
+
+def _person(rng: np.random.Generator, female: bool) -> str:
+    middle = "Thị" if female and rng.random() < 0.6 else \
+        MIDDLE_NAMES[int(rng.integers(0, len(MIDDLE_NAMES)))]
+    if not female and middle == "Thị":
+        middle = "Văn"
+    return (f"{FAMILY_NAMES[int(rng.integers(0, len(FAMILY_NAMES)))]} {middle} "
+            f"{GIVEN_NAMES[int(rng.integers(0, len(GIVEN_NAMES)))]}")
+
+
+@dataclass
+class _People:
+    """Running person ordinal of a district: the CCCD's last six digits, the district's
+    slot first, so no two sample people share a number (a party is keyed by it)."""
+
+    slot: int
+    count: int = 0
+
+    def tail(self) -> int:
+        self.count += 1
+        return self.slot * 100_000 + (self.count * 7_919) % 100_000
+
+
+def _cccd(rng: np.random.Generator, province: str, female: bool, issued_year: int,
+          people: _People) -> str:
+    """CCCD: 0 + province code, gender/century digit, birth year (yy), 6 digits; the
+    holder was at least 18 when the certificate was issued."""
+    born = 1940 + int(rng.random() * (issued_year - 18 - 1940 + 1))
+    century_digit = (0 if born < 2000 else 2) + int(female)
+    return f"0{province}{century_digit}{born % 100:02d}{people.tail():06d}"
+
+
+def _shares(n: int, rng: np.random.Generator) -> list[str]:
+    """Shares of n co-holders in percent with one decimal, adding up to 100."""
+    options = {2: ((50.0, 50.0), (60.0, 40.0), (70.0, 30.0)),
+               3: ((40.0, 30.0, 30.0), (33.3, 33.3, 33.4), (50.0, 25.0, 25.0))}[n]
+    return [f"{v:.1f}" for v in options[int(rng.integers(0, len(options)))]]
+
+
+def _organisation(use: str, ward_name: str, street: str, k: int,
+                  rng: np.random.Generator) -> str:
+    place = ward_name.removeprefix("Phường ")
+    street_name = street.split(" ", 1)[1] if " " in street else street
+    if use == "DGD":
+        return ("Trường Tiểu học", "Trường Trung học cơ sở", "Trường Mầm non")[k % 3] + \
+            f" {street_name}"
+    if use == "TSC":
+        return (f"Ủy ban nhân dân {ward_name}", f"Công an {ward_name}",
+                f"Ban quản lý dự án {place}")[k % 3]
+    if use == "DYT":
+        return f"Trạm Y tế {ward_name}"
+    if use == "DCH":
+        return f"Ban quản lý chợ {place}"
+    if use == "TON":
+        return f"Chùa {COMPANY_NAMES[k % len(COMPANY_NAMES)]}"
+    return (f"{COMPANY_KINDS[int(rng.integers(0, 3))]} "
+            f"{COMPANY_TRADES[int(rng.integers(0, len(COMPANY_TRADES)))]} "
+            f"{COMPANY_NAMES[int(rng.integers(0, len(COMPANY_NAMES)))]}")
+
+
+def _commune_names(reference_dir: Path = REFERENCE_DIR) -> dict[str, str]:
+    with (reference_dir / "admin_units_pre2025.csv").open(encoding="utf-8", newline="") as f:
+        return {r["commune_code"]: r["commune_name"] for r in csv.DictReader(f)}
+
+
+def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
+                 ) -> tuple[dict[str, np.ndarray], list[tuple]]:
+    """The attributes of a town's parcels (canonical names, SAMPLE_FIELDS) and the rows of
+    its holders file (HOLDER_FIELDS): keys by 1:500 sheet, stated areas, land use with the
+    area of each purpose, holders of every kind (see the README)."""
+    district = town.district
+    rng = np.random.default_rng([seed, int(district.code), 5])
+    n = len(town)
+    sheet, number, _ = sheet_numbers(town)
+    drawn = shapely.area(town.geoms)
+    tolerance = 0.0004 * SAMPLE_SCALE * np.sqrt(drawn)
+    stated = np.round(drawn + rng.uniform(-AREA_NOISE, AREA_NOISE, n) * tolerance, 1)
+    land_use = town.land_use.copy()
+    legacy = (town.kind == "lot") & (rng.random(n) < legacy_share)
+    land_use[legacy] = LEGACY_CODE
+    parts = np.full(n, None, dtype=object)
+    for i in np.flatnonzero(np.char.find(land_use.astype(str), "+") >= 0):
+        first, second = land_use[i].split("+")
+        a = round(float(stated[i]) * rng.uniform(*MIXED_SHARE[second]), 1)
+        parts[i] = f"{first}:{a:.1f};{second}:{float(stated[i]) - a:.1f}"
+    names = _commune_names()
+    owners = _owner_counter(seed, district)
+    cols = {k: np.full(n, None, dtype=object) for k in ("LoaiChu", "TenChu", "SoCCCD",
+                                                        "SoGCN")}
+    dates = np.full(n, np.datetime64("NaT", "D"), dtype="datetime64[D]")
+    n_days = int((GCN_DATE_RANGE[1] - GCN_DATE_RANGE[0]).astype(int)) + 1
+    holders: list[tuple] = []
+    province = district.province_code
+    people = _People([s.district_code for s in DEFAULT_SAMPLES].index(district.code)
+                     if district.code in TOWNS else 9)
+    org_no = 0
+    kinds = np.array([k for k, _ in RESIDENTIAL_HOLDERS], dtype=object)
+    weights = np.array([w for _, w in RESIDENTIAL_HOLDERS])
+    for i in range(n):
+        use, kind = land_use[i], town.kind[i]
+        residential = kind in ("lot", "villa")
+        if not (residential and rng.random() < OWNED_SHARE) and not (
+                kind == "large" and use in ORGANISATION_USES):
+            continue
+        issued = GCN_DATE_RANGE[0] + np.timedelta64(int(rng.integers(0, n_days)), "D")
+        year = int(issued.astype("datetime64[Y]").astype(int)) + 1970
+        rows: list[tuple[str, str, str, str]] = []  # kind, name, document, share
+        if kind == "large" or (use == "TMD" and rng.random() < 0.55):
+            org_no += 1
+            name = _organisation(use, names[town.commune[i]], town.fronts[i], org_no, rng)
+            tax = f"{TAX_PREFIX[province]}{int(rng.integers(0, 10**8)):08d}"
+            rows.append((ORGANISATION, name, tax, ""))
+        else:
+            how = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+            if how == "individual":
+                female = rng.random() < 0.45
+                rows.append((INDIVIDUAL, _person(rng, female),
+                             _cccd(rng, province, female, year, people), ""))
+            elif how == "couple":  # a married couple holds jointly: no shares
+                for female in (False, True):
+                    rows.append((INDIVIDUAL, _person(rng, female),
+                                 _cccd(rng, province, female, year, people), ""))
+            elif how == "household":  # named by its head: "Hộ ông/bà ..."
+                female = rng.random() < 0.3
+                rows.append((HOUSEHOLD, f"Hộ {'bà' if female else 'ông'} "
+                             f"{_person(rng, female)}", _cccd(rng, province, female, year, people),
+                             ""))
+            else:  # co-holders with shares (an inheritance, a purchase together)
+                k = 2 + int(rng.random() < 0.4)
+                for share in _shares(k, rng):
+                    female = rng.random() < 0.5
+                    rows.append((INDIVIDUAL, _person(rng, female),
+                                 _cccd(rng, province, female, year, people), share))
+        era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], year, side="right"))]
+        serial = (owners.offset + owners.count * owners.stride) % 1_000_000
+        owners.count += 1
+        letter = GCN_SECOND_LETTERS[int(rng.integers(0, len(GCN_SECOND_LETTERS)))]
+        cols["SoGCN"][i] = f"{era}{letter} {serial:06d}"
+        dates[i] = issued
+        cols["LoaiChu"][i], cols["TenChu"][i], cols["SoCCCD"][i] = rows[0][:3]
+        for holder_kind, name, document, share in rows:
+            holders.append((town.commune[i], int(sheet[i]), int(number[i]), holder_kind,
+                            name, document, share))
+    data = {
+        "MaXa": town.commune.copy(), "SoHieuToBanDo": sheet, "SoThuTuThua": number,
+        "DienTich": stated, "KyHieuMucDichSuDung": land_use, "DienTichMucDich": parts,
+        "LoaiChu": cols["LoaiChu"], "TenChu": cols["TenChu"], "SoCCCD": cols["SoCCCD"],
+        "SoGCN": cols["SoGCN"], "NgayCapGCN": dates,
+    }
+    return data, holders
+
+
+def write_holders(path: Path, rows: list[tuple]) -> None:
+    """The holders file of the shared format (docs: data/samples/README.md)."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HOLDER_FIELDS)
+        writer.writerows(rows)
+
+
+def size_stats(areas: np.ndarray) -> dict[str, float]:
+    return {k: round(float(v), 1) for k, v in zip(
+        ("min", "median", "p90", "max"), np.percentile(areas, [0, 50, 90, 100]),
+        strict=True)}
+
+
+def sheet_crosswalk(towns: list[Town], data: dict[str, dict[str, np.ndarray]]
+                    ) -> list[tuple[str, int, str, int]]:
+    """Old commune + sheet -> new commune + sheet, for the sample communes that went wholly
+    into one 2025 commune: a new commune's sheets are those of its old communes in code
+    order, numbered on from 1 (the province's renumbering; the numbers are the samples')."""
+    targets = crosswalk_targets()
+    sheets: dict[str, set[int]] = {}
+    for town in towns:
+        d = data[town.district.code]
+        for code, s in zip(d["MaXa"], d["SoHieuToBanDo"], strict=True):
+            sheets.setdefault(code, set()).add(int(s))
+    rows = []
+    by_new: dict[str, list[str]] = {}
+    for old in sorted(sheets):
+        if len(targets[old]) == 1:
+            by_new.setdefault(targets[old][0], []).append(old)
+    for new, olds in sorted(by_new.items()):
+        k = 0
+        for old in olds:
+            for s in sorted(sheets[old]):
+                k += 1
+                rows.append((old, s, new, k))
+    return sorted(rows)
+
+
+def write_sheet_crosswalk(out_dir: Path, rows: list[tuple[str, int, str, int]]) -> None:
+    with (out_dir / "sheet_crosswalk.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["old_commune_code", "old_sheet_no", "new_commune_code",
+                         "new_sheet_no"])
+        writer.writerows(rows)
+    names = _commune_names()
+    new_names: dict[str, str] = {}
+    with (REFERENCE_DIR / "admin_units_2025_crosswalk.csv").open(encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            new_names[r["new_commune_code"]] = r["new_commune_name"]
+    groups: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for old, s, new, t in rows:
+        groups.setdefault((old, new), []).append((s, t))
+    table = "\n".join(
+        f"| {old} {names[old]} (1-{max(s for s, _ in v)}) | {new} {new_names[new]} | "
+        f"{min(t for _, t in v)}-{max(t for _, t in v)} |"
+        for (old, new), v in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+    (out_dir / "sheet_crosswalk.md").write_text(f"""# Sample map sheet crosswalk (synthetic)
+
+`sheet_crosswalk.csv`: old commune + sheet -> new commune + sheet, as a province keeps it
+when it renumbers the old communes' sheets into the communes they went into on 1 July
+2025 (`lis load sheet-crosswalk FILE`; `lis load samples` loads it after the parcels).
+Columns: `old_commune_code, old_sheet_no, new_commune_code, new_sheet_no` (the loader also
+takes `MaXaCu, SoToCu, MaXaMoi, SoToMoi`, see `cadastre/mappings/sheet_crosswalk.yaml`).
+
+Made by `cadastre/samplegen.py` with the parcels (the sheets are the samples' 1:500
+sheets). Only old communes that went wholly into one new commune are renumbered, each
+pair from the 2025 crosswalk: a new commune's sheets are its old communes' sheets in code
+order, numbered on from 1. The numbers are the samples' own, not a province's:
+
+| Old commune (sheets) | New commune | New sheets |
+|---|---|---|
+{table}
+
+New communes reuse old codes (00004, 20209, 20242, ...), so one commune + sheet + parcel
+number can name two parcels: an old commune's own sheet by its old number and another old
+commune's sheet by its new one; the look-up then answers 300 with both. {len(rows)} rows.
+""", encoding="utf-8")
 
 
 def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
-    """Write the four sample districts, ``manifest.json`` and ``README.md`` to ``out_dir``.
+    """Write the four sample towns, their holders files, ``manifest.json``, the sheet
+    crosswalk and ``README.md`` to ``out_dir``.
 
     Returns the manifest: one dict per file, which tests and the platform read instead of
     hard-coding counts, CRSs and field names.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    districts = sample_districts()
     manifest: list[dict] = []
+    towns, datas = [], {}
     with fixed_file_dates():
         for spec in DEFAULT_SAMPLES:
-            district = districts[spec.district_code]
-            grid = plan_grid(district, SAMPLE_TARGET_PARCELS)
-            chunks = list(iter_parcel_chunks(district, grid, seed, spec.epsg,
-                                             spec.legacy_share, chunk_size=grid.n_cells))
-            geoms = np.concatenate([g for g, _ in chunks])
-            data = {c: np.concatenate([d[c] for _, d in chunks]) for c in CANONICAL_FIELDS}
-            names = output_field_names(spec.convention, spec.driver)
+            town = build_town(spec.district_code, seed)
+            district = town.district
+            data, holders = town_parcels(town, seed, spec.legacy_share)
+            towns.append(town)
+            datas[district.code] = data
+            if spec.epsg == district.epsg:
+                geoms = town.geoms
+            else:
+                to_out = transformer(district.epsg, spec.epsg)
+                geoms = shapely.transform(town.geoms, lambda xy, t=to_out: np.column_stack(
+                    t.transform(xy[:, 0], xy[:, 1])))
+            names = output_field_names(spec.convention, spec.driver, SAMPLE_FIELDS)
             path = out_dir / (f"parcels_{district.code}_{ascii_slug(district.name)}"
                               f".{spec.extension}")
             remove_dataset(path)
             _write(path, geoms, data, names, spec.driver, spec.epsg,
-                   spec.layer or path.stem)
+                   spec.layer or path.stem, fields=SAMPLE_FIELDS)
             path.with_suffix(".parcels.yaml").write_text(SIDECAR, encoding="utf-8")
+            holders_path = out_dir / f"{path.stem}{HOLDERS_SUFFIX}"
+            write_holders(holders_path, holders)
+            areas = shapely.area(town.geoms)
+            lots = town.kind == "lot"
             manifest.append({
                 "file": path.name,
                 "sidecar": path.with_suffix(".parcels.yaml").name,
+                "holders": holders_path.name,
                 "scale": SAMPLE_SCALE,
                 "district_code": district.code,
                 "district_name": district.name,
@@ -526,13 +767,21 @@ def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
                 "fields": names,
                 "encoding": "UTF-8",
                 "geometry_type": "Polygon",
-                "feature_count": len(geoms),
+                "feature_count": len(town),
                 "owner_count": int(np.count_nonzero(data["TenChu"] != None)),  # noqa: E711
+                "holder_count": len(holders),
                 "legacy_code_count": int(np.count_nonzero(
                     data["KyHieuMucDichSuDung"] == LEGACY_CODE)),
                 "total_stated_area_m2": round(float(data["DienTich"].sum()), 1),
+                "communes": sorted(set(town.commune)),
+                "kinds": {k: int(np.count_nonzero(town.kind == k))
+                          for k in ("lot", "villa", "large", "main", "street", "alley",
+                                    "water")},
+                "lot_area_m2": size_stats(areas[lots]),
+                "parcel_area_m2": size_stats(areas),
                 "seed": seed,
             })
+    write_sheet_crosswalk(out_dir, sheet_crosswalk(towns, datas))
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (out_dir / "README.md").write_text(_readme(manifest), encoding="utf-8")
@@ -540,70 +789,142 @@ def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
 
 
 def _readme(manifest: list[dict]) -> str:
+    names = _commune_names()
     rows = "\n".join(
         f"| `{m['file']}` | {m['district_code']} {m['district_name']} | {m['format']}"
         f"{' (layer `' + m['layer'] + '`)' if m['layer'] else ''} | EPSG:{m['epsg']} | "
-        f"{m['field_convention']} | {m['feature_count']:,} | {m['owner_count']:,} |"
+        f"{m['field_convention']} | {m['feature_count']:,} | {m['owner_count']:,} | "
+        f"{m['holder_count']:,} |"
+        for m in manifest)
+    parts = "\n".join(
+        f"| {m['district_code']} {m['district_name']} | "
+        f"{', '.join(f'{c} {names[c]}' for c in m['communes'])} | "
+        f"{TOWNS[m['district_code']].why} |" for m in manifest)
+    sizes = "\n".join(
+        f"| {m['district_code']} | {m['kinds']['lot']:,} | "
+        + " | ".join(f"{m['lot_area_m2'][k]:,.1f}" for k in ("min", "median", "p90", "max"))
+        + f" | {m['kinds']['villa']} | {m['kinds']['large']} | "
+        f"{m['kinds']['main'] + m['kinds']['street']} | "
+        f"{m['kinds']['alley']} | {m['kinds']['water']} | "
+        + " | ".join(f"{m['parcel_area_m2'][k]:,.1f}" for k in ("median", "max")) + " |"
         for m in manifest)
     seed = manifest[0]["seed"] if manifest else DEFAULT_SEED
-    return f"""# Sample cadastral parcels (synthetic)
+    return f"""# Sample cadastral parcels (generated sample data, not a real cadastre)
+
+**These files are generated sample data.** The wards, their codes and the street names are
+real; the blocks, lots, owners and numbers are made up by `cadastre/samplegen.py` and
+`cadastre/town.py`. Nothing here identifies a real parcel or person.
 
 Four pre-2025 districts, each delivered as one file the way land offices deliver them:
 different formats, both VN-2000 TM-3 meridians of the two provinces (Hà Nội 105° =
 EPSG:5897, Đà Nẵng 107°45' = EPSG:5899) or WGS84, and three field-naming conventions.
+Next to each parcel file, its holders file (`<stem>{HOLDERS_SUFFIX}`).
 
-| File | District | Format | CRS | Field names | Parcels | With owner |
-|---|---|---|---|---|---:|---:|
+| File | District | Format | CRS | Field names | Parcels | With holder | Holder rows |
+|---|---|---|---|---|---:|---:|---:|
 {rows}
 
 `manifest.json` lists the same facts per file; read it rather than hard-coding counts.
-Keys: file, sidecar, scale, district_code, district_name, province_code, province_name,
-format, layer (GPKG only, else null), epsg (of the file), source_epsg (the province's TM-3 CRS),
-field_convention, fields (canonical national name -> name in the file), encoding,
-geometry_type, feature_count, owner_count, legacy_code_count, total_stated_area_m2, seed.
+Keys: file, sidecar, holders, scale, district_code, district_name, province_code,
+province_name, format, layer (GPKG only, else null), epsg (of the file), source_epsg (the
+province's TM-3 CRS), field_convention, fields (canonical national name -> name in the
+file), encoding, geometry_type, feature_count, owner_count, holder_count,
+legacy_code_count, total_stated_area_m2, communes, kinds (parcels per kind: lot, villa,
+large, main, street, alley, water), lot_area_m2 and parcel_area_m2 (min, median, p90,
+max), seed.
+
+## Which part of each district, and why
+Each sample is a town of 3 x 3 ward cells (about 0.95 km x 0.9 km) placed inside the
+district's extent (`../shared/reference/district_extents_01_48.csv`) where these wards lie,
+with a few of the district's real pre-2025 wards (codes from the GSO catalogue,
+`landplatform/reference/admin_units_pre2025.csv`). A ward here is one to three cells, so
+it is smaller than the real ward; the part was chosen to show what a land officer works
+with: a lake or a river, wards that the 2025 reform split between several new wards and
+wards that went wholly into one (so both the crosswalk and the boundaries matter).
+
+| District | Wards (pre-2025 codes) | The part |
+|---|---|---|
+{parts}
 
 ## What is in the files
-- Geometry: the district's WGS84 bounding box (not its boundary) transformed to the
-  province's TM-3 CRS and tiled by a jittered grid; parcels share vertices, so they never
-  overlap and leave no gaps. WGS84 files were transformed by PROJ with the EPSG VN-2000 ->
-  WGS 84 operation. The TM-3 rectangle encloses the WGS84 box, so edge parcels reach up
-  to about 0.0004° (~40 m) outside it. Where two sample districts' rectangles overlap
-  (Ba Đình / Tây Hồ, Thanh Khê / Hải Châu), the overlap is cut at its middle and each
-  district tiles its own side, so no two districts' parcels lie over each other.
-- Boundaries: `boundaries/` holds the communes of these districts as the union of their
-  parcels (made by `boundaries/samplegen.py` from the same grid), so every parcel lies
-  inside its commune's boundary.
-- Keys: communes (MaXa, real pre-2025 codes) own contiguous strips of grid columns; map
-  sheets (SoHieuToBanDo) are 8 x 8-cell blocks per commune; parcel numbers (SoThuTuThua)
-  run 1..M per sheet. (MaXa, SoHieuToBanDo, SoThuTuThua) is unique.
-- DienTich is the TM-3 area times a factor in [0.997, 1.003], rounded to 0.1 m². The
-  parcels are about a hectare each, the size of lots mapped at 1:2000: each file's sidecar
-  (`<file>.parcels.yaml`) says so (`scale: 2000`), and the loader holds the stated areas
-  to the regulation's permissible error at that scale (ΔP = 0.0004·M·√P).
-- Land use (KyHieuMucDichSuDung): Thông tư 08/2024 codes, urban mix (ODT ~55 %,
-  ODT+CLN ~8 %); about 1 % of the Ba Đình parcels carry the superseded 2018 code BHK
-  (the loader maps it to HNK).
+- Streets: main roads (20-24 m) between the ward cells and round the town carry real
+  street names of the district; inside a cell, smaller streets (9-12 m) cut it into blocks
+  of about 100-180 m x 50-100 m. Every street piece is a parcel of its own (DGT,
+  transport land, Thông tư 08/2024 via domain.md, "Land-use codes").
+- Blocks: a frontage strip of lots on the street north and south of the block and, in
+  between, alley units: a strip of lots backing onto the one above, the alley (ngõ in Hà
+  Nội, kiệt in Đà Nẵng, 1.8-5 m wide, a DGT parcel named like "Ngõ 12 Kim Mã") and a
+  strip of lots fronting it. Lots have 3-8 m of frontage (tube houses; a few double lots
+  up to 16 m) and 30-300 m² (the issue's urban range); the lot lines are skewed by up to
+  0.6 m, as real lot lines rarely meet the street square. On the smaller streets a few
+  runs of lots are one villa lot (biệt thự, ODT, 420-800 m²).
+- Large lots: some blocks have a school (DGD), ward office (TSC), health station (DYT),
+  pagoda (TON), temple (TIN), culture house (DVH) or hotel/office (TMD) over the block's
+  full depth at its west end; a few whole blocks are a park (DKV), market (DCH) or sports
+  ground (DTT).
+- Water: West Lake (Hồ Tây) in Tây Hồ, Trúc Bạch lake in Ba Đình and Thạc Gián lake in
+  Thanh Khê are MNC parcels (specialised water surfaces: ponds, lakes), the Hàn river
+  along Hải Châu's east edge (beyond Đường Bạch Đằng) is SON (rivers, canals): every lot,
+  street or alley whose centre lies in a lake became water, so the shore follows lot
+  lines; each ward's share of a lake or river is its own parcel. No houses on the lake.
+- Parcels never overlap and leave no gaps: all pieces are cut from shared coordinates and
+  the set is noded (a neighbour's vertex on an edge is a vertex of that edge too), so it
+  stays exact through the PROJ transformation to WGS84 (EPSG VN-2000 -> WGS 84).
+- Boundaries: `boundaries/` holds the sample wards (pre-2025 and 2025) and the sample
+  districts as the union of the town's parcels, so every parcel lies inside its ward and
+  district (`boundaries/README.md`).
+- Keys: MaXa is the real pre-2025 ward code; map sheets (SoHieuToBanDo) are 1:500 sheets
+  of 250 m x 250 m on the province's TM-3 grid (a 50 x 50 cm sheet at 1:500, Thông tư
+  25/2014), numbered per ward north to south, west to east; parcel numbers (SoThuTuThua)
+  run 1..M per sheet from the sheet's north-west. (MaXa, SoHieuToBanDo, SoThuTuThua) is
+  unique.
+- Area: DienTich is the drawn TM-3 area plus noise of up to {AREA_NOISE:.0%} of the
+  permissible error at 1:500 (ΔP = 0.0004·M·√P, domain.md, "Stated area vs drawn area"),
+  rounded to 0.1 m². Each file's sidecar (`<file>.parcels.yaml`) says `scale: 500`, and the
+  loader holds the stated areas to ΔP at that scale.
+- Land use (KyHieuMucDichSuDung, Thông tư 08/2024 codes): residential ODT, mixed use
+  ODT+CLN (house and garden) and ODT+TMD (shop-house), more shops (TMD) on the main
+  roads; DienTichMucDich gives the area of each purpose of a mixed parcel ("ODT:120.5;
+  CLN:45.2", in the order of the code, adding up to DienTich). About 1 % of the Ba Đình
+  lots carry the superseded 2018 code BHK (the loader maps it to HNK).
+- Holders (LoaiChu, TenChu, SoCCCD and the holders file): about {OWNED_SHARE:.0%} of the
+  residential lots have a certificate; their holders are an individual (Cá nhân), a
+  married couple (two Cá nhân rows holding jointly, no share), a household (Hộ gia đình,
+  "Hộ ông/bà ...", the head's CCCD) or several co-holders with shares (TyLe, adding up
+  to 100); schools, offices, markets, pagodas and many shops are held by an organisation
+  (Tổ chức, a 10-digit tax code). Roads, water, parks and temples have no holder. The
+  parcel file repeats the first holder; the holders file
+  (`MaXa,SoHieuToBanDo,SoThuTuThua,LoaiChu,TenChu,SoGiayTo,TyLe`) lists them all (party
+  kinds: domain.md, "Rights in the national shape").
 - Shapefiles: dBASE limits field names to 10 characters, so the national names appear
-  truncated (SoHieuToBa, SoThuTuThu, KyHieuMucD), as in real shapefile deliveries.
-  Text is UTF-8 (.cpg).
+  truncated (SoHieuToBa, SoThuTuThu, KyHieuMucD, DienTichMu), as in real shapefile
+  deliveries. Text is UTF-8 (.cpg).
 
-**Owners are synthetic.** About 30 % of parcels (residential, commercial and farm land)
-have an owner: names combined from common Vietnamese family, middle and given names,
-CCCD numbers (12 digits, starting 0 + province code) and certificate serials (two letters
-and six digits) made up by a random generator. They identify nobody. Treat them as
-personal data anyway: the platform must never publish owner fields.
+## Parcel sizes (m², drawn TM-3 area)
+
+| District | Lots | min | median | p90 | max | Villas | Large | Roads | Alleys | Water | All | max |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+{sizes}
+
+**Owners are synthetic.** Names combined from common Vietnamese family, middle and given
+names, CCCD numbers (12 digits, 0 + province code, gender/century digit, birth year),
+tax codes (10 digits, 01 Hà Nội / 04 Đà Nẵng) and certificate serials (two letters and
+six digits) made up by a random generator. They identify nobody. Treat them as personal
+data anyway: the platform must never publish owner fields.
 
 ## How they were made
 ```
 python -m cadastre.samplegen --out data/samples     # or: lis samples generate
 ```
-Deterministic: numpy `default_rng`, seed {seed}, derived per district and grid row. The
-same seed gives the same features and, with the same GDAL, byte-identical files.
+Deterministic: numpy `default_rng`, seed {seed}, derived per district and stream. The
+same seed gives the same features and, with the same GDAL, byte-identical files. The
+sheet crosswalk (`sheet_crosswalk.csv`, `sheet_crosswalk.md`) is written with them.
 
 Benchmark data: `python -m cadastre.samplegen --scale 1000000 --out DIR` writes one GeoPackage
 `parcels_scale_<N>.gpkg` (layer `thua_dat`, WGS84, national field names) spread evenly
 over the 37 Hà Nội and Đà Nẵng districts that have communes (not Hoàng Sa, 498), in
-appended chunks (1M parcels: ~45 s, < 200 MB RSS, ~250 MB file). Not committed.
+appended chunks (1M parcels: ~45 s, < 200 MB RSS, ~250 MB file): a jittered grid of ~1 ha
+cells per district box, not a town. Not committed.
 
 Reference data (admin units, district extents): see `landplatform/reference` and
 `../shared/reference/SOURCES.md` for sources and attribution.

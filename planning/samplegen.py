@@ -4,15 +4,17 @@ Why synthetic: the overlay, the loader and the API need plans whose zones cut th
 parcels in known ways, in the formats and CRSs planning offices deliver, and real plan
 files are neither small nor freely licensed.
 
-Geometry: each sample district's parcel file gives the TM-3 rectangle its parcels tile
-(``data/samples/manifest.json``). Zones are the Voronoi cells of a jittered grid of seed
-points, clipped to that rectangle: irregular blocks of ~0.2-0.8 km² that tile the
-rectangle without gaps or overlaps and do not follow parcel boundaries, so most zones cut
-parcels. Planned uses follow an urban zoning mix (residential ODT, commerce TMD, schools
-DGD, green space DKV, roads DGT, ...), so many parcels' current use disagrees with the
-plan. Coverage (mật độ xây dựng), floors and floor-area ratio are typical of Vietnamese
-zoning tables for each use. One Ba Đình zone carries the 2018 code DSH (the loader maps it
-to DKV and reports the repair).
+Geometry: the zones follow the sample town's streets (``cadastre.town``), as a 1/2000
+zoning plan's do: each zone is a block with about half of every street round it (zone
+lines along the street centrelines, a tenth of the street's width off them as two
+surveys differ), so street parcels are cut lengthwise and lots lie wholly in one zone.
+One main road per district is planned wider (4 m more on each side: a red line, chỉ giới
+đường đỏ), a road zone that cuts into the frontage lots along it. A river beyond the
+town's edge is a water zone; a zone that is mostly lake is planned as water. Planned uses
+follow an urban zoning mix (residential ODT, commerce TMD, schools DGD, green space DKV,
+...), so many parcels' current use disagrees with the plan. Coverage (mật độ xây dựng),
+floors and floor-area ratio are typical of Vietnamese zoning tables for each use. One Ba
+Đình zone carries the 2018 code DSH (the loader maps it to DKV and reports the repair).
 
 Delivery: two GeoPackages in WGS84 and two Shapefiles in the province's TM-3 (Hà Nội
 EPSG:5897, Đà Nẵng EPSG:5899), each with a ``<stem>.plan.yaml`` sidecar holding the plan's
@@ -23,18 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import shapely
 import yaml
 from pyogrio.raw import write as ogr_write
 
+from cadastre.samplegen import (
+    DEFAULT_SEED as PARCEL_SEED,
+)
 from cadastre.samplegen import (
     ascii_slug,
     fixed_file_dates,
@@ -42,15 +45,17 @@ from cadastre.samplegen import (
     remove_dataset,
     transformer,
 )
+from cadastre.town import Town, build_town
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PARCEL_SAMPLES = PROJECT_DIR / "data" / "samples"
 DEFAULT_OUT = PARCEL_SAMPLES / "plans"
 DEFAULT_SEED = 2025
 WGS84 = 4326
-TARGET_ZONE_M2 = 450_000  # ~0.45 km² a zone: 40-80 zones per sample district
-MIN_ZONES, MAX_ZONES = 40, 80
-JITTER = 0.35  # seed jitter, share of the grid spacing
+WIDENED = 1  # the east-west main road (north to south) the plan widens
+WIDENING_M = 4.0  # on each side of it
+WATER_ZONE = 0.5  # a zone more than this share water is planned as water
+OFF_CENTRE = 0.1  # zone lines: a tenth of the street's width off its centreline
 AREA_FACTOR = (0.998, 1.002)  # stated area = computed area x factor
 LEGACY = ("001", "DSH")  # one zone of this district carries this 2018 code
 LAYER = "o_quy_hoach"
@@ -88,6 +93,11 @@ USES: dict[str, UseRule] = {
     "TSC": UseRule(4, "Đất trụ sở cơ quan", (35, 50), (5, 12)),
     "DTT": UseRule(4, "Đất thể dục thể thao", (10, 25), (1, 3)),
 }
+# Uses no zone draws at random: the widened road and water follow the town.
+FIXED_USES: dict[str, UseRule] = {
+    "MNC": UseRule(0, "Mặt nước hồ", None, None),
+    "SON": UseRule(0, "Mặt nước sông", None, None),
+}
 
 
 @dataclass(frozen=True)
@@ -113,62 +123,87 @@ def _reproject(geoms: np.ndarray, src: int, dst: int) -> np.ndarray:
                              lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
-def parcel_rectangle(entry: dict, samples_dir: Path) -> tuple[float, float, float, float]:
-    """The TM-3 rectangle the district's sample parcels tile (read from the parcel file)."""
-    frame = pyogrio.read_dataframe(samples_dir / entry["file"], columns=[],
-                                   layer=entry.get("layer"))
-    geoms = np.asarray(frame.geometry.values, dtype=object)
-    if entry["epsg"] != entry["source_epsg"]:
-        geoms = _reproject(geoms, entry["epsg"], entry["source_epsg"])
-    xmin, ymin, xmax, ymax = (float(v) for v in shapely.total_bounds(geoms))
-    return xmin, ymin, xmax, ymax
-
-
-def zone_cells(rect: tuple[float, float, float, float], rng: np.random.Generator
-               ) -> tuple[np.ndarray, list[str]]:
-    """Voronoi cells of a jittered grid of seeds, clipped to ``rect``; codes A01, A02, ..."""
-    xmin, ymin, xmax, ymax = rect
-    width, height = xmax - xmin, ymax - ymin
-    n = min(MAX_ZONES, max(MIN_ZONES, round(width * height / TARGET_ZONE_M2)))
-    ncols = max(1, round(math.sqrt(n * width / height)))
-    nrows = max(1, round(n / ncols))
-    dx, dy = width / ncols, height / nrows
-    rows, cols = np.divmod(np.arange(nrows * ncols), ncols)
-    x = xmin + (cols + 0.5 + rng.uniform(-JITTER, JITTER, rows.size)) * dx
-    y = ymax - (rows + 0.5 + rng.uniform(-JITTER, JITTER, rows.size)) * dy
-    box = shapely.box(*rect)
-    cells = shapely.voronoi_polygons(shapely.multipoints(np.column_stack([x, y])),
-                                     extend_to=box, ordered=True)
-    polys = shapely.intersection(np.asarray(shapely.get_parts(cells), dtype=object), box)
+def zone_cells(town: Town) -> tuple[np.ndarray, list[str], dict[int, str]]:
+    """The zones of a town (TM-3): rectangles between street centrelines, the widened
+    road's strip, the river; their codes (A01, ...; GT01 the road; MN01 the river) and
+    the uses they are given by the town (index -> code)."""
+    lines = [ln for ln in town.lines if ln.kind in ("main", "street")]
+    # about on the centreline: the plan's line is OFF_CENTRE of the street's width east
+    # (south) of the cadastre's, as two surveys of one street differ
+    vertical = sorted({round(ln.geom.coords[0][0] + OFF_CENTRE * ln.width, 2)
+                       for ln in lines if ln.geom.coords[0][0] == ln.geom.coords[1][0]})
+    horizontal = sorted({round(ln.geom.coords[0][1] - OFF_CENTRE * ln.width, 2)
+                         for ln in lines if ln.geom.coords[0][1] == ln.geom.coords[1][1]})
+    # the zones reach the town's outer edge, not the outer roads' centrelines
+    edge = shapely.bounds(shapely.coverage_union_all(town.geoms[town.kind != "water"]))
+    xs = [edge[0], *vertical[1:-1], edge[2]]
+    mains = sorted((ln for ln in lines if ln.kind == "main"
+                    and ln.geom.coords[0][1] == ln.geom.coords[1][1]),
+                   key=lambda ln: -ln.geom.coords[0][1])
+    road = mains[WIDENED]
+    half = road.width / 2 + WIDENING_M
+    cy = road.geom.coords[0][1]
+    ys = sorted({edge[1], *[y for y in horizontal[1:-1] if abs(y - cy) > half + 5],
+                 cy - half, cy + half, edge[3]}, reverse=True)
+    polys, codes, fixed = [], [], {}
+    row = 0
+    for top, bottom in zip(ys[:-1], ys[1:], strict=True):
+        if bottom == cy - half:  # the widened road: one zone across the town
+            fixed[len(polys)] = "DGT"
+            polys.append(shapely.box(xs[0], bottom, xs[-1], top))
+            codes.append("GT01")
+            continue
+        for c, (left, right) in enumerate(zip(xs[:-1], xs[1:], strict=True)):
+            polys.append(shapely.box(left, bottom, right, top))
+            codes.append(f"{chr(ord('A') + row)}{c + 1:02d}")
+        row += 1
+    water = town.kind == "water"
+    rivers = water & (town.land_use == "SON")
+    if rivers.any():
+        fixed[len(polys)] = "SON"
+        polys.append(shapely.coverage_union_all(town.geoms[rivers]))
+        codes.append("MN01")
+    lake = shapely.union_all(town.geoms[water & ~rivers]) if (water & ~rivers).any() \
+        else None
+    if lake is not None:
+        for i, p in enumerate(polys):
+            if i not in fixed and shapely.area(shapely.intersection(p, lake)) > \
+                    WATER_ZONE * p.area:
+                fixed[i] = "MNC"
+    polys = np.array(polys, dtype=object)
     polys = shapely.normalize(polys)  # canonical vertex order: stable files
     polys = shapely.orient_polygons(polys)  # counter-clockwise shells (RFC 7946)
-    codes = [f"{chr(ord('A') + r)}{c + 1:02d}" for r, c in zip(rows, cols, strict=True)]
-    return polys, codes
+    return polys, codes, fixed
 
 
-def zone_attributes(polys: np.ndarray, rng: np.random.Generator, district_code: str
-                    ) -> dict[str, np.ndarray]:
+def zone_attributes(polys: np.ndarray, rng: np.random.Generator, district_code: str,
+                    fixed: dict[int, str]) -> dict[str, np.ndarray]:
     n = len(polys)
-    names = np.array(list(USES), dtype=object)
-    weights = np.array([u.weight for u in USES.values()])
+    names = np.array([c for c in USES if c != "DGT"], dtype=object)
+    weights = np.array([USES[c].weight for c in names])
     use = names[rng.choice(len(names), size=n, p=weights / weights.sum())]
+    for i, code in fixed.items():
+        use[i] = code
+    rules = {**USES, **FIXED_USES}
     cov_u, floor_u, far_u = rng.random(n), rng.random(n), rng.uniform(0.6, 0.9, n)
     factor = rng.uniform(*AREA_FACTOR, n)
     coverage = np.full(n, np.nan)
     floors = np.zeros(n, dtype=np.int32)
     far = np.full(n, np.nan)
     for i, code in enumerate(use):
-        rule = USES[code]
+        rule = rules[code]
         if rule.coverage is None:
-            continue  # roads: no building rules
+            continue  # roads and water: no building rules
         lo, hi = rule.coverage
         coverage[i] = lo + round(cov_u[i] * (hi - lo) / 5) * 5 if hi - lo >= 5 else hi
         floors[i] = rule.floors[0] + int(floor_u[i] * (rule.floors[1] - rule.floors[0] + 1))
         far[i] = round(coverage[i] / 100 * floors[i] * far_u[i], 2)
-    functions = np.array([USES[c].function for c in use], dtype=object)
+    functions = np.array([rules[c].function for c in use], dtype=object)
     if district_code == LEGACY[0]:
-        k = int(np.flatnonzero(use == "DKV")[0])
-        use[k] = LEGACY[1]
+        free = [i for i in range(n) if i not in fixed]
+        parks = [i for i in free if use[i] == "DKV"] or free[:1]
+        use[parks[0]] = LEGACY[1]
+        functions[parks[0]] = USES["DKV"].function
     return {"MaLoaiDat": use, "ChucNang": functions,
             "DienTich": np.round(shapely.area(polys) * factor, 1),
             "MatDoXD": coverage, "TangCao": floors, "HeSoSDD": far}
@@ -204,9 +239,9 @@ def generate_plans(out_dir: Path, seed: int = DEFAULT_SEED,
             tm3 = entry["source_epsg"]
             epsg = spec.epsg or tm3
             rng = np.random.default_rng([seed, int(spec.district_code), 7])
-            polys, codes = zone_cells(parcel_rectangle(entry, samples_dir), rng)
+            polys, codes, fixed = zone_cells(build_town(spec.district_code, PARCEL_SEED))
             data = {"MaODat": np.array(codes, dtype=object),
-                    **zone_attributes(polys, rng, spec.district_code)}
+                    **zone_attributes(polys, rng, spec.district_code, fixed)}
             meta = sidecar(entry, rng)
             geoms = polys if epsg == tm3 else _reproject(polys, tm3, epsg)
             names = dict(zip(CANONICAL, FIELD_CONVENTIONS[spec.convention], strict=True))
@@ -269,13 +304,19 @@ title), which `lis load plan FILE` reads (command-line options override it).
 `manifest.json` lists the same facts per file; read it rather than hard-coding counts.
 
 ## What is in the files
-- Zones: Voronoi cells of a jittered grid of seeds, clipped to the TM-3 rectangle the
-  district's sample parcels tile, so zones tile it without gaps or overlaps and cut
-  parcels (zones do not follow parcel boundaries).
+- **Generated sample data.** Zones follow the sample town's streets
+  (`cadastre/town.py`): each is a block with about half of every street round it (zone
+  lines along the street centrelines, a tenth of the street's width off them), so zones
+  tile the town without gaps or overlaps, street parcels are cut lengthwise and lots lie
+  wholly in one zone. One
+  east-west main road per district is planned 4 m wider on each side (a red line): its
+  zone (GT01, DGT) cuts into the frontage lots along it. The Hàn river (Hải Châu) is a
+  water zone (MN01, SON); a zone that is mostly lake is planned as water (MNC).
 - Fields (national names): MaODat (zone code, A01...), MaLoaiDat (planned land-use code,
   Thông tư 08/2024), ChucNang (function), DienTich (stated area, m² = TM-3 area x
   [0.998, 1.002]), MatDoXD (building coverage %), TangCao (maximum floors), HeSoSDD
-  (floor-area ratio). Roads (DGT) have no coverage or floor-area ratio (null) and 0 floors.
+  (floor-area ratio). Roads (DGT) and water (MNC, SON) have no coverage or floor-area
+  ratio (null) and 0 floors.
 - One Ba Đình zone carries the superseded 2018 code DSH, which the loader maps to DKV.
 
 ## How they were made
@@ -283,7 +324,7 @@ title), which `lis load plan FILE` reads (command-line options override it).
 python -m planning.samplegen --out data/samples/plans
 ```
 Deterministic (numpy `default_rng`, seed {seed}, per district); it reads
-`data/samples/manifest.json` and the parcel files, so regenerate the parcels first.
+`data/samples/manifest.json` and builds the same towns as the parcels (seed 2025).
 """
 
 

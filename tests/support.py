@@ -41,7 +41,8 @@ HOLDER_FIELDS = ("TenChu", "SoGiayTo")
 
 
 def restricted_values(manifest: list[dict]) -> set[str]:
-    """Every owner name, ID number and certificate serial in the sample deliveries.
+    """Every owner name, ID number and certificate serial in the sample deliveries (the
+    parcel files and their holders files).
 
     A name that is also one of the sample price tables' public street names (Đường Nguyễn
     Văn Linh in Đà Nẵng is named after a person, and the synthetic owners can share that
@@ -69,6 +70,25 @@ def restricted_values(manifest: list[dict]) -> set[str]:
             for national in HOLDER_FIELDS:
                 values |= {v for v in holders.get(national, []) if v.strip()}
     return {v for v in values if v not in streets}
+
+
+def sample_window(district: str, half_deg: float = 0.0025) -> str:
+    """A bbox (lon/lat, ``half_deg`` each way) round the middle of a sample district's
+    parcels: where its coverages and tiles have data, read from the sample, not typed."""
+    import json
+
+    import pyogrio
+    from pyproj import Transformer
+
+    entry = next(e for e in json.loads((SAMPLES / "manifest.json").read_text(
+        encoding="utf-8")) if e["district_code"] == district)
+    x0, y0, x1, y1 = pyogrio.read_info(SAMPLES / entry["file"], layer=entry["layer"],
+                                       force_total_bounds=True)["total_bounds"]
+    if entry["epsg"] != 4326:
+        (x0, x1), (y0, y1) = Transformer.from_crs(entry["epsg"], 4326, always_xy=True
+                                                  ).transform([x0, x1], [y0, y1])
+    lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
+    return f"{lon - half_deg:.5f},{lat - half_deg:.5f},{lon + half_deg:.5f},{lat + half_deg:.5f}"
 
 
 def free_port() -> int:

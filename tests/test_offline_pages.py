@@ -17,6 +17,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from support import sample_window
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -26,8 +28,7 @@ PAGES = [
     "/?f=html", "/collections?f=html", "/collections/parcels-001?f=html",
     "/collections/parcels-001/items?f=html&limit=20", "/collections/plans/items?f=html",
     "/collections/price-surface-003?f=html", "/processes?f=html", "/openapi?f=html",
-    "/api-docs", "/collections/price-surface-003/coverage?f=html&bbox=105.81,21.06,"
-                 "105.815,21.065",
+    "/api-docs", f"/collections/price-surface-003/coverage?f=html&bbox={sample_window('003')}",
     "/map",  # the planner's map: MapLibre from /vendor, its own files from /map/static
 ]
 # what a page loads: scripts, stylesheets, icons (not the <link rel=alternate> to data)

@@ -5,13 +5,13 @@ synthetic parcels do not have. The loader, the valuation engine and their tests 
 in the real provincial layout whose roads run along the sample parcels' edges, so that
 "a parcel on Đường Trần Phú, position 1" is a fact that can be checked by hand.
 
-Roads: the sample parcels tile each district's box in a jittered grid (``cadastre.samplegen``).
-The grid is rebuilt from the delivered files (``data/samples/manifest.json``): each parcel
-is a quadrilateral of four shared vertices, so a run of vertices along a grid line is a
-street that the parcels on both sides front exactly. Each district gets two east-west and
-two north-south roads with real street names of that district, each split into two priced
-segments where it meets the first road of the other direction; the four parcels around a
-crossing front two roads (two-frontage rule).
+Roads: the sample parcels are a town per district (``cadastre.town``), its streets
+parcels of their own. Each district's table draws four of the town's main roads (two
+east-west, two north-south; ``ROADS``, real street names of the district) along their
+centrelines, clipped to where the road is land (West Lake takes some of Tây Hồ's), each
+split into two priced segments where it meets the first road of the other direction; the
+lots round a crossing front two roads (two-frontage rule). The alleys' widths
+(``be_rong_ngo_2026.csv``) are the town's alleys, recorded for every lot on one.
 
 Files (``--out``, default ``data/samples/prices``):
 - ``bang_gia_dat_ha_noi_2026.xlsx`` and ``bang_gia_dat_da_nang_2026.xlsx``: the provincial
@@ -48,14 +48,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import shapely
 import yaml
 from openpyxl.utils import get_column_letter
 from pyogrio.raw import write as ogr_write
 from pyproj import CRS
 
+from cadastre.samplegen import DEFAULT_SEED as PARCEL_SEED
 from cadastre.samplegen import FIXED_FILE_DATE, fixed_file_dates
+from cadastre.town import Town, build_town, sheet_numbers
 from etl.geometry import transform
 from valuation.meta import DEFAULT_RULES
 
@@ -64,12 +65,6 @@ SAMPLES_DIR = PROJECT_DIR / "data" / "samples"
 DEFAULT_OUT = SAMPLES_DIR / "prices"
 WGS84 = CRS.from_epsg(4326)
 
-# Where the roads run, as shares of the grid: rows for east-west roads, columns for
-# north-south roads, and how far each reaches.
-H_ROWS = (0.30, 0.62)
-V_COLS = (0.28, 0.58)
-H_SPAN = (0.06, 0.88)
-V_SPAN = (0.08, 0.85)
 POSITION_SHARES = (1.0, 0.50, 0.40, 0.32)  # VT2..VT4 as shares of VT1 (domain.md: fixed shares)
 LAND_TYPE_SHARES = {"ODT": 1.0, "TMD": 0.80, "SKC": 0.60}
 SECOND_SEGMENT = 0.88  # the far segment of a road is priced lower
@@ -82,7 +77,8 @@ class Road:
     vt1_million: float  # VT1 of the first segment, millions of VND/m²
 
 
-# district -> (east-west road 1, 2, north-south road 1, 2): real street names of the district.
+# district -> (east-west road 1, 2, north-south road 1, 2): main roads of the sample town
+# (``cadastre.town.TOWNS``), real street names of the district.
 ROADS: dict[str, tuple[Road, Road, Road, Road]] = {
     "001": (Road("Đường Hoàng Hoa Thám", "1b", 152.0), Road("Phố Kim Mã", "1a", 187.5),
             Road("Phố Liễu Giai", "1b", 129.8), Road("Phố Đội Cấn", "2a", 118.6)),
@@ -126,6 +122,17 @@ POSITION_WIDTH = {"alley": [{"position": 2, "min_width_m": 3.5},
                             {"position": 3, "min_width_m": 2},
                             {"position": 4, "min_width_m": 0}],
                   "fallback": "distance", "undrawn_position": 1}
+# Positions by distance from the segment line (the road's centreline): the frontage band
+# reaches the lots on a main road (half its 20-24 m plus a metre); Hà Nội's table reaches
+# 150 m, so the town's far corners fall to the rows no geometry draws (unnamed roads by
+# cross-section, the remaining roads), Đà Nẵng's the default 450 m.
+FRONTAGE_M = 13
+BANDS_HN = {"segment": [{"position": 1, "max_m": FRONTAGE_M}, {"position": 2, "max_m": 60},
+                        {"position": 3, "max_m": 100}, {"position": 4, "max_m": 150}],
+            "area": DEFAULT_RULES["position_band"]["area"]}
+BANDS_DN = {"segment": [{"position": 1, "max_m": FRONTAGE_M}, {"position": 2, "max_m": 150},
+                        {"position": 3, "max_m": 300}, {"position": 4, "max_m": 450}],
+            "area": DEFAULT_RULES["position_band"]["area"]}
 CROSS_SECTIONS = ((0.0, 5.5), (5.5, 10.5), (10.5, 15.0), (15.0, 25.0), (25.0, None))
 # The Hà Nội sample writes the segment in one column under this heading, which the
 # package's mapping does not know: its sidecar teaches it (``columns: segment: [...]``).
@@ -166,7 +173,7 @@ PROVINCES = (
     Province("01", "Thành phố Hà Nội", "ha_noi", "HN-2026",
              "Quyết định 99/2025/QĐ-UBND (dữ liệu mẫu)", ("001", "003"),
              "doan_duong_ha_noi.gpkg", 4326, 1.0,
-             {**DEFAULT_RULES, "position_width": POSITION_WIDTH},
+             {**DEFAULT_RULES, "position_width": POSITION_WIDTH, "position_band": BANDS_HN},
              ({"year": 2026, "land_type": "ODT", "commune_code": "00004", "position": 1,
                "k": 1.05, "instrument": "Quyết định 13/2026/QĐ-UBND hệ số K (dữ liệu mẫu)"},),
              HN_WARDS, one_column=True, land_types=("ODT", "TMD"),
@@ -178,7 +185,7 @@ PROVINCES = (
              "Quyết định 88/2025/QĐ-UBND (dữ liệu mẫu)", ("492", "491"),
              "doan_duong_da_nang.shp", 5899, 0.8,
              {**DEFAULT_RULES, "two_frontages": {"pct": 115, "min_roads": 2},
-              "position_width": POSITION_WIDTH},
+              "position_width": POSITION_WIDTH, "position_band": BANDS_DN},
              ({"year": 2026, "land_type": "TMD", "commune_code": "20242", "k": 1.1,
                "instrument": "Quyết định 12/2026/QĐ-UBND hệ số K (dữ liệu mẫu)"},),
              DN_WARDS, remaining_vt1=21.0),
@@ -190,7 +197,7 @@ AGRICULTURAL = (("LUC", "Đất trồng lúa", 252_000), ("HNK", "Đất trồng
                 ("NTS", "Đất nuôi trồng thủy sản", 218_000))
 ZONE_DISTRICT = "491"
 PROVINCE_OF = {"001": "01", "003": "01", "491": "48", "492": "48"}
-ZONE_BLOCK = ((0.88, 0.88), 3)  # top-left share (row, col) and size in cells
+ZONE_AT = (0.70, 0.25)  # the value zone: the block nearest this point (shares of the town)
 ZONE_PRICE = 45_500_000
 EFFECTIVE = ("2026-01-01", "2026-12-31")
 
@@ -204,35 +211,31 @@ def vn_text(amount: int) -> str:
     return f"{amount:,}".replace(",", ".")
 
 
-# --------------------------------------------------------------------------- the grid
-def vertex_grid(geoms: np.ndarray) -> np.ndarray:
-    """The shared vertices (nrows+1, ncols+1, 2) of a sample district's parcels, which the
-    generator wrote row by row from the north-west corner (any ring orientation)."""
-    corners = np.empty((len(geoms), 4, 2))  # nw, ne, sw, se
-    for i, g in enumerate(geoms):
-        poly = g.geoms[0] if g.geom_type == "MultiPolygon" else g
-        pts = np.asarray(poly.exterior.coords)[:4]
-        top = pts[np.argsort(-pts[:, 1])[:2]]
-        bottom = pts[np.argsort(pts[:, 1])[:2]]
-        nw, ne = top[np.argsort(top[:, 0])]
-        sw, se = bottom[np.argsort(bottom[:, 0])]
-        corners[i] = (nw, ne, sw, se)
-    same = np.all(np.isclose(corners[1:, 0], corners[:-1, 1], rtol=0, atol=1e-9), axis=1)
-    ncols = int(np.argmin(same)) + 1 if not same.all() else len(geoms)
-    nrows = len(geoms) // ncols
-    if nrows * ncols != len(geoms):
-        raise ValueError("the parcels are not a complete grid")
-    cells = corners.reshape(nrows, ncols, 4, 2)
-    grid = np.empty((nrows + 1, ncols + 1, 2))
-    grid[:-1, :-1] = cells[:, :, 0]
-    grid[:-1, -1] = cells[:, -1, 1]
-    grid[-1, :-1] = cells[-1, :, 2]
-    grid[-1, -1] = cells[-1, -1, 3]
-    return grid
+# --------------------------------------------------------------------------- the town
+def _land_line(town: Town, name: str) -> shapely.LineString:
+    """The centreline of the town's main road ``name`` where the town is land, the longest
+    stretch if water cuts it."""
+    line = next(ln.geom for ln in town.lines if ln.name == name and ln.kind == "main")
+    land = shapely.intersection(line, shapely.coverage_union_all(
+        town.geoms[town.kind != "water"]))
+    parts = [g for g in shapely.get_parts(shapely.line_merge(land))
+             if g.geom_type == "LineString"]
+    return max(parts, key=lambda g: g.length)
 
 
-def _at(share: float, n: int) -> int:
-    return int(round(share * n))
+def _split(line: shapely.LineString, at: float, axis: int
+           ) -> tuple[shapely.LineString, shapely.LineString]:
+    """The line cut where coordinate ``axis`` is ``at`` (its middle if ``at`` is off it);
+    first part west / north, as the roads run from their start."""
+    coords = np.asarray(line.coords)
+    lo, hi = coords[:, axis].min(), coords[:, axis].max()
+    if not lo < at < hi:
+        at = (lo + hi) / 2
+    a = shapely.clip_by_rect(line, *((lo - 1, -1e9, at, 1e9) if axis == 0
+                                     else (-1e9, at, 1e9, hi + 1)))
+    b = shapely.clip_by_rect(line, *((at, -1e9, hi + 1, 1e9) if axis == 0
+                                     else (-1e9, lo - 1, 1e9, at)))
+    return shapely.line_merge(a), shapely.line_merge(b)
 
 
 @dataclass(frozen=True)
@@ -253,28 +256,20 @@ class Segment:
         return [vnd(base * s / 1_000_000) for s in POSITION_SHARES]
 
 
-def district_segments(code: str, grid: np.ndarray) -> list[Segment]:
-    nrows, ncols = grid.shape[0] - 1, grid.shape[1] - 1
+def district_segments(code: str, town: Town) -> list[Segment]:
+    """The drawn segments of a district (TM-3): its four ROADS on the town, each in two at
+    its crossing with the first road of the other direction."""
     h1, h2, v1, v2 = ROADS[code]
-    rows = [_at(s, nrows) for s in H_ROWS]
-    cols = [_at(s, ncols) for s in V_COLS]
-    c0, c1 = (_at(s, ncols) for s in H_SPAN)
-    r0, r1 = (_at(s, nrows) for s in V_SPAN)
+    lines = {r.name: _land_line(town, r.name) for r in ROADS[code]}
+    x_cross = lines[v1.name].coords[0][0]
+    y_cross = lines[h1.name].coords[0][1]
     out = []
-    for road, r in ((h1, rows[0]), (h2, rows[1])):
-        split = cols[0]
-        cross = f"Giao {v1.name}"
-        out.append(Segment(code, road, 0, "Đầu đường", cross,
-                           shapely.LineString(grid[r, c0:split + 1])))
-        out.append(Segment(code, road, 1, cross, "Cuối đường",
-                           shapely.LineString(grid[r, split:c1 + 1])))
-    for road, c in ((v1, cols[0]), (v2, cols[1])):
-        split = rows[0]
-        cross = f"Giao {h1.name}"
-        out.append(Segment(code, road, 0, "Đầu đường", cross,
-                           shapely.LineString(grid[r0:split + 1, c])))
-        out.append(Segment(code, road, 1, cross, "Cuối đường",
-                           shapely.LineString(grid[split:r1 + 1, c])))
+    for road, axis, at, cross in ((h1, 0, x_cross, v1), (h2, 0, x_cross, v1),
+                                  (v1, 1, y_cross, h1), (v2, 1, y_cross, h1)):
+        first, second = _split(lines[road.name], at, axis)
+        text = f"Giao {cross.name}"
+        out.append(Segment(code, road, 0, "Đầu đường", text, first))
+        out.append(Segment(code, road, 1, text, "Cuối đường", second))
     return out
 
 
@@ -681,34 +676,27 @@ ALLEY_WIDTHS = (5.0, 3.0, 1.8)  # VT2, VT3, VT4 by the sample tables' rule
 ROAD_WIDTHS = (4.0, 7.5, 12.0, 18.0, 30.0)  # one per cross-section band
 
 
-def parcel_sites(district: str, frame, entry: dict, grid: np.ndarray,  # noqa: ANN001
-                 segs: list[Segment], ward_communes: set[str]) -> list[dict]:
-    """Recorded access widths for some sample parcels: a row of parcels one lot behind the
-    first east-west road (alleys of 5, 3 and 1.8 m in turn: positions 2, 3, 4), and, in
-    Hà Nội, parcels of the drawn roads' ward beyond every drawn road, on unnamed roads of
-    each cross-section band."""
-    f = entry["fields"]
-    ncols = grid.shape[1] - 1
-    nrows = grid.shape[0] - 1
-
-    def ref(cell: int) -> dict:
-        return {"MaXa": str(frame[f["MaXa"]].iloc[cell]),
-                "SoHieuToBanDo": int(frame[f["SoHieuToBanDo"]].iloc[cell]),
-                "SoThuTuThua": int(frame[f["SoThuTuThua"]].iloc[cell])}
-
+def parcel_sites(district: str, town: Town, segs: list[Segment],
+                 ward_communes: set[str]) -> list[dict]:
+    """Recorded access widths: every lot of the town on an alley (its alley's width: ngõ /
+    kiệt of 1.8-5 m, positions 2-4 by the tables' rule), and, in Hà Nội, the lots on a
+    smaller street of the drawn roads' ward beyond every drawn road's reach (the street's
+    width, which picks the row of unnamed roads by cross-section)."""
+    sheet, number, _ = sheet_numbers(town)
     out = []
-    road_row = _at(H_ROWS[0], nrows)
-    c0 = _at(H_SPAN[0], ncols)
-    for k in range(12):
-        out.append({**ref((road_row + 1) * ncols + c0 + 2 + k),
-                    "BeRongNgo": ALLEY_WIDTHS[k % 3], "kind": "alley"})
+    alley = np.flatnonzero((town.kind == "lot") & (town.front_kind == "alley"))
+    far = np.zeros(len(town), dtype=bool)
     if PROVINCE_OF[district] == "01":
         lines = shapely.union_all([s.line for s in segs])
-        far = [i for i, g in enumerate(frame.geometry.values)
-               if str(frame[f["MaXa"]].iloc[i]) in ward_communes
-               and shapely.distance(shapely.centroid(g), lines) > 700]
-        for k, cell in enumerate(far[:len(ROAD_WIDTHS)]):
-            out.append({**ref(cell), "BeRongNgo": ROAD_WIDTHS[k], "kind": "cross_section"})
+        reach = PROVINCES[0].rules["position_band"]["segment"][-1]["max_m"]
+        far = (town.kind == "lot") & (town.front_kind == "street") \
+            & np.isin(town.commune, list(ward_communes)) \
+            & (shapely.distance(town.geoms, lines) > reach)
+    for i in sorted([*alley, *np.flatnonzero(far)],
+                    key=lambda i: (town.commune[i], sheet[i], number[i])):
+        out.append({"MaXa": str(town.commune[i]), "SoHieuToBanDo": int(sheet[i]),
+                    "SoThuTuThua": int(number[i]), "BeRongNgo": float(town.front_width[i]),
+                    "kind": "alley" if town.front_kind[i] == "alley" else "cross_section"})
     return out
 
 
@@ -753,16 +741,20 @@ def write_segments(path: Path, epsg: int, segments: list[Segment],
               layer_options=options)
 
 
-def zone_polygon(grid: np.ndarray) -> tuple[shapely.Polygon, tuple[int, int]]:
-    """A block of ZONE_BLOCK cells along the parcels' edges; and its centre cell."""
-    (row_share, col_share), size = ZONE_BLOCK
-    nrows, ncols = grid.shape[0] - 1, grid.shape[1] - 1
-    r0, c0 = _at(row_share, nrows), _at(col_share, ncols)
-    r1, c1 = r0 + size, c0 + size
-    ring = np.concatenate([grid[r0, c0:c1 + 1], grid[r0 + 1:r1 + 1, c1],
-                           grid[r1, c0:c1][::-1], grid[r0 + 1:r1, c0][::-1]])
-    poly = shapely.geometry.polygon.orient(shapely.Polygon(ring), 1.0)  # counter-clockwise
-    return poly, (r0 + size // 2, c0 + size // 2)
+def zone_polygon(town: Town) -> tuple[shapely.Polygon, str]:
+    """A value zone: the outline of the town's block nearest ZONE_AT, and its standard
+    parcel (the block's first lot by number)."""
+    x0, y0, x1, y1 = town.box
+    at = shapely.Point(x0 + ZONE_AT[0] * (x1 - x0), y0 + ZONE_AT[1] * (y1 - y0))
+    lots = np.flatnonzero(town.kind == "lot")
+    block = town.block[lots[int(np.argmin(shapely.distance(town.geoms[lots], at)))]]
+    members = np.flatnonzero(town.block == block)
+    members = members[np.isin(town.kind[members], ["lot", "large", "alley"])]
+    poly = shapely.orient_polygons(shapely.coverage_union_all(town.geoms[members]))
+    sheet, number, _ = sheet_numbers(town)
+    first = min((i for i in members if town.kind[i] == "lot"),
+                key=lambda i: (sheet[i], number[i]))
+    return poly, f"{town.commune[first]}.{sheet[first]}.{number[first]}"
 
 
 def write_zone(path: Path, polygon: shapely.Polygon, standard_ref: str, epsg: int) -> None:
@@ -813,10 +805,9 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
             ward_of = {d: w for w, (_, ds, _) in province.wards.items() for d in ds}
             for district in province.districts:
                 entry = by_district[district]
-                frame = pyogrio.read_dataframe(samples_dir / entry["file"], layer=entry["layer"])
-                grid = vertex_grid(np.asarray(frame.geometry.values, dtype=object))
-                file_epsg[district] = entry["epsg"]
-                segs = district_segments(district, grid)
+                town = build_town(district, entry.get("seed", PARCEL_SEED))
+                file_epsg[district] = town.district.epsg
+                segs = district_segments(district, town)
                 segments += segs
                 roads_manifest[district] = [
                     {"road_name": s.road.name, "from_desc": s.from_desc, "to_desc": s.to_desc,
@@ -825,17 +816,12 @@ def generate(out_dir: Path, samples_dir: Path = SAMPLES_DIR) -> dict:
                              else s.prices("ODT")[0] for lt in province.land_types}}
                     for s in segs]
                 if district in SITE_DISTRICTS:
-                    sites += parcel_sites(district, frame, entry, grid, segs,
+                    sites += parcel_sites(district, town, segs,
                                           {c for c, (_, _, n) in crosswalk_full.items()
                                            if n == ward_of[district]})
                 if district == ZONE_DISTRICT:
-                    polygon, (zr, zc) = zone_polygon(grid)
-                    f = entry["fields"]
-                    cell = zr * (grid.shape[1] - 1) + zc
-                    ref = ".".join(str(frame[f[k]].iloc[cell]) if k == "MaXa"
-                                   else str(int(frame[f[k]].iloc[cell]))
-                                   for k in ("MaXa", "SoHieuToBanDo", "SoThuTuThua"))
-                    zone = (polygon, ref, entry["epsg"])
+                    polygon, ref = zone_polygon(town)
+                    zone = (polygon, ref, town.district.epsg)
             stem = f"bang_gia_dat_{province.slug}_2026"
             # a 2026 table names the communes since the reform: the new communes the
             # sample districts' old ones went into, wholly or in part

@@ -38,6 +38,11 @@ RAMP = ((0x2C, 0x7B, 0xB6), (0xAB, 0xD9, 0xE9), (0xFF, 0xFF, 0xBF), (0xFD, 0xAE,
         (0xD7, 0x19, 0x1C))
 
 
+# COG blocks of 256 pixels: a district's surface is a few hundred pixels across (the
+# sample towns' about 430 x 370), and with 512 it would be one block that a client must
+# fetch whole for any window.
+BLOCK = 256
+
 def coverage_id(district: str) -> str:
     return f"price-surface-{district}"
 
@@ -88,7 +93,7 @@ def write_surface(engine: Engine, district: str, var_dir: Path, res: float = RES
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = {"driver": "COG", "width": width, "height": height, "count": 1,
                "dtype": "uint32", "crs": "EPSG:4326", "transform": transform,
-               "nodata": NODATA, "compress": "DEFLATE", "blocksize": 512,
+               "nodata": NODATA, "compress": "DEFLATE", "blocksize": BLOCK,
                "overview_resampling": "nearest"}
     with rasterio.open(tmp, "w", **profile) as dst:
         dst.write(values, 1)

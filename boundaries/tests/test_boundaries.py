@@ -10,6 +10,7 @@ where only a district's extent is known the answer says so.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -31,11 +32,12 @@ from cadastre.loader import load_parcels
 from landplatform.auth.tokens import issue_local
 from landplatform.db import make_engine
 from planning.loader import load_plan
-from support import SAMPLES, TEST_AUTH_SECRET, create_database, data_snapshot
+from support import PROJECT, SAMPLES, TEST_AUTH_SECRET, create_database, data_snapshot
 
 BOUNDARIES = SAMPLES / "boundaries"
 HANOI = BOUNDARIES / "dia_gioi_xa_ha_noi.shp"
 DANANG = BOUNDARIES / "dia_gioi_xa_da_nang.gpkg"
+DISTRICTS = BOUNDARIES / "dia_gioi_huyen_mau.gpkg"
 # Ba Đình's extent (landplatform/reference/district_extents_01_48.csv): the box that
 # decided "inside district 001" before boundaries.
 BA_DINH_EXTENT = (105.80147, 21.01586, 105.85716, 21.05389)
@@ -61,7 +63,9 @@ def db(server_url: URL) -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def loaded(db: Engine) -> dict[str, object]:
     started = time.perf_counter()
-    first = {p.name: load_boundaries(db, p) for p in (HANOI, DANANG)}
+    # the communes, then the sample districts (a sample holds a few of a district's wards,
+    # so its district is delivered, not derived)
+    first = {p.name: load_boundaries(db, p) for p in (HANOI, DANANG, DISTRICTS)}
     seconds = time.perf_counter() - started
     return {"first": first, "seconds": seconds}
 
@@ -89,7 +93,9 @@ def test_sample_boundaries_load_and_districts_are_derived(db: Engine, loaded: di
     for name, result in loaded["first"].items():
         assert result.status == "loaded", result.detail_lines()
         assert result.inserted == manifest[name]["feature_count"] and not result.rejects
-        assert result.period == "pre2025" and result.derived == 2
+        assert result.period == "pre2025" and result.derived == 0
+        if name != DISTRICTS.name:  # a district waits for every commune before deriving
+            assert any("communes have a boundary" in n.reason for n in result.notes)
     districts = units(db, "district", ["001", "003", "491", "492"])
     assert districts == {c: (False, "MULTIPOLYGON") for c in ("001", "003", "491", "492")}
     with db.connect() as conn:
@@ -98,7 +104,7 @@ def test_sample_boundaries_load_and_districts_are_derived(db: Engine, loaded: di
                    count(*) FROM admin.admin_unit c
              WHERE c.level = 'commune' AND c.parent_code IN ('001', '003', '491', '492')
                AND c.valid_to = DATE '2025-06-30'""")).one()
-        # the derived district is the union of its communes (here: one exact rectangle)
+        # the delivered district is the union of its sample communes (the town's outline)
         gap = conn.execute(text("""
             SELECT max(ST_Area(ST_SymDifference(d.geom, x.u)::geography))
               FROM admin.admin_unit d
@@ -109,12 +115,13 @@ def test_sample_boundaries_load_and_districts_are_derived(db: Engine, loaded: di
                AND d.valid_to = DATE '2025-06-30'""")).scalar()
         ledger = conn.execute(text(
             "SELECT kind, status, inserted FROM etl.load_run ORDER BY run_id")).all()
-    assert communes[0] == communes[1] == sum(m["feature_count"] for m in manifest.values())
+    assert communes[0] == sum(m["feature_count"] for m in manifest.values()
+                              if m["level"] == "commune") < communes[1]
     assert gap < 1.0
     assert [tuple(r) for r in ledger] == [("boundaries", "loaded", m["feature_count"])
                                           for m in manifest.values()]
     sources = {(lv, src) for lv, _, _, src, *_ in versions(db)}
-    assert sources == {("commune", "delivered"), ("district", "derived")}
+    assert sources == {("commune", "delivered"), ("district", "delivered")}
 
 
 def test_reloading_the_same_file_changes_nothing(db: Engine, loaded: dict) -> None:
@@ -358,9 +365,26 @@ def test_only_an_extent_is_said_so(fresh: Engine, tmp_path: Path) -> None:
 
 
 def test_a_redelivery_supersedes_the_previous_version(fresh: Engine, tmp_path: Path) -> None:
-    first = load_boundaries(fresh, DANANG)
-    assert first.status == "loaded"
+    # the sample holds four of Thanh Khê's six wards: the other two as boxes east of its
+    # town, so every commune of 491 is bounded and the district is derived
     frame = gpd.read_file(DANANG)
+    mine = frame[frame["Mã huyện"] == "491"]
+    x0, y0, x1, y1 = mine.total_bounds
+    with (PROJECT / "landplatform" / "reference" / "admin_units_pre2025.csv").open(
+            encoding="utf-8") as fh:
+        rest = [r for r in csv.DictReader(fh) if r["district_code"] == "491"
+                and r["commune_code"] not in set(mine["Mã xã"])]
+    step = (y1 - y0) / len(rest)
+    extra = [{**frame.iloc[0].to_dict(), "Mã xã": r["commune_code"], "Tên xã": r["commune_name"],
+              "geometry": shapely.MultiPolygon([shapely.box(x1 + 0.0005, y0 + k * step,
+                                                            x1 + 0.002, y0 + (k + 1) * step)])}
+             for k, r in enumerate(rest)]
+    frame = gpd.GeoDataFrame([*frame.to_dict("records"), *extra], geometry="geometry",
+                             crs=frame.crs)
+    whole = tmp_path / "dia_gioi_xa_491.gpkg"
+    frame.to_file(whole, layer="dia_gioi_xa", driver="GPKG")
+    first = load_boundaries(fresh, whole)
+    assert first.status == "loaded" and first.derived == 1, first.detail_lines()
     code = frame.loc[0, "Mã xã"]
     # the commune's boundary resurveyed: its corner moved ~10 m
     ring = list(frame.geometry[0].geoms[0].exterior.coords)
@@ -403,7 +427,10 @@ def test_lis_load_boundaries(fresh_url: URL, fresh: Engine, tmp_path: Path) -> N
     assert ok.returncode == 0, ok.stderr
     assert "dia_gioi_xa_ha_noi.shp: loaded boundaries run" in ok.stdout
     again = lis(str(HANOI))
-    assert again.returncode == 0 and "0 inserted, 0 updated, 21 unchanged" in again.stdout
+    communes = next(m["feature_count"] for m in boundary_manifest()
+                    if m["file"] == HANOI.name)
+    assert again.returncode == 0 and \
+        f"0 inserted, 0 updated, {communes} unchanged" in again.stdout
 
     def unknown(frame: gpd.GeoDataFrame) -> None:
         frame.loc[0, "Mã xã"] = "99999"

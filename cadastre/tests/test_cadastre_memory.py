@@ -141,7 +141,8 @@ def test_old_number_of_no_current_parcel_is_noted(db: Engine, tmp_path: Path) ->
 
 def test_overlap_with_a_parcel_not_replaced_is_refused(db: Engine, tmp_path: Path) -> None:
     [g6] = current(db, "00001", 1, [6]).geometry
-    shifted = shapely.affinity.translate(g6, xoff=5.0)  # a copy 5 m off: over parcel 6
+    # a copy moved by 40 % of its width (a town lot is a few metres wide): over parcel 6
+    shifted = shapely.affinity.translate(g6, xoff=0.4 * (g6.bounds[2] - g6.bounds[0]))
     bad = parcel_row("00001", 1, 2006, shifted)
     strict = load_parcels(db, delivery(tmp_path / "overlap.gpkg", [bad]))
     assert strict.status == "rejected"
@@ -204,17 +205,26 @@ def test_area_tolerance_follows_the_regulation(db: Engine, tmp_path: Path, scale
     """ΔP = 0.0004·M·√P, never tighter than the rounding of the stated value: for stated
     areas of 0.1, 1, 100 and 10,000 m², a square drawn 0.9 of the limit larger loads in
     strict mode, one drawn 1.1 of it larger is rejected, naming the limit it broke."""
-    with db.connect() as conn:  # a sheet is 8 rows of lots; its width is its commune's
-        lots = conn.execute(text("SELECT count(*) FROM cadastre.parcel WHERE "
-                                 "commune_code = '00001' AND sheet_no = 2")).scalar()
-    width = lots // 8
-    block = [r * width + c + 1 for r in range(3) for c in range(3)]  # 3 x 3 lots
-    anchor = shapely.union_all(current(db, "00001", 2, block).geometry)
-    with db.begin() as conn:  # free ground for the test squares: the block, retired
-        conn.execute(text("UPDATE cadastre.parcel SET status = 'historic' WHERE "
-                          "commune_code = '00001' AND sheet_no = 2 AND parcel_no = ANY(:b)"),
-                     {"b": block})
-    x, y = anchor.centroid.x, anchor.centroid.y
+    # free ground for the test squares: every parcel within 60 m of the middle of the
+    # district (lots, streets and water cover it all), retired for the test
+    with db.connect() as conn:
+        x, y = conn.execute(text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Transform(ST_Collect(geom), "
+            ":tm3)) AS c FROM cadastre.parcel WHERE status = 'current') s"),
+            {"tm3": TM3}).one()
+    ground = gpd.read_postgis(text("""
+        SELECT uid, commune_code, geom FROM cadastre.parcel
+         WHERE status = 'current' AND ST_Intersects(geom, ST_Transform(
+               ST_MakeEnvelope(:x0, :y0, :x1, :y1, :tm3), 4326))"""), db, geom_col="geom",
+        params={"x0": x - 60, "y0": y - 60, "x1": x + 60, "y1": y + 60, "tm3": TM3}
+    ).to_crs(TM3)
+    block = [int(u) for u in ground["uid"]]
+    commune = str(ground.loc[ground.geometry.distance(shapely.Point(x, y)).idxmin(),
+                             "commune_code"])
+    anchor = shapely.union_all(ground.geometry)
+    with db.begin() as conn:
+        conn.execute(text("UPDATE cadastre.parcel SET status = 'historic' "
+                          "WHERE uid = ANY(:b)"), {"b": block})
     try:
         for k, stated in enumerate((0.1, 1.0, 100.0, 10_000.0)):
             limit = float(permissible_area_error(np.array([stated]), np.array([scale]))[0])
@@ -225,7 +235,7 @@ def test_area_tolerance_follows_the_regulation(db: Engine, tmp_path: Path, scale
                 square = box(x - side / 2, y - side / 2, x + side / 2, y + side / 2)
                 assert square.within(anchor)
                 number = 7000 + 10 * k + int(factor * 10)
-                row = parcel_row("00001", 2, number, square, TyLe=scale)
+                row = parcel_row(commune, 2, number, square, TyLe=scale)
                 row["DienTich"] = stated
                 result = load_parcels(db, delivery(tmp_path / f"t{number}.gpkg", [row]))
                 assert (result.status == "loaded") is loads, (stated, factor, limit,
@@ -239,9 +249,8 @@ def test_area_tolerance_follows_the_regulation(db: Engine, tmp_path: Path, scale
                                       "WHERE sheet_no = 2 AND parcel_no >= 7000"))
     finally:
         with db.begin() as conn:
-            conn.execute(text("UPDATE cadastre.parcel SET status = 'current' WHERE "
-                              "commune_code = '00001' AND sheet_no = 2 AND "
-                              "parcel_no = ANY(:b)"), {"b": block})
+            conn.execute(text("UPDATE cadastre.parcel SET status = 'current' "
+                              "WHERE uid = ANY(:b)"), {"b": block})
 
 
 def test_history_lineage_and_datetime_over_http(api: str, api_db: Engine, tmp_path: Path

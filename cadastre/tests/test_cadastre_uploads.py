@@ -78,12 +78,12 @@ def free_sample_ground(api_db: Engine) -> Iterator[None]:
 
 def sample(name: str, n: int, sheet: int) -> gpd.GeoDataFrame:
     """The first ``n`` features of a sample delivery, on ``sheet``, owners left out (the
-    samples' lots are mapped at 1:2000, as their sidecars say: ``TyLe`` says it here)."""
+    samples' lots are mapped at 1:500, as their sidecars say: ``TyLe`` says it here)."""
     assert n <= FIRST
     frame = pyogrio.read_dataframe(SAMPLES / name, max_features=n)
     frame = frame.drop(columns=[c for c in OWNER_FIELDS if c in frame.columns])
     frame["SoHieuToBa"] = sheet
-    frame["TyLe"] = 2000
+    frame["TyLe"] = 500
     return frame
 
 
@@ -154,8 +154,9 @@ def test_officer_loads_their_district(api: str, api_db: Engine, tmp_path: Path) 
     run_id = body["run_id"]
     assert count(api_db, "001") == before + 3
     published = parcels_on(api, "001", SHEETS)
-    assert sorted(published) == [1, 2, 3]
-    assert published[1]["commune_code"] == "00001"
+    assert sorted(published) == sorted(int(n) for n in frame["SoThuTuThu"])
+    first = int(frame["SoThuTuThu"].iloc[0])
+    assert published[first]["commune_code"] == frame["MaXa"].iloc[0]
 
     # Attributed to the token's subject and role, by the run and by the audit log.
     with api_db.connect() as conn:
@@ -202,7 +203,8 @@ def test_officer_loads_their_district(api: str, api_db: Engine, tmp_path: Path) 
     assert r.status_code == 201, r.text
     assert r.json()["mode"] == "quarantine"
     assert (r.json()["counts"]["updated"], r.json()["counts"]["unchanged"]) == (1, 2)
-    assert parcels_on(api, "001", SHEETS)[2]["land_use"] == new_use
+    assert parcels_on(api, "001", SHEETS)[int(changed.at[1, "SoThuTuThu"])]["land_use"] \
+        == new_use
     assert count(api_db, "001") == before + 3
 
 

@@ -107,10 +107,11 @@ def test_without_2025_boundaries_the_crosswalk_decides_where_it_can(
         assert (new, source) == ((expected, "crosswalk") if expected else (None, "none"))
         assert province is not None  # every sample commune's province is known
     split = {(d, old) for d, old, _, _, source, _ in before_2025 if source == "none"}
-    # the issue's count: 7 of 13 Ba Đình wards and 7 of 8 Tây Hồ wards were split
-    assert len({o for d, o in split if d == "001"}) == 7
-    assert len({o for d, o in split if d == "003"}) == 7
-    assert not {o for d, o in split if d in ("491", "492")}
+    # the wards the reform split (the issue's 7 of 13 in Ba Đình, 7 of 8 in Tây Hồ; the
+    # samples hold a few of them) and no other have no 2025 commune without a boundary
+    wards = {(e["district_code"], c) for e in manifest for c in e["communes"]}
+    assert split == {(d, o) for d, o in wards if whole(xwalk, o) is None}
+    assert {d for d, _ in split} == {"001", "003"}  # Đà Nẵng's went wholly into one
 
 
 def test_a_2025_boundary_load_places_every_parcel_by_its_point(
@@ -126,11 +127,13 @@ def test_a_2025_boundary_load_places_every_parcel_by_its_point(
         assert new in {n for n, _ in xwalk[old]}  # one of the communes it went into
         assert whole(xwalk, old) in (None, new)  # the crosswalk agrees where it is whole
         assert province == ("01" if old < "10000" else "48")
-    # split wards really are split: their parcels went to more than one new commune
+    # split wards really are split: their parcels went to every new commune they went into
+    # (Điện Biên, 00019, to four)
     by_old: dict[str, set[str]] = {}
     for _, old, _, new, _, _ in rows:
         by_old.setdefault(old, set()).add(new)
-    assert by_old["00019"] == {"00004", "00070", "00190", "00226"}
+    assert by_old == {old: {n for n, _ in xwalk[old]} for old in by_old}
+    assert max(len(v) for v in by_old.values()) == 4
 
 
 def test_reloads_change_nothing(db: Engine, after_2025: dict, manifest: list[dict]) -> None:
@@ -176,13 +179,18 @@ def test_sheet_crosswalk_loads_once_and_refuses_bad_rows(db: Engine, tmp_path: P
                 "SELECT old_commune_code, old_sheet_no, new_commune_code, new_sheet_no "
                 "FROM cadastre.sheet_crosswalk ORDER BY 1, 2"))]
     before = table()
+    # a new sheet number of 00004 the sample gives another ward's sheet (Quán Thánh's)
+    with sample.open(encoding="utf-8") as f:
+        held = next(r for r in csv.DictReader(f) if r["new_commune_code"] == "00004"
+                    and r["old_commune_code"] != "00004")
+    taken_no = held["new_sheet_no"]
     bad = crosswalk_file(tmp_path, [
         "00022,1,00004,40",   # fine on its own: nothing of a refused file is loaded
         "99999,1,00004,41",   # no such old commune
         "00022,2,00097,42",   # Đội Cấn did not go into Hồng Hà
         "00022,x,00004,43",   # not a sheet number
         "00022,3,00004,44", "00022,3,00008,45",  # the same old sheet twice
-        "00022,4,00004,6",    # new sheet 6 of 00004 is Quán Thánh's sheet 1 already
+        f"00022,4,00004,{taken_no}",  # that new sheet of 00004 is held already
     ])
     refused = load_sheet_crosswalk(db, bad)
     assert refused.status == "rejected"
@@ -191,9 +199,10 @@ def test_sheet_crosswalk_loads_once_and_refuses_bad_rows(db: Engine, tmp_path: P
         (6, "old_sheet_no"), (7, "old_sheet_no")}
     assert table() == before
     # the taken new number is found by the database once the rest is clean
-    taken = load_sheet_crosswalk(db, crosswalk_file(tmp_path, ["00022,4,00004,6"],
+    taken = load_sheet_crosswalk(db, crosswalk_file(tmp_path, [f"00022,4,00004,{taken_no}"],
                                                     "taken.csv"))
-    assert taken.status == "rejected" and "already old sheet 00013.1" in \
+    assert taken.status == "rejected" and \
+        f"already old sheet {held['old_commune_code']}.{held['old_sheet_no']}" in \
         taken.rejects[0].reason
     assert table() == before
     # quarantine: the clean rows load, the refused ones are listed (with the database's)
@@ -251,38 +260,59 @@ def test_collections_per_2025_province(api: str, manifest: list[dict]) -> None:
 
 
 def test_filter_by_2025_commune(api: str, api_db: Engine) -> None:
+    # the sample's smallest 2025 commune (a share of a split ward): one page holds it
     with api_db.connect() as conn:
-        expected = conn.execute(text(
+        commune, expected = conn.execute(text(
+            "SELECT current_commune_code, count(*) FROM cadastre.parcel "
+            "WHERE status = 'current' GROUP BY 1 ORDER BY 2, 1 LIMIT 1")).one()
+    body = httpx.get(f"{api}/collections/parcels/items", timeout=120, params={
+        "f": "json", "current_commune_code": commune, "limit": 10000}).json()
+    assert 0 < expected <= 10000 and body["numberReturned"] == expected
+    assert {f["properties"]["current_commune_code"] for f in body["features"]} == {commune}
+    hits = httpx.get(f"{api}/collections/parcels/items", timeout=120, params={
+        "f": "json", "current_commune_code": "00004", "resulttype": "hits"}).json()
+    with api_db.connect() as conn:
+        assert hits["numberMatched"] == conn.execute(text(
             "SELECT count(*) FROM cadastre.parcel WHERE status = 'current' "
-            "AND current_commune_code = '00004'")).scalar_one()
-    body = httpx.get(f"{api}/collections/parcels/items", timeout=60, params={
-        "f": "json", "current_commune_code": "00004", "limit": 10000}).json()
-    assert expected > 0 and body["numberReturned"] == expected
-    assert {f["properties"]["current_commune_code"] for f in body["features"]} == {"00004"}
+            "AND current_commune_code = '00004'")).scalar_one() > 0
     cql = httpx.get(f"{api}/collections/parcels-p01/items", timeout=60, params={
         "f": "json", "filter": "current_commune_code = '00004' AND district_code = '003'",
         "resulttype": "hits"}).json()
     assert cql["numberMatched"] > 0  # new Phường Ba Đình took part of Tây Hồ's Thụy Khuê
 
 
-def test_lookup_by_either_number(api: str) -> None:
+def test_lookup_by_either_number(api: str, api_db: Engine) -> None:
+    """The cases come from the sample crosswalk and the loaded sheets: a sheet renumbered
+    into another code, one renumbered to itself, and a number that is one ward's old sheet
+    and another ward's new one (300, both)."""
     base = f"{api}/cadastre/parcels"
-    old = httpx.get(f"{base}/00013/1/1", timeout=30)
+    with (SAMPLES / SAMPLE_FILE).open(encoding="utf-8") as f:
+        rows = [(r["old_commune_code"], int(r["old_sheet_no"]), r["new_commune_code"],
+                 int(r["new_sheet_no"])) for r in csv.DictReader(f)]
+    with api_db.connect() as conn:
+        sheets = {tuple(r) for r in conn.execute(text(
+            "SELECT DISTINCT commune_code, sheet_no FROM cadastre.parcel "
+            "WHERE status = 'current' AND sheet_no < 990"))}
+    moved = next(r for r in rows if r[0] != r[2] and (r[2], r[3]) not in sheets)
+    old = httpx.get(f"{base}/{moved[0]}/{moved[1]}/1", timeout=30)
     assert old.status_code == 200, old.text
     assert old.json()["matched_by"] == "number"
-    assert old.json()["new_number"] == {"commune_code": "00004", "sheet_no": 6,
+    assert old.json()["new_number"] == {"commune_code": moved[2], "sheet_no": moved[3],
                                         "parcel_no": 1}
-    new = httpx.get(f"{base}/00004/6/1", timeout=30)
+    new = httpx.get(f"{base}/{moved[2]}/{moved[3]}/1", timeout=30)
     assert new.status_code == 200, new.text
     assert new.json()["id"] == old.json()["id"] and new.json()["matched_by"] == "new_sheet"
-    # 00004 is Trúc Bạch's old code and new Ba Đình's: its sheet 1 renumbered to itself
-    same = httpx.get(f"{base}/00004/1/1", timeout=30)
-    assert same.status_code == 200 and same.json()["properties"]["parcel_ref"] == "00004.1.1"
-    # 00008 is Liễu Giai's old code and new Ngọc Hà's, whose sheet 1 is Vĩnh Phúc's sheet 1
-    both = httpx.get(f"{base}/00008/1/1", timeout=30)
+    # an old code that is its new commune's too, its sheet renumbered to itself
+    same_no = next(r for r in rows if r[0] == r[2] and r[1] == r[3])
+    same = httpx.get(f"{base}/{same_no[0]}/{same_no[1]}/1", timeout=30)
+    assert same.status_code == 200
+    assert same.json()["properties"]["parcel_ref"] == f"{same_no[0]}.{same_no[1]}.1"
+    # one ward's old sheet and another ward's new number: both candidates
+    two = next(r for r in rows if (r[2], r[3]) in sheets and (r[2], r[3]) != (r[0], r[1]))
+    both = httpx.get(f"{base}/{two[2]}/{two[3]}/1", timeout=30)
     assert both.status_code == 300, both.text
     assert {(c["parcel_ref"], c["matched_by"]) for c in both.json()["candidates"]} == {
-        ("00008.1.1", "number"), ("00006.1.1", "new_sheet")}
+        (f"{two[2]}.{two[3]}.1", "number"), (f"{two[0]}.{two[1]}.1", "new_sheet")}
     assert httpx.get(f"{base}/00004/99/1", timeout=30).status_code == 404
 
 

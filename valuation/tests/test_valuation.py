@@ -562,10 +562,21 @@ def _vt(table: Table, segment: tuple, land_type: str, position: int) -> int:
     return table.segments[segment][land_type][position - 1]
 
 
+def _k(model: Model, part: object, land_type: str, position: int) -> Decimal:
+    """The table's K for the part (Hà Nội's: ODT at position 1 in the 2025 ward 00004)."""
+    ward = model.parcels[part.parcel_uid].current_commune_code
+    for c in model.table.coefficients:
+        if c["land_type"] == land_type and c.get("position") in (None, position) \
+                and c.get("commune_code") in (None, ward):
+            return Decimal(str(c["k"]))
+    return Decimal(1)
+
+
 def test_frontage_parcel_on_one_road(db: Engine, models: dict) -> None:
-    """Position 1 (the parcel borders segment X): area x VT1 of X x depth layers."""
+    """Position 1 (the parcel borders segment X): area x VT1 of X x depth layers (x K)."""
     model = models["001"]
     rows = stored(db, "001")
+    depths = []
     for part, exp, got in _pick(model, rows, lambda p, e: p.code == "ODT" and p.area_m2
                                 and e.basis == "segment" and e.position == 1
                                 and e.roads_in_front == 1):
@@ -575,11 +586,15 @@ def test_frontage_parcel_on_one_road(db: Engine, models: dict) -> None:
                                            s.to_desc)
                                           for s in model.segments].index(exp.segment)],
                              model.table.rules["depth_layer"])
-        assert depth < 1  # the sample parcels are deeper than 20 m
+        depths.append(depth)
+        k = _k(model, part, "ODT", 1)
         assert got["unit_price"] == vt1 and got["position"] == 1
-        assert got["factor"] == depth
-        assert got["value"] == (part.area_m2 * vt1 * depth).quantize(Decimal(1), ROUND_HALF_UP)
+        assert got["factor"] in (depth, (depth * k).quantize(Decimal("0.000001")))
+        assert got["value"] == (part.area_m2 * vt1 * depth * k).quantize(Decimal(1),
+                                                                        ROUND_HALF_UP)
         assert got["explanation"]["segment"]["road"] == exp.segment[1]
+    # most lots on a road reach beyond its first 20 m (a lot beside a crossing may not)
+    assert depths and min(depths) < 1
 
 
 def test_corner_parcel_with_two_frontages(db: Engine, models: dict) -> None:
@@ -593,7 +608,8 @@ def test_corner_parcel_with_two_frontages(db: Engine, models: dict) -> None:
                                 for s in model.segments].index(exp.segment)]
             depth = depth_factor(model.geoms[part.parcel_uid], line,
                                  model.table.rules["depth_layer"])
-            assert got["value"] == (part.area_m2 * vt1 * depth * pct).quantize(
+            assert got["value"] == (part.area_m2 * vt1 * depth * pct
+                                    * _k(model, part, "ODT", 1)).quantize(
                 Decimal(1), ROUND_HALF_UP)
             rules = {a["rule"]: a for a in got["adjustments"]}
             assert Decimal(str(rules["two_frontages"]["factor"])) == pct
@@ -638,10 +654,15 @@ def test_urban_land_is_priced_by_urban_rows_only(db: Engine, models: dict) -> No
                 assert got["reason_code"] == "urban_no_row", got
                 assert "not priced by the rural area-class matrix" in \
                     got["explanation"]["reason"]
-    # the land office's case: parcel 00001.1.1 of Phúc Xá ward was priced as rural land
+    # the land office's case (parcel 00001.1.1 of Phúc Xá ward, an urban lot out of every
+    # priced road's reach, was priced as rural land): the sample's residential lot
+    # farthest from every drawn segment
     with db.connect() as conn:
-        uid = conn.execute(text("SELECT uid FROM cadastre.parcel WHERE commune_code = '00001' "
-                                "AND sheet_no = 1 AND parcel_no = 1")).scalar_one()
+        uid = conn.execute(text("""
+            SELECT p.uid FROM cadastre.parcel p
+             WHERE p.district_code = '001' AND p.status = 'current' AND p.land_use = 'ODT'
+             ORDER BY (SELECT min(ST_Distance(p.geom, s.geom)) FROM valuation.price_segment s
+                        WHERE s.geom IS NOT NULL) DESC, p.uid LIMIT 1""")).scalar_one()
     parts = [r for (p, _), r in rows.items() if p == uid]
     assert parts and not any(r["basis"] == "area" and r["land_type"] == "ONT" for r in parts)
     for r in parts:
