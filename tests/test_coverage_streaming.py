@@ -131,7 +131,9 @@ def test_gdal_streams_the_cog_through_vsicurl(api: str, cog: bytes, tmp_path: Pa
     ranges = [tuple(map(int, m)) for m in
               re.findall(r"VSICURL: Downloading (\d+)-(\d+)", win.stderr)]
     assert ranges, win.stderr[-2000:]
-    assert sum(b - a + 1 for a, b in ranges) < len(cog) / 2
+    # ranges, not the file: a server that ignored Range would send all of it (a sample
+    # district's surface is a few kB, so the header and one block are about half of it)
+    assert sum(b - a + 1 for a, b in ranges) <= len(cog) * 0.6, (ranges, len(cog))
     ref = tmp_path / "ref.tif"
     _gdal("gdal_translate", "-q", "-srcwin", x, y, "64", "64",
           str(api_var_dir / "coverages" / f"{CID}.tif"), str(ref))

@@ -343,16 +343,19 @@ def test_position_fallback_unpriced(db: Engine, tmp_path: Path) -> None:
                           "WHERE table_code = 'HN-2026-W'"))
 
 
-def test_table_keyed_by_2025_communes_without_district(db: Engine, tmp_path: Path) -> None:
+def test_table_keyed_by_2025_communes_without_district(db: Engine, tmp_path: Path,
+                                                       manifest: list[dict]) -> None:
     """A 2027 table that names only the 2025 wards (no district anywhere): its rows price
-    the parcels whose 2025 commune is recorded, K by commune applies."""
+    the parcels whose 2025 commune is recorded, whichever old district they lie in, and K
+    by commune applies. The sample towns of Hải Châu (492) and Thanh Khê (491) went wholly
+    into Phường Hải Châu (20242) and Phường Thanh Khê (20209)."""
     path = tmp_path / "bang_gia_2027.csv"
     path.write_text(
         "BẢNG GIÁ ĐẤT Ở TẠI ĐÔ THỊ 2027\n"
         "STT,Tên đường,Đoạn đường,VT1,VT2,VT3,VT4\n"
         "I,PHƯỜNG HẢI CHÂU,,,,,\n"
         "1,Các đường còn lại,,30.000.000,15.000.000,12.000.000,9.000.000\n"
-        "II,PHƯỜNG HÒA CƯỜNG,,,,,\n"
+        "II,PHƯỜNG THANH KHÊ,,,,,\n"
         "2,Các đường còn lại,,20.000.000,10.000.000,8.000.000,6.000.000\n",
         encoding="utf-8")
     (tmp_path / "bang_gia_2027.prices.yaml").write_text(yaml.safe_dump({
@@ -361,23 +364,25 @@ def test_table_keyed_by_2025_communes_without_district(db: Engine, tmp_path: Pat
         "sheets": [{"role": "segments", "land_type": "ODT", "positions": 4}],
         "rules": {"position_width": {"alley": [{"position": 2, "min_width_m": 0}],
                                      "undrawn_position": 1}},
-        "coefficients": [{"year": 2027, "land_type": "ODT", "commune_code": "20257",
+        "coefficients": [{"year": 2027, "land_type": "ODT", "commune_code": "20209",
                           "k": 1.2}]}, allow_unicode=True), encoding="utf-8")
+    (thanh_khe,) = [e for e in manifest if e["district_code"] == "491"]
+    assert load_parcels(db, SAMPLES / thanh_khe["file"]).status == "loaded"
     result = load_prices(db, path)
     assert result.status == "loaded", result.detail_lines()
     segs = segments(db, "DN-2027")
     assert {(s["commune_code"], s["kind"], s["district_code"]) for s in segs} == \
-        {("20242", "remaining", None), ("20257", "remaining", None)}
-    run = valuate(db, "492", date(2027, 6, 1))
-    assert run.table_code == "DN-2027"
+        {("20242", "remaining", None), ("20209", "remaining", None)}
+    runs = [valuate(db, district, date(2027, 6, 1)) for district in ("492", "491")]
+    assert {run.table_code for run in runs} == {"DN-2027"}
     with db.connect() as conn:
         rows = conn.execute(text("""
             SELECT p.current_commune_code AS ward, v.unit_price, v.factor, v.value, v.area_m2
               FROM valuation.parcel_value v JOIN valuation.valuation_run r USING (run_id)
               JOIN cadastre.parcel p ON p.uid = v.parcel_uid
-             WHERE v.run_id = :run AND v.land_use_code = 'ODT' AND v.basis = 'segment'
-        """), {"run": run.run_id}).all()
-    assert {r.ward for r in rows} == {"20242", "20257"}
+             WHERE v.run_id = ANY(:runs) AND v.land_use_code = 'ODT' AND v.basis = 'segment'
+        """), {"runs": [run.run_id for run in runs]}).all()
+    assert {r.ward for r in rows} == {"20242", "20209"}
     for r in rows:
         price, k = (30_000_000, Decimal(1)) if r.ward == "20242" else (20_000_000,
                                                                        Decimal("1.2"))
@@ -409,32 +414,35 @@ def test_parcel_sites_load_and_set_positions(db: Engine) -> None:
     with path.open(encoding="utf-8") as fh:
         sites = list(csv.DictReader(fh))
     checked = {"alley": 0, "cross": 0}
-    with db.connect() as conn:
-        for site in sites:
-            width = float(site["BeRongNgo"].replace(",", "."))
-            got = conn.execute(text("""
-                SELECT v.* FROM valuation.parcel_value v
-                  JOIN valuation.valuation_run r USING (run_id)
-                  JOIN cadastre.parcel p ON p.uid = v.parcel_uid
-                 WHERE r.is_latest AND v.district_code = '001' AND p.commune_code = :c
-                   AND p.sheet_no = :s
-                   AND p.parcel_no = :n AND v.land_use_code = 'ODT' AND v.basis = 'segment'
-            """), {"c": site["MaXa"], "s": int(site["SoHieuToBanDo"]),
-                   "n": int(site["SoThuTuThua"])}).mappings().first()
-            if got is None:  # not residential, or in Đà Nẵng (valued here by another table)
-                continue
-            seg = got["explanation"]["segment"]
-            if got["explanation"]["position_by"] == "frontage":  # on a road: VT1 always
-                assert got["position"] == 1
-            elif site["GhiChu"].startswith("ngõ") and seg["kind"] != "cross_section":
-                assert (got["position"], got["explanation"]["position_by"]) == \
-                    (width_position(width), "alley_width"), site
-                checked["alley"] += 1
-            else:  # an unnamed road, or an alley beyond every drawn road's reach
-                assert seg["kind"] == "cross_section" and got["position"] == 1, site
-                high = seg.get("width_max_m")
-                assert seg["width_min_m"] <= width and (high is None or width < high), site
-                checked["cross"] += 1
+    with db.connect() as conn:  # every residential value of the district, by parcel key
+        values = {(r["commune_code"], r["sheet_no"], r["parcel_no"]): r
+                  for r in conn.execute(text("""
+            SELECT DISTINCT ON (p.uid) v.*, p.commune_code, p.sheet_no, p.parcel_no
+              FROM valuation.parcel_value v
+              JOIN valuation.valuation_run r USING (run_id)
+              JOIN cadastre.parcel p ON p.district_code = v.district_code
+                                    AND p.uid = v.parcel_uid
+             WHERE r.is_latest AND v.district_code = '001' AND v.land_use_code = 'ODT'
+               AND v.basis = 'segment'
+             ORDER BY p.uid, v.seq""")).mappings()}
+    for site in sites:
+        width = float(site["BeRongNgo"].replace(",", "."))
+        got = values.get((site["MaXa"], int(site["SoHieuToBanDo"]),
+                          int(site["SoThuTuThua"])))
+        if got is None:  # not residential, or in Đà Nẵng (valued here by another table)
+            continue
+        seg = got["explanation"]["segment"]
+        if got["explanation"]["position_by"] == "frontage":  # on a road: VT1 always
+            assert got["position"] == 1
+        elif site["GhiChu"].startswith("ngõ") and seg["kind"] != "cross_section":
+            assert (got["position"], got["explanation"]["position_by"]) == \
+                (width_position(width), "alley_width"), site
+            checked["alley"] += 1
+        else:  # an unnamed road, or an alley beyond every drawn road's reach
+            assert seg["kind"] == "cross_section" and got["position"] == 1, site
+            high = seg.get("width_max_m")
+            assert seg["width_min_m"] <= width and (high is None or width < high), site
+            checked["cross"] += 1
     assert checked["alley"] >= 3 and checked["cross"] >= 1, checked
 
 
