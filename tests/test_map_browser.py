@@ -26,6 +26,7 @@ import rasterio
 import shapely
 import shapely.affinity
 import shapely.geometry
+import shapely.ops
 
 from support import free_port
 
@@ -248,7 +249,7 @@ def test_planner_map_in_chromium(api: str, manifest: list[dict], page, tmp_path:
     assert colours_seen >= 50 and share >= 0.2, (colours_seen, share)
     plain = [f for f in sorted(parcels, key=lambda f: -f["properties"]["area_m2"])
              if not any(p for c, p in hatches if c == f["properties"]["primary_land_use"])
-             and f["id"] in ours][:5]
+             and f["id"] in ours]
     assert plain
     zones = _features(api, f"planning-zones-{district}")
     zone_lines = shapely.union_all([shapely.geometry.shape(z["geometry"]).boundary
@@ -257,13 +258,20 @@ def test_planner_map_in_chromium(api: str, manifest: list[dict], page, tmp_path:
     for f in plain:
         geom = shapely.geometry.shape(f["geometry"])
         point = geom.representative_point()
-        if zone_lines.distance(point) < 0.0002:  # a zone's dashed outline crosses there
+        # a zone's dashed outline (zones follow the streets) within a few pixels: skip
+        near = shapely.ops.nearest_points(zone_lines, point)[0]
+        gap = np.subtract(*[page.evaluate(
+            "([lon, lat]) => { const p = lisMap.map.project([lon, lat]); return [p.x, p.y]; }",
+            [q.x, q.y]) for q in (near, point)])
+        if np.hypot(*gap) < 6:
             continue
         got = _pixel_at(page, pixels, point.x, point.y)
         expected = _blend(colours[f["properties"]["primary_land_use"]]["color"], 0.88)
         assert np.abs(got - expected).max() <= 40, (f["properties"]["parcel_ref"], got,
                                                     expected)
         checked += 1
+        if checked == 5:
+            break
     assert checked
 
     # the parcels layer toggles off and on
@@ -433,7 +441,7 @@ EMBED = """<!doctype html>
 <script type="module">
   const {{ loadStyle }} = await import('{api}/map/static/style.js');
   const style = await loadStyle('{api}/');
-  const map = new maplibregl.Map({{ container: 'map', style, center: {center}, zoom: 15 }});
+  const map = new maplibregl.Map({{ container: 'map', style, center: {center}, zoom: 17 }});
   window.embedded = {{ map, errors: [] }};
   map.on('error', (e) => window.embedded.errors.push(String(e.error?.message || e)));
   map.on('load', () => map.once('idle', () => {{ window.embedded.ready = true; }}));
