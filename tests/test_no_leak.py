@@ -46,11 +46,39 @@ def _responses(api: str) -> list[str]:
     return bodies
 
 
+WORDS = re.compile(r"\w+(?: \w+)*")
+MAX_WORDS = 8  # a holder's name or number is at most this many words
+
+
+def found_in(secrets: set[str], text_all: str) -> list[str]:
+    """The secrets that occur in ``text_all``, in one pass over it: the samples name tens
+    of thousands of holders and the crawl is hundreds of MB, too much for a substring
+    search each. A secret of words (a name, a number) is found when its words occur
+    together as whole words; anything else (punctuation inside) is searched as is. A
+    secret inside a longer word ('123' in '91234') is not a leak of it."""
+    phrases: set[str] = set()
+    for run in WORDS.findall(text_all):
+        words = run.split(" ")
+        for i in range(len(words)):
+            for j in range(i + 1, min(len(words), i + MAX_WORDS) + 1):
+                phrases.add(" ".join(words[i:j]))
+    simple = {s for s in secrets if WORDS.fullmatch(s) and s.count(" ") < MAX_WORDS}
+    return sorted({s for s in simple if s in phrases}
+                  | {s for s in secrets - simple if s in text_all})
+
+
+def test_found_in_finds_a_leak() -> None:
+    text_all = '{"address": "Nhà ông Nguyễn Văn An, ngõ 5", "id": 1234567890123}'
+    assert found_in({"Nguyễn Văn An", "1234567890123", "Trần Thị Bình", "ab-1"},
+                    text_all) == ["1234567890123", "Nguyễn Văn An"]
+    assert found_in({"Văn An, ngõ"}, text_all) == ["Văn An, ngõ"]
+
+
 def test_no_restricted_value_in_any_response(api: str, secrets: set[str]) -> None:
     bodies = _responses(api)
     text_all = "\n".join(bodies)
     assert "parcels-001" in text_all  # the crawl did reach the data
-    leaked = [s for s in secrets if s in text_all]
+    leaked = found_in(secrets, text_all)
     assert not leaked, leaked[:5]
     for name in ("owner_name", "owner_id_number", "certificate_serial", "full_name",
                  "id_number", "source_key", "party_id", "tenchu", "so_cccd", "so_gcn",
