@@ -42,7 +42,7 @@ from cadastre.samplegen import (
     fixed_file_dates,
     layer_options,
     remove_dataset,
-    transformer,
+    reproject,
 )
 from cadastre.town import build_town
 
@@ -78,14 +78,6 @@ def crosswalk(reference_dir: Path = REFERENCE_DIR) -> dict[str, dict]:
     return out
 
 
-def _to(geoms: np.ndarray, src: int, dst: int) -> np.ndarray:
-    if src == dst:
-        return geoms
-    tr = transformer(src, dst)
-    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0],
-                                                                            xy[:, 1])))
-
-
 def _multi(geom: shapely.Geometry) -> shapely.Geometry:
     polygons = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) == 3]
     return shapely.multipolygons(polygons)
@@ -102,7 +94,7 @@ def communes_2025(seed: int, reference_dir: Path = REFERENCE_DIR
         for code in sorted(set(town.commune_2025)):
             union = shapely.coverage_union_all(town.geoms[town.commune_2025 == code])
             pieces.setdefault(code, []).extend(
-                shapely.get_parts(_to(np.array([union], dtype=object),
+                shapely.get_parts(reproject(np.array([union], dtype=object),
                                       town.district.epsg, WGS84)[0]))
     return [(rows[code], _multi(shapely.union_all(pieces[code]))) for code in sorted(pieces)]
 
@@ -129,7 +121,7 @@ def generate_districts(out_dir: Path, seed: int) -> dict:
     its manifest entry."""
     file, layer, fields, codes = DISTRICTS
     towns = [build_town(d, seed) for d in codes]
-    geoms = [_multi(_to(np.array([shapely.coverage_union_all(t.geoms)], dtype=object),
+    geoms = [_multi(reproject(np.array([shapely.coverage_union_all(t.geoms)], dtype=object),
                         t.district.epsg, WGS84)[0]) for t in towns]
     path = out_dir / file
     remove_dataset(path)
@@ -159,7 +151,7 @@ def commune_boundaries(code: str, seed: int, epsg: int | None
     out = []
     for commune in sorted(set(town.commune)):
         union = shapely.coverage_union_all(town.geoms[town.commune == commune])
-        out.append((commune, _to(np.array([union], dtype=object), town.district.epsg,
+        out.append((commune, reproject(np.array([union], dtype=object), town.district.epsg,
                                  epsg or town.district.epsg)[0]))
     return out
 

@@ -172,6 +172,16 @@ def transformer(src_epsg: int, dst_epsg: int) -> Transformer:
     return Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
 
 
+def reproject(geoms: np.ndarray, src_epsg: int, dst_epsg: int) -> np.ndarray:
+    """An array of sample geometries from one EPSG CRS to another (``transformer``); the
+    same array when the two are the same. Every sample generator writes through it."""
+    if src_epsg == dst_epsg:
+        return geoms
+    tr = transformer(src_epsg, dst_epsg)
+    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0],
+                                                                            xy[:, 1])))
+
+
 def ascii_slug(name: str) -> str:
     """'Quận Ba Đình' -> 'ba_dinh': file names stay ASCII for every OS and tool."""
     for prefix in ("Quận ", "Huyện ", "Thị xã ", "Thành phố "):
@@ -733,12 +743,7 @@ def generate_samples(out_dir: Path, seed: int = DEFAULT_SEED) -> list[dict]:
             data, holders = town_parcels(town, seed, spec.legacy_share)
             towns.append(town)
             datas[district.code] = data
-            if spec.epsg == district.epsg:
-                geoms = town.geoms
-            else:
-                to_out = transformer(district.epsg, spec.epsg)
-                geoms = shapely.transform(town.geoms, lambda xy, t=to_out: np.column_stack(
-                    t.transform(xy[:, 0], xy[:, 1])))
+            geoms = reproject(town.geoms, district.epsg, spec.epsg)
             names = output_field_names(spec.convention, spec.driver, SAMPLE_FIELDS)
             path = out_dir / (f"parcels_{district.code}_{ascii_slug(district.name)}"
                               f".{spec.extension}")

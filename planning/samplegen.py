@@ -43,7 +43,7 @@ from cadastre.samplegen import (
     fixed_file_dates,
     layer_options,
     remove_dataset,
-    transformer,
+    reproject,
 )
 from cadastre.town import Town, build_town
 
@@ -115,12 +115,6 @@ SPECS = (
     PlanSpec("492", "ESRI Shapefile", "shp", None, "national"),
     PlanSpec("491", "GPKG", "gpkg", WGS84, "snake_case"),
 )
-
-
-def _reproject(geoms: np.ndarray, src: int, dst: int) -> np.ndarray:
-    tr = transformer(src, dst)
-    return shapely.transform(geoms,
-                             lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def zone_cells(town: Town) -> tuple[np.ndarray, list[str], dict[int, str]]:
@@ -243,7 +237,7 @@ def generate_plans(out_dir: Path, seed: int = DEFAULT_SEED,
             data = {"MaODat": np.array(codes, dtype=object),
                     **zone_attributes(polys, rng, spec.district_code, fixed)}
             meta = sidecar(entry, rng)
-            geoms = polys if epsg == tm3 else _reproject(polys, tm3, epsg)
+            geoms = reproject(polys, tm3, epsg)
             names = dict(zip(CANONICAL, FIELD_CONVENTIONS[spec.convention], strict=True))
             stem = f"zoning_{spec.district_code}_{ascii_slug(entry['district_name'])}"
             path = out_dir / f"{stem}.{spec.extension}"
