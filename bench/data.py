@@ -213,7 +213,8 @@ def generate(out_dir: Path, n: int, districts: int | None = None,
             continue
         grid = samplegen.plan_grid(district, target, exact=True)
         for geoms, data in samplegen.iter_parcel_chunks(district, grid, seed,
-                                                        samplegen.WGS84):
+                                                        samplegen.WGS84,
+                                                        serials=(k, len(chosen))):
             data["DienTich"] = within_tolerance(geoms, data["DienTich"], district.epsg)
             _write_chunk(path, geoms, data, names, append=written > 0)
             written += len(geoms)

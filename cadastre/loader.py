@@ -215,6 +215,8 @@ class ParcelLoader:
             self._add("holders", time.perf_counter() - started)
         started = time.perf_counter()
         checked += duplicate_issues(m.duplicate_keys(conn))
+        checked += [Issue(no, "certificate_serial", why)
+                    for no, why in m.certificate_conflicts(conn)]
         rejects = {i.feature_no for i in checked if i.severity == "reject"}
         self._add("duplicate keys", time.perf_counter() - started)
         self.districts = sorted(districts)

@@ -126,6 +126,37 @@ def duplicate_keys(conn: Connection) -> list[tuple[int, str, int, int, list[int]
     """))]
 
 
+def certificate_conflicts(conn: Connection) -> list[tuple[int, str]]:
+    """Certificate serials that cannot be one certificate: (feature, why), every copy.
+
+    A serial is printed once in the country. One certificate may cover several parcels of
+    a holder (Land Law 2024, art. 135), so a serial twice in a file is fine on the same
+    date in one district; a serial with two issue dates, or in two districts, or that the
+    register holds for another district's parcel, is a mistake the office must settle
+    (which parcel is it?). The serial itself is never quoted: it identifies a holder.
+    """
+    return [tuple(r) for r in conn.execute(text("""
+        WITH staged AS (
+            SELECT feature_no, district_code, certificate_serial AS serial, certificate_date
+              FROM stage_parcel
+             WHERE certificate_serial IS NOT NULL AND NOT rejected),
+        twice AS (
+            SELECT serial, array_agg(feature_no ORDER BY feature_no) AS nos
+              FROM staged GROUP BY serial
+            HAVING count(DISTINCT district_code) > 1
+                OR count(DISTINCT coalesce(certificate_date::text, '')) > 1)
+        SELECT no, 'the certificate serial is given with other issue dates or districts '
+                   || 'by feature ' || array_to_string(array_remove(t.nos, no), ', ')
+          FROM twice t CROSS JOIN LATERAL unnest(t.nos) AS no
+        UNION ALL
+        SELECT s.feature_no, 'the certificate serial is registered for a parcel of '
+                             || 'district ' || c.district_code
+          FROM staged s JOIN restricted.certificate c ON c.serial = s.serial
+         WHERE c.district_code <> s.district_code
+         ORDER BY 1
+    """))]
+
+
 def drop_rejected(conn: Connection, feature_nos: list[int]) -> int:
     """Leave out the rows the rules refused and ``feature_nos`` (quarantine); return how
     many staged rows remain."""

@@ -285,21 +285,46 @@ def _quads(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return shapely.polygons(rings)
 
 
+# A certificate serial is unique in the country: two letters (the first the issuing era)
+# and six digits. The generator numbers each district's holders 0, 1, 2, ... and maps
+# (holder, district's place among the generated ones) one-to-one onto the second letter
+# and the digits, so no two parcels of one generated set share a serial.
+SERIAL_SPACE = len(GCN_SECOND_LETTERS) * 1_000_000
+
+
 @dataclass
 class _OwnerCounter:
-    """Running owner ordinal per district: makes certificate serials unique in a district."""
+    """Running certificate ordinal of one district: its serials repeat none of the other
+    districts' (the same affine bijection for every district, seeded once)."""
 
+    slot: int
+    slots: int
     offset: int
     stride: int
     count: int = 0
 
+    def serial(self, era: str) -> str:
+        """The next certificate serial of the district, ``era`` its first letter."""
+        ordinal = self.count * self.slots + self.slot
+        if ordinal >= SERIAL_SPACE:
+            raise ValueError(f"more than {SERIAL_SPACE // self.slots:,} certificates in "
+                             f"each of {self.slots} districts: serials would repeat")
+        self.count += 1
+        letter, number = divmod((ordinal * self.stride + self.offset) % SERIAL_SPACE,
+                                1_000_000)
+        return f"{era}{GCN_SECOND_LETTERS[letter]} {number:06d}"
 
-def _owner_counter(seed: int, district: District) -> _OwnerCounter:
-    rng = _rng(seed, district, 0, 9)  # stream 9: district-level draws
-    stride = int(rng.integers(100_000, 999_999)) | 1
-    if stride % 5 == 0:
-        stride += 2  # coprime with 10**6, so (offset + k*stride) mod 10**6 never repeats
-    return _OwnerCounter(int(rng.integers(0, 1_000_000)), stride)
+
+def _owner_counter(seed: int, district: District, serials: tuple[int, int] | None
+                   ) -> _OwnerCounter:
+    """``serials``: the district's place among the districts generated together and
+    their number; None: by its code among all (a district alone)."""
+    rng = np.random.default_rng([seed, 9])  # one mapping for the whole country
+    stride = int(rng.integers(100_000, 999_999))
+    while math.gcd(stride, SERIAL_SPACE) != 1:
+        stride += 1
+    slot, slots = serials if serials is not None else (int(district.code) % 1000, 1000)
+    return _OwnerCounter(slot, slots, int(rng.integers(0, SERIAL_SPACE)), stride)
 
 
 def _row_attributes(grid: Grid, district: District, seed: int, row: int,
@@ -326,7 +351,7 @@ def _row_attributes(grid: Grid, district: District, seed: int, row: int,
     issued = GCN_DATE_RANGE[0] + rng.integers(0, n_days, n).astype("timedelta64[D]")
     birth_u = rng.random(n)
     id_tail = rng.integers(0, 1_000_000, n)
-    gcn_letter = rng.integers(0, len(GCN_SECOND_LETTERS), n)
+    rng.integers(0, len(GCN_SECOND_LETTERS), n)  # was the letter: later draws keep theirs
 
     ownable_share = sum(w for c, w in LAND_USE_WEIGHTS.items() if c in OWNABLE_CODES)
     p_owner = OWNER_SHARE * weights.sum() / ownable_share
@@ -360,9 +385,7 @@ def _row_attributes(grid: Grid, district: District, seed: int, row: int,
                          f"{id_tail[j]:06d}")
         # GCN serial: first letter follows the issuing era (A.. 2005-08, B.. 2009-13, ...).
         era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], issue_year[j], side="right"))]
-        number = (owners.offset + owners.count * owners.stride) % 1_000_000
-        owners.count += 1
-        serials[j] = f"{era}{GCN_SECOND_LETTERS[gcn_letter[j]]} {number:06d}"
+        serials[j] = owners.serial(era)
         dates[j] = issued[j]
     return {
         "MaXa": np.array(district.communes, dtype=object)[commune],
@@ -379,14 +402,17 @@ def _row_attributes(grid: Grid, district: District, seed: int, row: int,
 
 def iter_parcel_chunks(district: District, grid: Grid, seed: int, out_epsg: int,
                        legacy_share: float = 0.0, chunk_size: int = SCALE_CHUNK,
+                       serials: tuple[int, int] | None = None,
                        ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield (geometries in ``out_epsg``, canonical attribute arrays) by bands of rows.
 
     A band holds about ``chunk_size`` parcels, so memory does not grow with the district.
+    ``serials``: the district's place among the districts of one file and their number,
+    so certificate serials repeat in none of them (``_OwnerCounter``).
     """
     rows_per_band = max(1, chunk_size // grid.ncols)
     to_out = None if out_epsg == district.epsg else transformer(district.epsg, out_epsg)
-    owners = _owner_counter(seed, district)
+    owners = _owner_counter(seed, district, serials)
     for r0 in range(0, grid.nrows, rows_per_band):
         r1 = min(grid.nrows, r0 + rows_per_band)
         xs, ys = _vertex_rows(grid, district, seed, r0, r1)
@@ -579,7 +605,9 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
         a = round(float(stated[i]) * rng.uniform(*MIXED_SHARE[second]), 1)
         parts[i] = f"{first}:{a:.1f};{second}:{float(stated[i]) - a:.1f}"
     names = _commune_names()
-    owners = _owner_counter(seed, district)
+    towns = [s.district_code for s in DEFAULT_SAMPLES]
+    owners = _owner_counter(seed, district, (towns.index(district.code), len(towns))
+                            if district.code in towns else None)
     cols = {k: np.full(n, None, dtype=object) for k in ("LoaiChu", "TenChu", "SoCCCD",
                                                         "SoGCN")}
     dates = np.full(n, np.datetime64("NaT", "D"), dtype="datetime64[D]")
@@ -627,10 +655,8 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
                     rows.append((INDIVIDUAL, _person(rng, female),
                                  _cccd(rng, province, female, year, people), share))
         era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], year, side="right"))]
-        serial = (owners.offset + owners.count * owners.stride) % 1_000_000
-        owners.count += 1
-        letter = GCN_SECOND_LETTERS[int(rng.integers(0, len(GCN_SECOND_LETTERS)))]
-        cols["SoGCN"][i] = f"{era}{letter} {serial:06d}"
+        rng.integers(0, len(GCN_SECOND_LETTERS))  # was the letter: later draws keep theirs
+        cols["SoGCN"][i] = owners.serial(era)
         dates[i] = issued
         cols["LoaiChu"][i], cols["TenChu"][i], cols["SoCCCD"][i] = rows[0][:3]
         for holder_kind, name, document, share in rows:
@@ -960,7 +986,8 @@ def generate_scale(out_dir: Path, n: int, seed: int = DEFAULT_SEED,
             if target == 0:
                 continue
             grid = plan_grid(district, target, exact=True)
-            for geoms, data in iter_parcel_chunks(district, grid, seed, WGS84):
+            for geoms, data in iter_parcel_chunks(district, grid, seed, WGS84,
+                                                  serials=(k, len(districts))):
                 _write(path, geoms, data, names, "GPKG", WGS84, "thua_dat",
                        append=written > 0)
                 written += len(geoms)
