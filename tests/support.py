@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -38,6 +39,27 @@ TEST_ROLE_PASSWORDS = {role: f"test-{role}-pw" for role in ROLES}
 RESTRICTED_FIELDS = ("TenChu", "SoCCCD", "SoGCN")
 # ... and in its holders file (``<stem>.chu_su_dung.csv``), where there is one.
 HOLDER_FIELDS = ("TenChu", "SoGiayTo")
+
+
+WORDS = re.compile(r"\w+(?: \w+)*")
+MAX_WORDS = 8  # a holder's name or number is at most this many words
+
+
+def found_in(secrets: set[str], text_all: str) -> list[str]:
+    """The secrets that occur in ``text_all``, in one pass over it: the samples name tens
+    of thousands of holders and the crawl is hundreds of MB, too much for a substring
+    search each. A secret of words (a name, a number) is found when its words occur
+    together as whole words; anything else (punctuation inside) is searched as is. A
+    secret inside a longer word ('123' in '91234') is not a leak of it."""
+    phrases: set[str] = set()
+    for run in WORDS.findall(text_all):
+        words = run.split(" ")
+        for i in range(len(words)):
+            for j in range(i + 1, min(len(words), i + MAX_WORDS) + 1):
+                phrases.add(" ".join(words[i:j]))
+    simple = {s for s in secrets if WORDS.fullmatch(s) and s.count(" ") < MAX_WORDS}
+    return sorted({s for s in simple if s in phrases}
+                  | {s for s in secrets - simple if s in text_all})
 
 
 def restricted_values(manifest: list[dict]) -> set[str]:

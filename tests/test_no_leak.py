@@ -13,7 +13,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from cadastre.layers import PARCELS
 from landplatform.db import PUBLIC_ROLE
-from support import restricted_values
+from support import found_in, restricted_values
 
 
 @pytest.fixture(scope="module")
@@ -44,27 +44,6 @@ def _responses(api: str) -> list[str]:
         # of values in them is what made this crawl slow
         bodies.append(COORDINATES.sub('"coordinates":[]', r.text))
     return bodies
-
-
-WORDS = re.compile(r"\w+(?: \w+)*")
-MAX_WORDS = 8  # a holder's name or number is at most this many words
-
-
-def found_in(secrets: set[str], text_all: str) -> list[str]:
-    """The secrets that occur in ``text_all``, in one pass over it: the samples name tens
-    of thousands of holders and the crawl is hundreds of MB, too much for a substring
-    search each. A secret of words (a name, a number) is found when its words occur
-    together as whole words; anything else (punctuation inside) is searched as is. A
-    secret inside a longer word ('123' in '91234') is not a leak of it."""
-    phrases: set[str] = set()
-    for run in WORDS.findall(text_all):
-        words = run.split(" ")
-        for i in range(len(words)):
-            for j in range(i + 1, min(len(words), i + MAX_WORDS) + 1):
-                phrases.add(" ".join(words[i:j]))
-    simple = {s for s in secrets if WORDS.fullmatch(s) and s.count(" ") < MAX_WORDS}
-    return sorted({s for s in simple if s in phrases}
-                  | {s for s in secrets - simple if s in text_all})
 
 
 def test_found_in_finds_a_leak() -> None:

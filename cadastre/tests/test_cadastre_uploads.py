@@ -30,7 +30,7 @@ SHEETS = 980  # up to 989
 FIRST = 3  # the test files are cut from the first features of a sample
 NATIONAL = {"SoHieuToBa": "SoHieuToBanDo", "SoThuTuThu": "SoThuTuThua",
             "KyHieuMucD": "KyHieuMucDichSuDung"}
-OWNER_FIELDS = ["TenChu", "SoCCCD", "SoGCN", "NgayCapGCN"]
+OWNER_FIELDS = ["LoaiChu", "TenChu", "SoCCCD", "SoGCN", "NgayCapGCN"]
 TIMEOUT = 120
 
 

@@ -281,11 +281,13 @@ def test_filter_by_2025_commune(api: str, api_db: Engine) -> None:
     assert cql["numberMatched"] > 0  # new Phường Ba Đình took part of Tây Hồ's Thụy Khuê
 
 
-def test_lookup_by_either_number(api: str, api_db: Engine) -> None:
-    """The cases come from the sample crosswalk and the loaded sheets: a sheet renumbered
-    into another code, one renumbered to itself, and a number that is one ward's old sheet
-    and another ward's new one (300, both)."""
-    base = f"{api}/cadastre/parcels"
+Sheet = tuple[str, int, str, int]  # old commune, old sheet, new commune, new sheet
+
+
+def number_cases(api_db: Engine) -> tuple[Sheet, Sheet, Sheet]:
+    """From the sample crosswalk and the loaded sheets: a sheet renumbered into another
+    code whose new number no loaded sheet holds, one renumbered to itself, and a new number
+    that is also another ward's old sheet (two parcels answer its parcel 1)."""
     with (SAMPLES / SAMPLE_FILE).open(encoding="utf-8") as f:
         rows = [(r["old_commune_code"], int(r["old_sheet_no"]), r["new_commune_code"],
                  int(r["new_sheet_no"])) for r in csv.DictReader(f)]
@@ -294,6 +296,16 @@ def test_lookup_by_either_number(api: str, api_db: Engine) -> None:
             "SELECT DISTINCT commune_code, sheet_no FROM cadastre.parcel "
             "WHERE status = 'current' AND sheet_no < 990"))}
     moved = next(r for r in rows if r[0] != r[2] and (r[2], r[3]) not in sheets)
+    same_no = next(r for r in rows if r[0] == r[2] and r[1] == r[3])
+    two = next(r for r in rows if (r[2], r[3]) in sheets and (r[2], r[3]) != (r[0], r[1]))
+    return moved, same_no, two
+
+
+def test_lookup_by_either_number(api: str, api_db: Engine) -> None:
+    """A sheet renumbered into another code, one renumbered to itself, and a number that
+    is one ward's old sheet and another ward's new one (300, both)."""
+    base = f"{api}/cadastre/parcels"
+    moved, same_no, two = number_cases(api_db)
     old = httpx.get(f"{base}/{moved[0]}/{moved[1]}/1", timeout=30)
     assert old.status_code == 200, old.text
     assert old.json()["matched_by"] == "number"
@@ -303,12 +315,10 @@ def test_lookup_by_either_number(api: str, api_db: Engine) -> None:
     assert new.status_code == 200, new.text
     assert new.json()["id"] == old.json()["id"] and new.json()["matched_by"] == "new_sheet"
     # an old code that is its new commune's too, its sheet renumbered to itself
-    same_no = next(r for r in rows if r[0] == r[2] and r[1] == r[3])
     same = httpx.get(f"{base}/{same_no[0]}/{same_no[1]}/1", timeout=30)
     assert same.status_code == 200
     assert same.json()["properties"]["parcel_ref"] == f"{same_no[0]}.{same_no[1]}.1"
     # one ward's old sheet and another ward's new number: both candidates
-    two = next(r for r in rows if (r[2], r[3]) in sheets and (r[2], r[3]) != (r[0], r[1]))
     both = httpx.get(f"{base}/{two[2]}/{two[3]}/1", timeout=30)
     assert both.status_code == 300, both.text
     assert {(c["parcel_ref"], c["matched_by"]) for c in both.json()["candidates"]} == {
@@ -316,33 +326,34 @@ def test_lookup_by_either_number(api: str, api_db: Engine) -> None:
     assert httpx.get(f"{base}/00004/99/1", timeout=30).status_code == 404
 
 
-def test_history_and_lineage_by_either_number(api: str) -> None:
+def test_history_and_lineage_by_either_number(api: str, api_db: Engine) -> None:
     """As the look-up: the 2025 number finds the parcel its old number does; a number
     naming two parcels is 300, each candidate linked by its own number."""
     base = f"{api}/cadastre/parcels"
+    moved, _same, two = number_cases(api_db)
     for what in ("history", "lineage"):
-        old = httpx.get(f"{base}/00013/1/1/{what}", timeout=30)
+        old = httpx.get(f"{base}/{moved[0]}/{moved[1]}/1/{what}", timeout=30)
         assert old.status_code == 200, old.text
-        new = httpx.get(f"{base}/00004/6/1/{what}", timeout=30)
+        new = httpx.get(f"{base}/{moved[2]}/{moved[3]}/1/{what}", timeout=30)
         assert new.status_code == 200, new.text
         assert new.json()["parcel_id"] == old.json()["parcel_id"]
         assert (old.json()["matched_by"], new.json()["matched_by"]) == ("number",
                                                                         "new_sheet")
         if what == "history":
             assert new.json()["features"] == old.json()["features"]
-        both = httpx.get(f"{base}/00008/1/1/{what}", timeout=30)
+        both = httpx.get(f"{base}/{two[2]}/{two[3]}/1/{what}", timeout=30)
         assert both.status_code == 300, both.text
         candidates = both.json()["candidates"]
         assert {(c["parcel_ref"], c["matched_by"]) for c in candidates} == {
-            ("00008.1.1", "number"), ("00006.1.1", "new_sheet")}
+            (f"{two[2]}.{two[3]}.1", "number"), (f"{two[0]}.{two[1]}.1", "new_sheet")}
         for c in candidates:  # each link names one parcel
             link = urlsplit(c["links"][0]["href"])
             one = httpx.get(f"{api}{link.path}?{link.query}", timeout=30)
             assert one.status_code == 200 and one.json()["parcel_id"] == c["id"], one.text
-        by_number = httpx.get(f"{base}/00008/1/1/{what}", params={"by": "number"},
+        by_number = httpx.get(f"{base}/{two[2]}/{two[3]}/1/{what}", params={"by": "number"},
                               timeout=30)
-        assert by_number.json()["parcel_ref"] == "00008.1.1"
-        assert httpx.get(f"{base}/00004/99/1/{what}", timeout=30).status_code == 404
+        assert by_number.json()["parcel_ref"] == f"{two[2]}.{two[3]}.1"
+        assert httpx.get(f"{base}/{moved[2]}/99/1/{what}", timeout=30).status_code == 404
         assert httpx.get(f"{base}/00008/1/1/{what}", params={"by": "guess"},
                          timeout=30).status_code == 422
 
