@@ -190,16 +190,19 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
         SELECT string_agg(u.area_m2::text, ';' ORDER BY u.seq)
           FROM cadastre.parcel_land_use u
          WHERE u.district_code = p.district_code AND u.parcel_uid = p.uid))"""
+    # ``moved``: a new parcel or a new geometry, which the low-zoom shapes must show.
     conn.execute(text(f"""
         CREATE TEMP TABLE merge_plan ON COMMIT DROP AS
-        SELECT s.feature_no, p.uid,
-               CASE WHEN p.uid IS NULL THEN 'new'
-                    WHEN {changed_expr} OR ST_AsBinary(p.geom) <> ST_AsBinary(s.geom)
-                    THEN 'changed' ELSE 'unchanged' END AS action
-          FROM stage_parcel s
-          LEFT JOIN cadastre.parcel p
-            ON p.district_code = s.district_code AND p.commune_code = s.commune_code
-           AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no
+        SELECT feature_no, uid,
+               CASE WHEN uid IS NULL THEN 'new' WHEN moved OR edited THEN 'changed'
+                    ELSE 'unchanged' END AS action,
+               uid IS NULL OR moved AS moved
+          FROM (SELECT s.feature_no, p.uid, ST_AsBinary(p.geom) <> ST_AsBinary(s.geom)
+                       AS moved, {changed_expr} AS edited
+                  FROM stage_parcel s
+                  LEFT JOIN cadastre.parcel p
+                    ON p.district_code = s.district_code AND p.commune_code = s.commune_code
+                   AND p.sheet_no = s.sheet_no AND p.parcel_no = s.parcel_no) x
     """))
     # Without statistics the planner guesses a handful of 'new' rows and picks nested
     # loops over the whole stage for every later step.
@@ -287,7 +290,11 @@ def merge(conn: Connection, run_id: int, delivery: str = "changes") -> dict[str,
     touched = conn.execute(text(
         "SELECT DISTINCT district_code FROM stage_parcel UNION "
         "SELECT DISTINCT district_code FROM retiring")).scalars().all()
-    refresh_district_summary(conn, list(touched))
+    redraw = conn.execute(text(
+        "SELECT DISTINCT s.district_code FROM stage_parcel s JOIN merge_plan m "
+        "USING (feature_no) WHERE m.moved UNION "
+        "SELECT DISTINCT district_code FROM retiring")).scalars().all()
+    refresh_district_summary(conn, list(touched), list(redraw))
     counts = dict(conn.execute(text(
         "SELECT action, count(*) FROM merge_plan GROUP BY action")).all())
     return {"inserted": counts.get("new", 0), "updated": counts.get("changed", 0),
@@ -557,10 +564,13 @@ def drop_features(conn: Connection, feature_nos: list[int]) -> None:
                      {"nos": feature_nos})
 
 
-def refresh_district_summary(conn: Connection, districts: list[str] | None = None) -> None:
+def refresh_district_summary(conn: Connection, districts: list[str] | None = None,
+                             redraw: list[str] | None = None) -> None:
     """Recount the districts this load touched (one indexed scan per district): those in
     stage_parcel, or ``districts`` when a write changed status without staging (a retire);
-    and redraw their low-zoom summary shapes (``cadastre.parcel_summary``)."""
+    and their low-zoom summary (``cadastre.parcel_summary``), whose shapes are drawn again
+    for the districts in ``redraw`` only (None: all): the union of a commune's parcels is
+    the dearest part, and a delivery that changed no geometry cannot have moved it."""
     touched = ("SELECT DISTINCT district_code FROM stage_parcel" if districts is None
                else "SELECT unnest(CAST(:districts AS text[]))")
     conn.execute(text(f"""
@@ -587,8 +597,9 @@ def refresh_district_summary(conn: Connection, districts: list[str] | None = Non
                                  least(d.first_valid_from, EXCLUDED.first_valid_from))
     """), {} if districts is None else {"districts": districts})
     # the low-zoom shapes of the same districts (migration 0016), in the same transaction
-    conn.execute(text(f"SELECT cadastre.refresh_parcel_summary(ARRAY({touched}))"),
-                 {} if districts is None else {"districts": districts})
+    conn.execute(text(f"SELECT cadastre.refresh_parcel_summary(ARRAY({touched}), "
+                      "CAST(:redraw AS text[]))"),
+                 {"redraw": redraw} | ({} if districts is None else {"districts": districts}))
     current_units.refresh_summary(conn, districts)
 
 
@@ -631,6 +642,10 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
          WHERE s.owner_name IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM stage_holder h WHERE {holders.KEY})
     """))
+    # Probed once per current right of the delivery's parcels below: without an index
+    # each probe reads the whole temp table (quadratic in a district's holders).
+    conn.execute(text("CREATE INDEX ON stage_owner (parcel_uid)"))
+    conn.execute(text("ANALYZE stage_owner"))
     conn.execute(text("""
         INSERT INTO restricted.party (kind, full_name, id_number, source_key)
         SELECT DISTINCT ON (source_key) coalesce(owner_kind, 'individual'), owner_name,
@@ -655,6 +670,12 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
         ON CONFLICT (serial) DO UPDATE SET issue_date = EXCLUDED.issue_date
          WHERE certificate.issue_date IS DISTINCT FROM EXCLUDED.issue_date
     """))
+    # The rights of the delivery's districts only, named as constants: joined to a temp
+    # table by district_code alone, the planner hashes every partition of the national
+    # rights table (most of a district re-delivery's merge at a million parcels).
+    districts = {"districts": conn.execute(text(
+        "SELECT coalesce(array_agg(DISTINCT district_code), '{}') FROM stage_owner")
+    ).scalar_one()}
     conn.execute(text("""
         CREATE TEMP TABLE owner_parcel ON COMMIT DROP AS
         SELECT o.district_code, o.parcel_uid, bool_or(o.from_holders) AS from_holders,
@@ -671,7 +692,7 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
             UPDATE restricted.land_right r SET valid_to = now()
               FROM owner_parcel op
              WHERE r.district_code = op.district_code AND r.parcel_uid = op.parcel_uid
-               AND r.valid_to IS NULL
+               AND r.district_code = ANY(CAST(:districts AS text[])) AND r.valid_to IS NULL
                AND CASE WHEN op.from_holders THEN NOT EXISTS (
                             SELECT 1 FROM stage_owner o
                               JOIN restricted.party pa USING (source_key)
@@ -691,7 +712,7 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
         INSERT INTO owner_ended
         SELECT district_code, parcel_uid, count(*) FROM ended
          GROUP BY district_code, parcel_uid
-    """))
+    """), districts)
     # A holder who keeps the right: the certificate the delivery names.
     updated = conn.execute(text("""
         UPDATE restricted.land_right r SET certificate_id = c.certificate_id
@@ -699,8 +720,9 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
           LEFT JOIN restricted.certificate c ON c.serial = o.certificate_serial
          WHERE r.district_code = o.district_code AND r.parcel_uid = o.parcel_uid
            AND r.party_id = pa.party_id AND r.valid_to IS NULL
+           AND r.district_code = ANY(CAST(:districts AS text[]))
            AND r.certificate_id IS DISTINCT FROM c.certificate_id
-    """)).rowcount
+    """), districts).rowcount
     conn.execute(text("CREATE TEMP TABLE owner_added (district_code text, parcel_uid bigint, "
                       "rights bigint) ON COMMIT DROP"))
     conn.execute(text("""
@@ -713,6 +735,7 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
              WHERE NOT EXISTS (
                     SELECT 1 FROM restricted.land_right r
                      WHERE r.district_code = o.district_code AND r.parcel_uid = o.parcel_uid
+                       AND r.district_code = ANY(CAST(:districts AS text[]))
                        AND r.party_id = pa.party_id AND r.valid_to IS NULL)
             ON CONFLICT (district_code, parcel_uid, party_id) WHERE valid_to IS NULL
             DO NOTHING
@@ -720,7 +743,7 @@ def _merge_owners(conn: Connection, run_id: int) -> dict[str, int]:
         INSERT INTO owner_added
         SELECT district_code, parcel_uid, count(*) FROM added
          GROUP BY district_code, parcel_uid
-    """))
+    """), districts)
     transfers = conn.execute(text("""
         INSERT INTO cadastre.parcel_event (district_code, parcel_uid, kind, load_run_id)
         SELECT district_code, parcel_uid, 'transfer', :run FROM owner_ended

@@ -37,7 +37,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0019": "0005",  # price sheets as provinces write them, positions by width
              "0020": "0017",  # the cadastre's large tables partitioned by district
              "0021": "0020",  # parties keyed by document and kind (households)
-             "0022": "0015"}  # no JIT in the platform's database
+             "0022": "0015",  # no JIT in the platform's database
+             "0023": "0021"}  # the low-zoom summary redraws only moved shapes
 
 
 def sources(*packages: str) -> list[Path]:

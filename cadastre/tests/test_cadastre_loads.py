@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pyogrio
 import pytest
 import shapely
+import shapely.affinity
+import shapely.geometry
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
@@ -148,6 +151,48 @@ def test_changed_parcel_is_updated_with_history(db: Engine, loaded: dict,
     assert events == ["create", "update"]
     # restore the sample so later tests see the delivered data
     assert load_parcels(db, small_geojson(tmp_path, n=5, name="restore.geojson")).updated == 1
+
+
+def test_low_zoom_shapes_are_drawn_again_only_where_parcels_moved(
+        db: Engine, loaded: dict, tmp_path: Path) -> None:
+    """A delivery that changes a stated area recounts the summary and keeps its shapes
+    (the union of a commune's parcels is the dearest part of a small re-delivery); one
+    that gives a parcel a new outline draws its commune again."""
+    def summary() -> dict[str, tuple]:
+        with db.connect() as conn:
+            return {r[0]: (bytes(r[1]), r[2], r[3]) for r in conn.execute(text(
+                "SELECT level || ':' || code, ST_AsBinary(geom), area_m2, shape_source "
+                "FROM cadastre.parcel_summary WHERE district_code = '491'"))}
+
+    doc = json.loads(GEOJSON.read_text(encoding="utf-8"))
+    commune = "commune:" + doc["features"][0]["properties"]["ma_xa"]
+    before = summary()
+    assert before[commune][2] == "parcels"  # no commune boundary in this database
+
+    def restated(features: list[dict]) -> None:
+        features[0]["properties"]["dien_tich"] = round(
+            features[0]["properties"]["dien_tich"] + 0.3, 1)
+    result = load_parcels(db, small_geojson(tmp_path, restated, name="restated.geojson"))
+    assert (result.status, result.updated) == ("loaded", 1), result.summary()
+    after = summary()
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    assert after[commune][1] == before[commune][1] + Decimal("0.3")
+
+    def moved(features: list[dict]) -> None:  # the lot drawn 1% smaller about its centre
+        shape = shapely.geometry.shape(features[0]["geometry"])
+        smaller = shapely.affinity.scale(shape, 0.995, 0.995, origin="centroid")
+        features[0]["geometry"] = shapely.geometry.mapping(smaller)
+        features[0]["properties"]["dien_tich"] = round(
+            features[0]["properties"]["dien_tich"] * 0.995 ** 2, 1)
+    result = load_parcels(db, small_geojson(tmp_path, moved, name="moved.geojson"))
+    assert (result.status, result.updated) == ("loaded", 1), [
+        i.line("moved.geojson") for i in result.rejects]
+    redrawn = summary()
+    assert redrawn[commune][0] != after[commune][0]
+    assert all(redrawn[k][0] == after[k][0] for k in after
+               if k.startswith("commune:") and k != commune)
+    restored = load_parcels(db, small_geojson(tmp_path, name="restore.geojson"))
+    assert restored.status == "loaded" and summary() == before
 
 
 # --- bad input: each class gets a clear, located error and changes nothing -------------
