@@ -303,8 +303,10 @@ class _OwnerCounter:
     stride: int
     count: int = 0
 
-    def serial(self, era: str) -> str:
-        """The next certificate serial of the district, ``era`` its first letter."""
+    def serial(self, year: int) -> str:
+        """The next certificate serial of the district, issued in ``year``: its first
+        letter follows the issuing era (A.. 2005-08, B.. 2009-13, ...)."""
+        era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], year, side="right"))]
         ordinal = self.count * self.slots + self.slot
         if ordinal >= SERIAL_SPACE:
             raise ValueError(f"more than {SERIAL_SPACE // self.slots:,} certificates in "
@@ -383,9 +385,7 @@ def _row_attributes(grid: Grid, district: District, seed: int, row: int,
         century_digit = (0 if born < 2000 else 2) + int(female)
         id_numbers[j] = (f"0{district.province_code}{century_digit}{born % 100:02d}"
                          f"{id_tail[j]:06d}")
-        # GCN serial: first letter follows the issuing era (A.. 2005-08, B.. 2009-13, ...).
-        era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], issue_year[j], side="right"))]
-        serials[j] = owners.serial(era)
+        serials[j] = owners.serial(int(issue_year[j]))
         dates[j] = issued[j]
     return {
         "MaXa": np.array(district.communes, dtype=object)[commune],
@@ -606,16 +606,15 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
         parts[i] = f"{first}:{a:.1f};{second}:{float(stated[i]) - a:.1f}"
     names = _commune_names()
     towns = [s.district_code for s in DEFAULT_SAMPLES]
-    owners = _owner_counter(seed, district, (towns.index(district.code), len(towns))
-                            if district.code in towns else None)
+    place = towns.index(district.code) if district.code in towns else None
+    owners = _owner_counter(seed, district, None if place is None else (place, len(towns)))
     cols = {k: np.full(n, None, dtype=object) for k in ("LoaiChu", "TenChu", "SoCCCD",
                                                         "SoGCN")}
     dates = np.full(n, np.datetime64("NaT", "D"), dtype="datetime64[D]")
     n_days = int((GCN_DATE_RANGE[1] - GCN_DATE_RANGE[0]).astype(int)) + 1
     holders: list[tuple] = []
     province = district.province_code
-    people = _People([s.district_code for s in DEFAULT_SAMPLES].index(district.code)
-                     if district.code in TOWNS else 9)
+    people = _People(9 if place is None else place)
     org_no = 0
     kinds = np.array([k for k, _ in RESIDENTIAL_HOLDERS], dtype=object)
     weights = np.array([w for _, w in RESIDENTIAL_HOLDERS])
@@ -654,9 +653,8 @@ def town_parcels(town: Town, seed: int, legacy_share: float = 0.0
                     female = rng.random() < 0.5
                     rows.append((INDIVIDUAL, _person(rng, female),
                                  _cccd(rng, province, female, year, people), share))
-        era = "ABCD"[int(np.searchsorted([2009, 2014, 2019], year, side="right"))]
         rng.integers(0, len(GCN_SECOND_LETTERS))  # was the letter: later draws keep theirs
-        cols["SoGCN"][i] = owners.serial(era)
+        cols["SoGCN"][i] = owners.serial(year)
         dates[i] = issued
         cols["LoaiChu"][i], cols["TenChu"][i], cols["SoCCCD"][i] = rows[0][:3]
         for holder_kind, name, document, share in rows:

@@ -40,14 +40,17 @@ LANGUAGE sql AS $fn$
 {insert}
 $fn$
 """
-INSERT = f"""
+# The units of the districts (``{scope}`` picks their parcels), their land-use mix and
+# delivered boundaries, as CTEs; and what a unit's row is selected from. 0023 builds
+# on both.
+UNITS = """
   WITH p AS (
       SELECT district_code, commune_code, split_part(land_use, '+', 1) AS use,
              coalesce(area_m2, ST_Area(geom::geography)) AS area, geom
         FROM cadastre.parcel
-       WHERE status = 'current' AND (districts IS NULL OR district_code = ANY(districts))
+       WHERE status = 'current' AND {scope}
   ), units AS (
-      SELECT {{code}} AS code, district_code, use, area, geom FROM p
+      SELECT {code} AS code, district_code, use, area, geom FROM p
   ), ranked AS (
       SELECT code, use, row_number() OVER (PARTITION BY code ORDER BY area DESC, use) AS rank,
              area / nullif(sum(area) OVER (PARTITION BY code), 0) AS share
@@ -60,9 +63,19 @@ INSERT = f"""
         FROM ranked GROUP BY 1
   ), boundary AS (  -- the delivered boundary of the unit as it stood before 2025
       SELECT code, geom FROM admin.admin_unit
-       WHERE level = '{{level}}' AND valid_to = DATE '2025-06-30'
+       WHERE level = '{level}' AND valid_to = DATE '2025-06-30'
          AND geom IS NOT NULL AND NOT geom_is_extent
-  ), agg AS (
+"""
+SOURCES = """
+    FROM agg a
+    JOIN mix m USING (code)
+    LEFT JOIN boundary b USING (code)
+    LEFT JOIN LATERAL (
+        SELECT name FROM admin.admin_unit n
+         WHERE n.level = '{level}' AND n.code = a.code
+         ORDER BY n.valid_to DESC NULLS FIRST LIMIT 1) n ON true"""
+INSERT = (UNITS.replace("{scope}", "(districts IS NULL OR district_code = ANY(districts))")
+          + f"""  ), agg AS (
       SELECT u.code, min(u.district_code) AS district_code, count(*) AS parcels,
              sum(u.area) AS area, {{shape}} AS derived
         FROM units u LEFT JOIN boundary b USING (code)
@@ -76,15 +89,7 @@ INSERT = f"""
          CASE WHEN b.geom IS NULL THEN 'parcels' ELSE 'boundary' END,
          ST_Multi(ST_CollectionExtract(ST_SimplifyPreserveTopology(
              coalesce(b.geom, a.derived), {SIMPLIFY_DEG}), 3)),
-         now()
-    FROM agg a
-    JOIN mix m USING (code)
-    LEFT JOIN boundary b USING (code)
-    LEFT JOIN LATERAL (
-        SELECT name FROM admin.admin_unit n
-         WHERE n.level = '{{level}}' AND n.code = a.code
-         ORDER BY n.valid_to DESC NULLS FIRST LIMIT 1) n ON true;
-"""
+         now()""" + SOURCES + ";\n")
 COMMUNES = INSERT.format(
     level="commune", code="commune_code", commune="a.code",
     shape="ST_Union(u.geom) FILTER (WHERE b.code IS NULL)")

@@ -28,34 +28,24 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
-SIMPLIFY_DEG = 0.00002  # as 0016: below a pixel of z11
+
+def _migration_0016():  # noqa: ANN202
+    """0016's module (migration modules are not a package): the units' CTEs and row
+    sources this function builds on, and its function for the way back."""
+    path = Path(__file__).with_name("0016_parcel_summary.py")
+    spec = importlib.util.spec_from_file_location("summary_0016", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BEFORE = _migration_0016()
 
 # A unit is drawn when its district is to be redrawn or it has no row yet.
 DRAW = "(redraw IS NULL OR u.district_code = ANY(redraw) OR o.code IS NULL)"
 
-UPSERT = f"""
-  WITH p AS (
-      SELECT district_code, commune_code, split_part(land_use, '+', 1) AS use,
-             coalesce(area_m2, ST_Area(geom::geography)) AS area, geom
-        FROM cadastre.parcel
-       WHERE status = 'current' AND district_code = ANY(districts)
-  ), units AS (
-      SELECT {{code}} AS code, district_code, use, area, geom FROM p
-  ), ranked AS (
-      SELECT code, use, row_number() OVER (PARTITION BY code ORDER BY area DESC, use) AS rank,
-             area / nullif(sum(area) OVER (PARTITION BY code), 0) AS share
-        FROM (SELECT code, use, sum(area) AS area FROM units GROUP BY 1, 2) s
-  ), mix AS (
-      SELECT code, max(use) FILTER (WHERE rank = 1) AS dominant,
-             max(share) FILTER (WHERE rank = 1) AS share,
-             string_agg(use || ' ' || round(100 * share) || '%', ', ' ORDER BY rank)
-                 FILTER (WHERE rank <= 4) AS top
-        FROM ranked GROUP BY 1
-  ), boundary AS (  -- the delivered boundary of the unit as it stood before 2025
-      SELECT code, geom FROM admin.admin_unit
-       WHERE level = '{{level}}' AND valid_to = DATE '2025-06-30'
-         AND geom IS NOT NULL AND NOT geom_is_extent
-  ), agg AS (
+UPSERT = (BEFORE.UNITS.replace("{scope}", "district_code = ANY(districts)")
+          + f"""  ), agg AS (
       SELECT u.code, min(u.district_code) AS district_code, count(*) AS parcels,
              sum(u.area) AS area, bool_or({DRAW}) AS drawn, {{shape}} AS derived
         FROM units u LEFT JOIN boundary b USING (code)
@@ -71,15 +61,8 @@ UPSERT = f"""
          CASE WHEN b.geom IS NULL AND NOT a.drawn  -- kept: the row's own shape, below
               THEN ST_GeomFromText('MULTIPOLYGON EMPTY', 4326)
               ELSE ST_Multi(ST_CollectionExtract(ST_SimplifyPreserveTopology(
-                       coalesce(b.geom, a.derived), {SIMPLIFY_DEG}), 3)) END,
-         now()
-    FROM agg a
-    JOIN mix m USING (code)
-    LEFT JOIN boundary b USING (code)
-    LEFT JOIN LATERAL (
-        SELECT name FROM admin.admin_unit n
-         WHERE n.level = '{{level}}' AND n.code = a.code
-         ORDER BY n.valid_to DESC NULLS FIRST LIMIT 1) n ON true
+                       coalesce(b.geom, a.derived), {BEFORE.SIMPLIFY_DEG}), 3)) END,
+         now()""" + BEFORE.SOURCES + """
   ON CONFLICT (level, code) DO UPDATE
      SET district_code = EXCLUDED.district_code, commune_code = EXCLUDED.commune_code,
          unit_name = EXCLUDED.unit_name, parcel_count = EXCLUDED.parcel_count,
@@ -88,7 +71,7 @@ UPSERT = f"""
          shape_source = EXCLUDED.shape_source,
          geom = CASE WHEN ST_IsEmpty(EXCLUDED.geom) THEN s.geom ELSE EXCLUDED.geom END,
          updated_at = EXCLUDED.updated_at;
-"""
+""")
 COMMUNES = UPSERT.format(
     level="commune", code="commune_code", commune="a.code",
     shape=f"ST_Union(u.geom) FILTER (WHERE b.code IS NULL AND {DRAW})")
@@ -137,11 +120,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # 0016's function as it was, from its own file (migration modules are not a package)
-    path = Path(__file__).with_name("0016_parcel_summary.py")
-    spec = importlib.util.spec_from_file_location("summary_0016", path)
-    before = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(before)
     op.execute("DROP FUNCTION cadastre.refresh_parcel_summary(text[])")
     op.execute("DROP FUNCTION cadastre.refresh_parcel_summary(text[], text[])")
-    op.execute(before.REFRESH.format(insert=before.COMMUNES + before.DISTRICTS))
+    op.execute(BEFORE.REFRESH.format(insert=BEFORE.COMMUNES + BEFORE.DISTRICTS))
