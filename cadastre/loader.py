@@ -52,12 +52,15 @@ class ParcelLoadResult(LoadResult):
     delivery: str = "changes"
     retired: int = 0
     lineage: int = 0
+    first_load: bool = False  # merged into partitions built apart (``partitions``)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
     def summary(self) -> str:
         text_ = super().summary()
         if self.status == "loaded" and (self.retired or self.lineage):
             text_ += f"; {self.retired} retired, {self.lineage} parent -> child links"
+        if self.status == "loaded" and self.first_load:
+            text_ += "; a first load: its provinces' partitions built apart and attached"
         return text_
 
 
@@ -264,6 +267,7 @@ class ParcelLoader:
                    for no, ref in m.unknown_parents(conn)]
         self._add("merging", time.perf_counter() - started)
         result.retired, result.lineage = counts["retired"], counts["lineage"]
+        result.first_load = bool(counts.get("first_load"))
         result.timings = {k: round(v, 2) for k, v in self.timings.items()}
         progress.step("seconds per step (reading and validating run beside staging): "
                       + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))

@@ -38,7 +38,8 @@ REVISIONS = {"0001": None, "0002": "0001", "0003": "0002", "0004": "0003",
              "0020": "0017",  # the cadastre's large tables partitioned by district
              "0021": "0020",  # parties keyed by document and kind (households)
              "0022": "0015",  # no JIT in the platform's database
-             "0023": "0021"}  # the low-zoom summary redraws only moved shapes
+             "0023": "0021",  # the low-zoom summary redraws only moved shapes
+             "0024": "0023"}  # a province's partitions made by its first load
 
 
 def sources(*packages: str) -> list[Path]:

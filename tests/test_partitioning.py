@@ -1,4 +1,4 @@
-"""The cadastre's large tables partitioned by district (cadastre migration 0020).
+"""The cadastre's large tables partitioned by district (cadastre migrations 0020, 0024).
 
 What has to hold: a request for one district reads one partition (the features path's
 page statement of a district collection, a parcel by id in it, a national collection
@@ -32,6 +32,8 @@ PARTITIONED = ("cadastre.parcel", "cadastre.parcel_history", "cadastre.parcel_la
                "cadastre.parcel_event", "cadastre.parcel_lineage", "restricted.land_right",
                "restricted.encumbrance")
 PARCEL_TABLES = {"parcel"} | {f"parcel_p{i:02d}" for i in range(100)} | {"parcel_default"}
+# The samples' provinces: a province has partitions once parcels of it are loaded (0024).
+EVERY = {"parcel_p01", "parcel_p48"}
 
 
 def relations(plan: object) -> set[str]:
@@ -71,8 +73,17 @@ def service(engine: Engine, fixed: dict | None = None) -> FeaturesService:
                            "http://x", 10, 100)
 
 
-def test_every_large_table_is_partitioned_by_province_with_a_default(api_db: Engine) -> None:
+def test_every_large_table_is_partitioned_by_the_provinces_loaded(api_db: Engine) -> None:
+    """A province has its partitions from its first load on (0024): the samples' two
+    provinces, each holding every district the reference data puts in it, and no DEFAULT
+    (nothing was ever loaded for a district no province lists)."""
     with api_db.connect() as conn:
+        provinces = dict(conn.execute(sa.text("""
+            SELECT parent_code, array_agg(code ORDER BY code) FROM (
+                SELECT DISTINCT ON (code) code, parent_code FROM admin.admin_unit
+                 WHERE level = 'district' AND parent_code IN ('01', '48')
+                 ORDER BY code, valid_from DESC NULLS LAST) d GROUP BY 1
+        """)).all())
         for table in PARTITIONED:
             kind, strategy, key = conn.execute(sa.text("""
                 SELECT c.relkind, p.partstrat, pg_get_partkeydef(c.oid)
@@ -87,27 +98,34 @@ def test_every_large_table_is_partitioned_by_province_with_a_default(api_db: Eng
                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                  WHERE i.inhparent = CAST(:t AS regclass)
             """), {"t": table}).all())
-            assert parts.pop(f"{table}_default") == "DEFAULT"
-            provinces = conn.execute(sa.text(
-                "SELECT count(DISTINCT parent_code) FROM admin.admin_unit "
-                "WHERE level = 'district'")).scalar_one()
-            assert len(parts) == provinces > 60, table
-        # every district the reference data knows has its province's partition
-        unplaced = conn.execute(sa.text("""
-            SELECT d.code FROM admin.admin_unit d
-             WHERE d.level = 'district' AND NOT EXISTS (
-                   SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                    WHERE i.inhparent = CAST('cadastre.parcel' AS regclass)
-                      AND c.relname = 'parcel_p' || d.parent_code
-                      AND pg_get_expr(c.relpartbound, c.oid) LIKE '%''' || d.code || '''%')
-        """)).scalars().all()
-        assert unplaced == []
-        # the sample districts' parcels are in their provinces' partitions, none in DEFAULT
+            assert parts == {f"{table}_p{p}": "FOR VALUES IN ("
+                             + ", ".join(f"'{d}'" for d in ds) + ")"
+                             for p, ds in provinces.items()}, table
+        assert dict(conn.execute(sa.text(
+            "SELECT district_code, suffix FROM cadastre.partition_district")).all()) == {
+            d: f"p{p}" for p, ds in provinces.items() for d in ds}
+        # the sample districts' parcels are in their provinces' partitions
         placed = dict(conn.execute(sa.text(
             "SELECT DISTINCT district_code, CAST(tableoid AS regclass)::text "
             "FROM cadastre.parcel")).all())
         assert placed == {"001": "cadastre.parcel_p01", "003": "cadastre.parcel_p01",
                           "491": "cadastre.parcel_p48", "492": "cadastre.parcel_p48"}
+        # the partitions built apart have every index and key the parents declare
+        for table in PARTITIONED:
+            assert conn.execute(sa.text("""
+                SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 WHERE i.indrelid = CAST(:p AS regclass)
+            """), {"p": f"{table}_p48"}).scalar_one() == conn.execute(sa.text(
+                "SELECT count(*) FROM pg_index WHERE indrelid = CAST(:t AS regclass)"),
+                {"t": table}).scalar_one(), table
+        keys = conn.execute(sa.text("""
+            SELECT CAST(conrelid AS regclass)::text, pg_get_constraintdef(oid)
+              FROM pg_constraint
+             WHERE contype = 'f' AND CAST(conrelid AS regclass)::text LIKE '%\\_p48'
+        """)).all()
+        assert ("cadastre.parcel_land_use_p48", "FOREIGN KEY (district_code, parcel_uid) "
+                "REFERENCES cadastre.parcel_p48(district_code, uid) ON DELETE CASCADE") in keys
+        assert len(keys) == 9  # 4 between partitions, 5 on the parents' other tables
 
 
 def test_a_district_collections_page_reads_one_partition(public: Engine) -> None:
@@ -133,7 +151,7 @@ def test_a_national_collection_filtered_by_district_reads_one_partition(
     assert explain(public, sql, values) == {"parcel_p01"}
     fq, opts = svc.parse(svc.collections["parcels"], {"limit": "5"})
     sql, values = fq.page_sql(public.dialect, opts["limit"])
-    assert len(explain(public, sql, values)) > 60  # no district: every partition
+    assert explain(public, sql, values) == EVERY  # no district: every partition
 
 
 def test_a_national_bbox_plans_the_partitions_of_the_districts_it_meets(
@@ -150,7 +168,7 @@ def test_a_national_bbox_plans_the_partitions_of_the_districts_it_meets(
     bbox = f"{x0},{y0},{(x0 + x1) / 2},{(y0 + y1) / 2}"
     fq, opts = svc.parse(col, {"bbox": bbox, "limit": "100"})
     sql, values = fq.page_sql(public.dialect, opts["limit"])
-    assert len(explain(public, sql, values)) > 60  # not yet pruned: every partition
+    assert explain(public, sql, values) == EVERY  # not yet pruned: every partition
     with public.connect() as conn:
         whole = conn.exec_driver_sql(sql, values).one()
     svc.prune(fq)
@@ -195,7 +213,7 @@ def test_a_national_tile_plans_the_partitions_of_the_districts_it_meets(
         whole_tile = conn.exec_driver_sql(whole.string, whole.params).one()
     assert pruned_tile[1] > 0 and pruned_tile == whole_tile
     assert explain(public, pruned.string, pruned.params) == {"parcel_p48"}
-    assert len(explain(public, whole.string, whole.params)) > 60
+    assert explain(public, whole.string, whole.params) == EVERY
 
 
 def test_a_parcel_by_id_in_a_district_collection_reads_one_partition(public: Engine) -> None:
@@ -280,8 +298,9 @@ def test_an_existing_database_converts_in_place_and_back(server_url: URL) -> Non
                 "SELECT count(*) FROM cadastre.parcel_lineage_p48")).scalar_one() == 1
             assert conn.execute(sa.text(
                 "SELECT count(*) FROM cadastre.parcel_history_p01")).scalar_one() == 3
+            # empty partitions are dropped (0024): the DEFAULT and the provinces unloaded
             assert conn.execute(sa.text(
-                "SELECT count(*) FROM cadastre.parcel_default")).scalar_one() == 0
+                "SELECT to_regclass('cadastre.parcel_default')")).scalar_one() is None
         # the views were recreated with their grants: the public role reads them
         pub = make_engine(role_url(url, PUBLIC), public=True)
         try:
