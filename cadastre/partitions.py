@@ -72,4 +72,5 @@ def attach(conn: Connection, built: list[Built]) -> None:
     """Attach what ``build`` made (its rows, if any, already written): the indexes are
     built and the keys validated now, set-wise."""
     for b in built:
-        conn.execute(text("SELECT cadastre.attach_partitions(:s)"), {"s": b.suffix})
+        conn.execute(text("SELECT cadastre.attach_partitions(:s, CAST(:d AS text[]))"),
+                     {"s": b.suffix, "d": list(b.districts)})

@@ -9,13 +9,14 @@ load, which makes them (``cadastre.first_load``):
 - ``cadastre.build_partitions(districts)``: for those of ``districts`` no partition
   holds yet, per province, the seven tables its partitions will be, plain, without an
   index or a key, with the application's rights on them that it has on the parents, and
-  the identity columns drawing from the parents' sequences; each province's districts
-  the reference data knows and no partition holds are registered
-  (``cadastre.partition_district``) for the suffix the tables carry (``p<province>``,
-  or ``p<province><n>`` for districts the reference learnt after the province had its
-  partitions). Returns (suffix, districts).
+  the identity columns drawing from the parents' sequences, for all the province's
+  districts the reference data knows and no partition holds; the tables carry the
+  suffix ``p<province>`` (``p<province><n>`` for districts the reference learnt after
+  the province had its partitions). Returns (suffix, districts). Tables a transaction
+  built and committed without attaching are made again.
 - the load writes its rows of those districts into them, set-wise;
-- ``cadastre.attach_partitions(suffix)``: ``ATTACH PARTITION`` each table, which builds
+- ``cadastre.attach_partitions(suffix, districts)``: registers the districts
+  (``cadastre.partition_district``), then ``ATTACH PARTITION`` each table, which builds
   its indexes from the data (a sorted build, not row by row) and validates the parents'
   foreign keys with one join each; then the keys between partitions (0020's, kept in
   ``cadastre.partition_key``), validated likewise.
@@ -82,7 +83,7 @@ RETURNS TABLE (suffix text, members text[])
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   g record; col record; acl record;
-  t text; target text; sfx text; k int; kept text[]; found text[];
+  t text; target text; sfx text; k int; kept text[]; found text[]; rel regclass;
 BEGIN
   FOR g IN
     WITH known AS ({KNOWN}),
@@ -110,7 +111,16 @@ BEGIN
     CONTINUE WHEN cardinality(kept) = 0;
     sfx := 'p' || g.province;
     k := 1;
-    WHILE to_regclass('cadastre.parcel_' || sfx) IS NOT NULL LOOP
+    LOOP
+      rel := to_regclass('cadastre.parcel_' || sfx);
+      EXIT WHEN rel IS NULL;
+      IF NOT (SELECT relispartition FROM pg_class WHERE oid = rel) THEN
+        -- built by a transaction that committed without attaching them: made again
+        FOREACH t IN ARRAY {SQL_TABLES} LOOP
+          EXECUTE format('DROP TABLE IF EXISTS %s', t || '_' || sfx);
+        END LOOP;
+        EXIT;
+      END IF;
       k := k + 1;
       sfx := 'p' || g.province || k;
     END LOOP;
@@ -133,8 +143,6 @@ BEGIN
         EXECUTE format('GRANT %s ON %s TO %s', acl.privilege_type, target, acl.grantee);
       END LOOP;
     END LOOP;
-    INSERT INTO cadastre.partition_district (district_code, suffix)
-    SELECT d, sfx FROM unnest(kept) d;
     suffix := sfx;
     members := kept;
     RETURN NEXT;
@@ -143,18 +151,26 @@ END $$
 """
 
 ATTACH = f"""
-CREATE FUNCTION cadastre.attach_partitions(sfx text) RETURNS void
+CREATE FUNCTION cadastre.attach_partitions(sfx text, districts text[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET maintenance_work_mem = '256MB' AS $$
 DECLARE
-  t text; target text; bound text; col record; fk record;
+  t text; target text; bound text; col record; fk record; province text;
 BEGIN
-  SELECT string_agg(quote_literal(district_code), ', ' ORDER BY district_code)
-    INTO bound FROM cadastre.partition_district WHERE suffix = sfx;
-  IF bound IS NULL THEN
-    RAISE EXCEPTION 'attach_partitions: no districts are registered for %', sfx
+  -- the districts of one province, known to the reference data, that no partition holds
+  WITH known AS ({KNOWN})
+  SELECT min(k.parent_code) INTO province FROM known k
+   WHERE k.code = ANY(districts)
+  HAVING count(DISTINCT k.parent_code) = 1 AND count(*) = cardinality(districts);
+  IF province IS NULL OR sfx !~ ('^p' || province || '[0-9]*$') OR EXISTS (
+       SELECT 1 FROM cadastre.partition_district WHERE district_code = ANY(districts)) THEN
+    RAISE EXCEPTION 'attach_partitions: % are not districts of one province without '
+                    'partitions, or % is not its suffix', districts, sfx
           USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  INSERT INTO cadastre.partition_district (district_code, suffix)
+  SELECT d, sfx FROM unnest(districts) d;
+  SELECT string_agg(quote_literal(d), ', ' ORDER BY d) INTO bound FROM unnest(districts) d;
   FOREACH t IN ARRAY {SQL_TABLES} LOOP
     target := t || '_' || sfx;
     IF to_regclass(target) IS NULL OR (SELECT relispartition OR relkind <> 'r'
@@ -190,10 +206,10 @@ APP_ONLY = """
 DO $$
 BEGIN
   REVOKE ALL ON FUNCTION cadastre.build_partitions(text[]) FROM PUBLIC;
-  REVOKE ALL ON FUNCTION cadastre.attach_partitions(text) FROM PUBLIC;
+  REVOKE ALL ON FUNCTION cadastre.attach_partitions(text, text[]) FROM PUBLIC;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lis_app') THEN
     GRANT EXECUTE ON FUNCTION cadastre.build_partitions(text[]) TO lis_app;
-    GRANT EXECUTE ON FUNCTION cadastre.attach_partitions(text) TO lis_app;
+    GRANT EXECUTE ON FUNCTION cadastre.attach_partitions(text, text[]) TO lis_app;
   END IF;
 END $$
 """
@@ -302,7 +318,7 @@ def downgrade() -> None:
         for table, name, definition in keys:
             conn.execute(text(f"ALTER TABLE {table}_{suffix} ADD CONSTRAINT {name}_{suffix} "
                               + definition.replace("{suffix}", suffix)))
-    conn.execute(text("DROP FUNCTION cadastre.attach_partitions(text)"))
+    conn.execute(text("DROP FUNCTION cadastre.attach_partitions(text, text[])"))
     conn.execute(text("DROP FUNCTION cadastre.build_partitions(text[])"))
     conn.execute(text("DROP FUNCTION cadastre._partition_column(text)"))
     conn.execute(text("DROP TABLE cadastre.partition_district"))

@@ -61,9 +61,10 @@ def databases(server_url: URL) -> Iterator[tuple[Engine, Engine]]:
     first = make_engine(role_url(create_database(server_url, "lis_first_load"), APP))
     general = make_engine(role_url(create_database(server_url, "lis_first_general"), APP))
     with general.begin() as conn:
-        for (suffix,) in conn.execute(text(
-                "SELECT suffix FROM cadastre.build_partitions(ARRAY['491'])")).all():
-            conn.execute(text("SELECT cadastre.attach_partitions(:s)"), {"s": suffix})
+        for suffix, districts in conn.execute(text(
+                "SELECT suffix, members FROM cadastre.build_partitions(ARRAY['491'])")).all():
+            conn.execute(text("SELECT cadastre.attach_partitions(:s, CAST(:d AS text[]))"),
+                         {"s": suffix, "d": districts})
     yield first, general
     first.dispose()
     general.dispose()
@@ -123,5 +124,23 @@ def test_only_the_application_role_builds_partitions(
             conn.execute(text("SELECT * FROM cadastre.build_partitions(ARRAY['001'])"))
     finally:
         public.dispose()
-    with first.begin() as conn, pytest.raises(DBAPIError, match="not a table built"):
-        conn.execute(text("SELECT cadastre.attach_partitions('p48')"))  # attached already
+    with first.begin() as conn, pytest.raises(DBAPIError, match="without partitions"):
+        conn.execute(text("SELECT cadastre.attach_partitions('p48', ARRAY['491'])"))  # placed
+    with first.begin() as conn, pytest.raises(DBAPIError, match="one province"):
+        conn.execute(text("SELECT cadastre.attach_partitions('p79', ARRAY['001', '760'])"))
+    # tables built and committed without attaching them are made again by the next build
+    with first.begin() as conn:
+        built = conn.execute(text(
+            "SELECT suffix, members FROM cadastre.build_partitions(ARRAY['760'])")).one()
+        conn.execute(text("INSERT INTO cadastre.parcel_event_p79 (district_code, parcel_uid, "
+                          "kind) VALUES ('760', 1, 'create')"))
+    assert built.suffix == "p79" and "760" in built.members
+    with first.connect() as conn:  # rolled back at the end: the database stays as it was
+        again = conn.execute(text(
+            "SELECT suffix, members FROM cadastre.build_partitions(ARRAY['760'])")).one()
+        assert tuple(again) == tuple(built)
+        assert conn.execute(text("SELECT count(*) FROM cadastre.parcel_event_p79")
+                            ).scalar_one() == 0
+        conn.execute(text("SELECT cadastre.attach_partitions(:s, CAST(:d AS text[]))"),
+                     {"s": again.suffix, "d": again.members})
+        assert conn.execute(text("SELECT to_regclass('cadastre.parcel_p79')")).scalar_one()
