@@ -14,9 +14,11 @@ rights on what now exists (``landplatform.roles.grant``), in the same transactio
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -28,6 +30,17 @@ from landplatform.roles import grant
 
 _INI = Path(__file__).resolve().parent / "alembic.ini"
 BASELINE = Path(__file__).resolve().parent / "migrations" / "versions"
+
+
+def sibling_migration(here: str, filename: str) -> ModuleType:
+    """The migration ``filename`` beside the migration file ``here`` (its ``__file__``), as
+    a module: migration folders are not packages, and a later migration may build on an
+    earlier one's SQL pieces or helpers."""
+    path = Path(here).with_name(filename)
+    spec = importlib.util.spec_from_file_location(f"migration_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _config(locations: Sequence[Path] = ()) -> Config:

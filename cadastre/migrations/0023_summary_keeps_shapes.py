@@ -18,10 +18,9 @@ Revises: 0021
 Create Date: 2026-12-02
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from landplatform.migrate import sibling_migration
 
 revision = "0023"
 down_revision = "0021"
@@ -29,17 +28,9 @@ branch_labels = None
 depends_on = None
 
 
-def _migration_0016():  # noqa: ANN202
-    """0016's module (migration modules are not a package): the units' CTEs and row
-    sources this function builds on, and its function for the way back."""
-    path = Path(__file__).with_name("0016_parcel_summary.py")
-    spec = importlib.util.spec_from_file_location("summary_0016", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BEFORE = _migration_0016()
+# 0016: the units' CTEs and row sources this function builds on, and its function
+# for the way back.
+BEFORE = sibling_migration(__file__, "0016_parcel_summary.py")
 
 # A unit is drawn when its district is to be redrawn or it has no row yet.
 DRAW = "(redraw IS NULL OR u.district_code = ANY(redraw) OR o.code IS NULL)"

@@ -4,7 +4,7 @@
 load into a province then wrote into partitions that had their indexes and keys already:
 each row maintained six parcel indexes (one GiST) and checked its foreign keys one at a
 time, most of a first load's merge. Now a province has no partitions until its first
-load, which makes them (``cadastre.first_load``):
+load, which makes them (``cadastre.partitions``, ``cadastre.merge``):
 
 - ``cadastre.build_partitions(districts)``: for those of ``districts`` no partition
   holds yet, per province, the seven tables its partitions will be, plain, without an
@@ -39,13 +39,13 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 from alembic import op
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from landplatform.migrate import sibling_migration
 
 revision = "0024"
 down_revision = "0023"
@@ -53,16 +53,8 @@ branch_labels = None
 depends_on = None
 
 
-def _migration_0020():  # noqa: ANN202
-    """0020's module (migration modules are not a package): its tables and key helpers."""
-    path = Path(__file__).with_name("0020_partition_by_district.py")
-    spec = importlib.util.spec_from_file_location("partition_0020", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-P0020 = _migration_0020()
+# 0020: its tables and key helpers.
+P0020 = sibling_migration(__file__, "0020_partition_by_district.py")
 TABLES = [t.name for t in P0020.TABLES]
 # Dropped referencing tables first; the parcels last (detached first: other domains'
 # keys on the parent hold a key on each of its partitions).
